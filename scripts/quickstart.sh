@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults: offline, no API key. Sets up .venv, then runs the embedded local
+# model (SmolLM2-135M-Instruct) over the bundled example and prints outputs, tokens, latency and cost.
+# The first run converts the model once per machine (~20 s); later runs load it in under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+cd examples/quickstart
+exec ../../.venv/bin/honed models run local/smollm2-135m-instruct --file prompts.jsonl --max-tokens 48 "$@"

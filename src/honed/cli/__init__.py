@@ -1,0 +1,1 @@
+"""The `honed` command line: one module per noun; none of them holds domain logic."""

@@ -1,0 +1,65 @@
+"""What every command shares: opening the workspace with flag overrides, printing tables and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from honed.api import Honed
+from honed.config import load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+NoCacheOption = typer.Option(False, "--no-cache", help="Neither read nor write the response cache.")
+
+
+def open_honed(*, no_cache: bool = False, require_workspace: bool = False, **flags: Any) -> Honed:
+    """Settings with command-line flags on top (flag > HONED_* > honed.toml > defaults)."""
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if no_cache:
+        overrides["cache"] = False
+    settings = load_settings(overrides, require_workspace=require_workspace)
+    return Honed(settings)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **kw: Any) -> None:
+    table = Table(title=title, **kw)
+    for col in columns:
+        justify = "right" if col.lower() in NUMERIC_COLUMNS else "left"
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        # Cells are plain text: model output and error hints contain [brackets] that are not markup.
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+    console.print(table)
+
+
+NUMERIC_COLUMNS = frozenset(
+    {"#", "in tok", "out tok", "latency", "cost", "tokens", "tok/s", "rows", "samples"}
+)
+
+
+def fmt_cost(cost: float | None) -> str:
+    if cost is None:
+        return "unknown"
+    return f"${cost:.6f}" if cost else "$0"
+
+
+def fmt_latency(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def mapping_rows(items: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(k, json.dumps(v, default=str) if not isinstance(v, str) else v) for k, v in items.items()]

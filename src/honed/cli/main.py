@@ -1,0 +1,57 @@
+"""The `honed` app: noun groups with verb subcommands. Errors become one line and a non-zero exit here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from honed import __version__
+from honed.cli import db, models, serve, workspace
+from honed.errors import HonedError
+
+app = typer.Typer(
+    name="honed",
+    help="Evals, prompts, RAG and fine-tuning for LLM applications, measured. Run `honed init` to start.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(workspace.init)
+app.add_typer(workspace.config_app, name="config")
+app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
+app.command("serve")(serve.serve)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(f"honed {__version__}")
+        raise typer.Exit()
+
+
+def run() -> None:
+    """Console-script entry point: a `HonedError` prints one line on stderr and exits non-zero."""
+    try:
+        app(standalone_mode=False)
+    except HonedError as exc:
+        sys.stderr.write(f"error: {exc.one_line()}\n")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,242 @@
+"""`honed models list|run`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from honed.cli.common import (
+    JsonOption,
+    NoCacheOption,
+    console,
+    err_console,
+    fmt_cost,
+    fmt_latency,
+    open_honed,
+    print_json,
+    print_table,
+)
+from honed.errors import HonedError, InvalidInputError
+from honed.models.types import ChatRequest, Completion, Message, Params
+
+app = typer.Typer(help="Call models: list endpoints and run prompts.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Ask this endpoint which models it serves."),
+    json_out: bool = JsonOption,
+) -> None:
+    """List configured endpoints, or the models one endpoint serves.
+
+    Examples: honed models list;  honed models list --endpoint local
+    """
+    h = open_honed()
+    client = h.client
+    endpoints = client.endpoints()
+    if endpoint is not None:
+        provider, _, _ = client.resolve(f"{endpoint}/-")
+
+        async def ask() -> list[str]:
+            try:
+                return await provider.list_models()
+            finally:
+                await provider.aclose()
+
+        names = asyncio.run(ask())
+        if json_out:
+            print_json([{"model": f"{endpoint}/{n}"} for n in names])
+        else:
+            print_table(f"models at {endpoint}", ["model"], [(f"{endpoint}/{n}",) for n in names])
+        return
+    rows: list[dict[str, Any]] = []
+    for name, cfg in sorted(endpoints.items()):
+        rows.append(
+            {
+                "endpoint": name,
+                "provider": cfg.provider,
+                "base_url": cfg.base_url,
+                "api_key_env": cfg.api_key_env,
+                "max_concurrency": cfg.max_concurrency,
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
+    print_table(
+        "endpoints (use as ENDPOINT/MODEL)",
+        ["endpoint", "provider", "base_url", "key from"],
+        [
+            (r["endpoint"], r["provider"], r["base_url"] or "(in process)", r["api_key_env"] or "-")
+            for r in rows
+        ],
+    )
+    console.print(f"default model: {h.settings.default_model}")
+
+
+def _read_prompt_file(path: Path) -> list[tuple[str, list[Message], dict[str, Any]]]:
+    """JSONL: one object per line with `prompt` (a string) or `messages`, and optional `id` and `params`."""
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such file", hint="give a JSONL file with one prompt per line")
+    items: list[tuple[str, list[Message], dict[str, Any]]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InvalidInputError(f"{where}: expected a JSON object")
+        unknown = sorted(set(row) - {"id", "prompt", "messages", "params", "system"})
+        if unknown:
+            raise InvalidInputError(
+                f"{where}: unknown key(s) {', '.join(unknown)}",
+                hint="use id, prompt, messages, system, params",
+            )
+        if ("prompt" in row) == ("messages" in row):
+            raise InvalidInputError(f"{where}: give exactly one of 'prompt' or 'messages'")
+        messages: list[Message] = []
+        if "system" in row:
+            messages.append({"role": "system", "content": str(row["system"])})
+        if "prompt" in row:
+            messages.append({"role": "user", "content": str(row["prompt"])})
+        else:
+            messages.extend(row["messages"])
+        items.append((str(row.get("id", len(items) + 1)), messages, dict(row.get("params") or {})))
+    if not items:
+        raise InvalidInputError(f"{path}: has no prompts")
+    return items
+
+
+@app.command("run")
+def run(
+    model: str = typer.Argument(
+        ..., help="Model reference, e.g. local/smollm2-135m-instruct or openai/gpt-4o-mini."
+    ),
+    prompt: str | None = typer.Argument(None, help="The user message (or use --file)."),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help='JSONL of prompts: {"prompt": ...} per line.'
+    ),
+    system: str | None = typer.Option(None, "--system", "-s", help="A system message."),
+    temperature: float | None = typer.Option(None, "--temperature", "-t"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens"),
+    stop: list[str] = typer.Option([], "--stop", help="A stop sequence (repeatable)."),
+    seed: int | None = typer.Option(None, "--seed"),
+    samples: int = typer.Option(1, "--samples", "-n", min=1, help="Independent samples per prompt."),
+    no_cache: bool = NoCacheOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Run a prompt, or a file of prompts, and show outputs, tokens, latency and cost.
+
+    Examples:
+      honed models run local/smollm2-135m-instruct "What is the capital of France?"
+      honed models run local/smollm2-135m-instruct --file prompts.jsonl --max-tokens 64
+    """
+    if (prompt is None) == (file is None):
+        raise InvalidInputError(
+            "give a prompt or --file, not both or neither", hint='e.g. honed models run MODEL "Hi"'
+        )
+    base = {"temperature": temperature, "max_tokens": max_tokens, "stop": stop or None, "seed": seed}
+    base = {k: v for k, v in base.items() if v is not None}
+    if file is not None:
+        items = _read_prompt_file(file)
+    else:
+        msgs: list[Message] = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": prompt or ""})
+        items = [("1", msgs, {})]
+    if system and file is not None:
+        items = [(i, [{"role": "system", "content": system}, *m], p) for i, m, p in items]
+    requests = [
+        ChatRequest.of(model, m, Params.from_dict({**base, **p}), sample_index=s)
+        for _, m, p in items
+        for s in range(samples)
+    ]
+    ids = [i for i, _, _ in items for _ in range(samples)]
+    h = open_honed(no_cache=no_cache)
+    client = h.client
+    client.resolve(model)[0].preflight()  # unknown endpoint / missing key fail before any work
+    show_progress = len(requests) > 1 and not json_out
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not show_progress,
+    ) as progress:
+        task = progress.add_task(f"running {model}", total=len(requests))
+        results = client.run(requests, on_result=lambda i, r: progress.advance(task))
+    h.close()
+    _report(model, ids, requests, results, json_out=json_out, single=prompt is not None and samples == 1)
+
+
+def _report(
+    model: str,
+    ids: list[str],
+    requests: list[ChatRequest],
+    results: list[Completion | HonedError],
+    *,
+    json_out: bool,
+    single: bool,
+) -> None:
+    failures = [r for r in results if isinstance(r, HonedError)]
+    if single and failures:
+        raise failures[0]
+    if json_out:
+        rows = []
+        for i, req, r in zip(ids, requests, results, strict=True):
+            base = {"id": i, "sample": req.sample_index}
+            rows.append(
+                {**base, **r.to_dict()} if isinstance(r, Completion) else {**base, "error": r.one_line()}
+            )
+        print_json(rows)
+    elif single and not failures:
+        c = results[0]
+        assert isinstance(c, Completion)
+        console.print(c.text, markup=False, highlight=False)
+        err_console.print(
+            f"[dim]{c.model} · {c.usage.input_tokens} in / {c.usage.output_tokens} out tokens · "
+            f"{fmt_latency(c.latency_s)} · {fmt_cost(c.cost_usd)}{' · cached' if c.cached else ''}[/dim]"
+        )
+    else:
+        rows_out: list[tuple[object, ...]] = []
+        for i, req, r in zip(ids, requests, results, strict=True):
+            prompt = req.messages[-1]["content"]
+            label = f"{i}" if req.sample_index == 0 else f"{i}.{req.sample_index}"
+            if isinstance(r, Completion):
+                rows_out.append(
+                    (
+                        label,
+                        _clip(prompt, 60),
+                        _clip(r.text, 120),
+                        r.usage.input_tokens,
+                        r.usage.output_tokens,
+                        fmt_latency(r.latency_s),
+                        fmt_cost(r.cost_usd) + (" (cached)" if r.cached else ""),
+                    )
+                )
+            else:
+                rows_out.append((label, _clip(prompt, 60), f"ERROR: {r.one_line()}", "", "", "", ""))
+        print_table(model, ["#", "prompt", "output", "in tok", "out tok", "latency", "cost"], rows_out)
+        done = [r for r in results if isinstance(r, Completion)]
+        out_tokens = sum(r.usage.output_tokens for r in done)
+        costs = [r.cost_usd for r in done]
+        total_cost = None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
+        console.print(
+            f"{len(done)} ok, {len(failures)} failed · {sum(r.usage.input_tokens for r in done)} in / "
+            f"{out_tokens} out tokens · cost {fmt_cost(total_cost)}"
+        )
+    if failures:
+        raise typer.Exit(1)
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"

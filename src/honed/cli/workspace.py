@@ -1,0 +1,46 @@
+"""`honed init` and `honed config show`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from honed.api import Honed
+from honed.cli.common import JsonOption, console, open_honed, print_json, print_table
+from honed.config import CONFIG_FILE, DATA_DIR, init_workspace, load_settings, mask_url
+
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+
+
+def init(
+    path: Path = typer.Argument(Path("."), help="Folder for the workspace (created if missing)."),
+) -> None:
+    """Create a workspace: honed.toml and the .honed/ data folder, with a migrated database.
+
+    Example: honed init my-project
+    """
+    root = init_workspace(path)
+    # The new workspace is the one to migrate, even when HONED_HOME names another.
+    env = {k: v for k, v in os.environ.items() if k != "HONED_HOME"}
+    with Honed(load_settings(start=root, env=env)) as h:
+        revision = h.store.current_revision()
+        where = mask_url(h.settings.resolved_database_url())
+    console.print(f"workspace ready in {root} ({CONFIG_FILE}, {DATA_DIR}/)")
+    console.print(f"database {where} at revision {revision}")
+
+
+@config_app.command("show")
+def show(json_out: bool = JsonOption) -> None:
+    """Print the effective settings (flags > HONED_* variables > honed.toml > defaults).
+
+    Example: honed config show --json
+    """
+    data = open_honed().settings.model_dump(mode="json")
+    if data.get("database_url"):
+        data["database_url"] = mask_url(data["database_url"])
+    if json_out:
+        print_json(data)
+        return
+    print_table("settings", ["key", "value"], [(k, v) for k, v in data.items()])

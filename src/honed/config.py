@@ -1,0 +1,290 @@
+"""Settings and the workspace.
+
+Precedence, highest first (one rule for every setting):
+    command-line flag  >  HONED_* environment variable  >  honed.toml  >  defaults
+
+A workspace is a folder with a `honed.toml` and a `.honed/` data folder; it is found from the current
+folder or any parent (like git), or named by HONED_HOME. Unknown keys in `honed.toml` are errors that
+name the key, the line and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from honed.errors import ConfigError, WorkspaceNotFoundError
+
+CONFIG_FILE = "honed.toml"
+DATA_DIR = ".honed"
+DEFAULT_MODEL = "local/smollm2-135m-instruct"
+
+#: environment variable -> dotted settings path
+ENV_VARS: dict[str, str] = {
+    "HONED_DATABASE_URL": "database_url",
+    "HONED_DEFAULT_MODEL": "default_model",
+    "HONED_CACHE": "cache",
+    "HONED_DATA_DIR": "data_dir",
+    "HONED_MODEL_CACHE": "local.cache_dir",
+    "HONED_LOCAL_MAX_BATCH": "local.max_batch",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EndpointConfig(BaseModel):
+    """A named endpoint. Keys other than these are the provider's own options (it validates them)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    provider: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RetryConfig(_Strict):
+    """Retries with exponential backoff and full jitter on 429, 5xx and timeouts."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=20.0, ge=0)
+    max_total_s: float = Field(default=120.0, ge=0)
+
+
+class LocalConfig(_Strict):
+    """The embedded local model."""
+
+    cache_dir: Path | None = None
+    max_batch: int = Field(default=16, ge=1)
+    batch_window_ms: float = Field(default=5.0, ge=0)
+    threads: int | None = Field(default=None, ge=1)
+
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or Path(platformdirs.user_cache_dir("honed")) / "models"
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class Settings(_Strict):
+    root: Path | None = None  # the workspace folder; None when running outside a workspace
+    database_url: str | None = None
+    default_model: str = DEFAULT_MODEL
+    cache: bool = True
+    data_dir: Path | None = None
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig)
+
+    @property
+    def data_folder(self) -> Path | None:
+        return self.root / DATA_DIR if self.root else None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.data_folder is None:
+            raise WorkspaceNotFoundError(
+                "no honed workspace here, so there is no database",
+                hint="run `honed init` in your project folder, set HONED_HOME, or set HONED_DATABASE_URL",
+            )
+        return f"sqlite:///{self.data_folder / 'honed.db'}"
+
+
+def find_workspace(start: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The workspace root: HONED_HOME if set, else the nearest folder upwards holding `honed.toml`."""
+    env = os.environ if env is None else env
+    home = env.get("HONED_HOME")
+    if home:
+        path = Path(home).expanduser().resolve()
+        if not (path / CONFIG_FILE).is_file():
+            raise WorkspaceNotFoundError(
+                f"HONED_HOME={home} has no {CONFIG_FILE}",
+                hint=f"run `honed init {home}` or unset HONED_HOME",
+            )
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return None
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=|^\s*\[+[^\]]*\b{re.escape(key)}\b')
+    for i, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line):
+            return i
+    return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="fix the syntax at that line") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    start: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    require_workspace: bool = False,
+) -> Settings:
+    """Settings for the workspace around `start`, with the documented precedence.
+
+    `overrides` are command-line flags as dotted paths (`{"cache": False, "local.max_batch": 4}`); `None`
+    values mean "flag not given" and are ignored.
+    """
+    env = os.environ if env is None else env
+    root = find_workspace(start, env)
+    if root is None and require_workspace:
+        raise WorkspaceNotFoundError(
+            f"no {CONFIG_FILE} in {(start or Path.cwd()).resolve()} or any parent folder",
+            hint="run `honed init` to create a workspace here, or set HONED_HOME",
+        )
+    data: dict[str, Any] = {}
+    text = ""
+    config_path = root / CONFIG_FILE if root else None
+    if config_path is not None:
+        text = config_path.read_text(encoding="utf-8")
+        data = read_config_file(config_path)
+        if "root" in data:
+            raise ConfigError(f"{config_path}: unknown key 'root'", hint="remove it; the folder is the root")
+    layered: dict[str, Any] = {}
+    for var, dotted in ENV_VARS.items():
+        if env.get(var) not in (None, ""):
+            _set_path(layered, dotted, env[var])
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(layered, dotted, value)
+    merged = _merge(data, layered)
+    merged["root"] = root
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, config_path, text) from None
+    return _resolve_relative_paths(settings)
+
+
+def _resolve_relative_paths(settings: Settings) -> Settings:
+    if settings.root is None:
+        return settings
+    updates: dict[str, Any] = {}
+    if settings.data_dir is not None and not settings.data_dir.is_absolute():
+        updates["data_dir"] = settings.root / settings.data_dir
+    cache_dir = settings.local.cache_dir
+    if cache_dir is not None and not cache_dir.is_absolute():
+        updates["local"] = settings.local.model_copy(update={"cache_dir": settings.root / cache_dir})
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _config_error(exc: ValidationError, path: Path | None, text: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    where = str(path) if path else "settings"
+    key = str(err["loc"][-1]) if err["loc"] else ""
+    line = _key_line(text, key) if text and key else None
+    at = f"{where}:{line}" if line else where
+    if err["type"] == "extra_forbidden":
+        section = ".".join(str(p) for p in err["loc"][:-1])
+        inside = f" in [{section}]" if section else ""
+        return ConfigError(
+            f"{at}: unknown key {key!r}{inside}",
+            hint="remove it or check its spelling (see `honed config show` for the known keys)",
+        )
+    if err["type"] == "missing":
+        return ConfigError(f"{at}: {loc} is required", hint="add it")
+    return ConfigError(f"{at}: {loc}: {err['msg']} (got {err.get('input')!r})")
+
+
+DEFAULT_TOML = """\
+# honed workspace settings.
+# Precedence: command-line flag > HONED_* environment variable > this file > defaults.
+
+# The model used when a command names none.
+default_model = "local/smollm2-135m-instruct"
+
+# Responses are cached in the workspace database; `--no-cache` or HONED_CACHE=0 bypasses it.
+cache = true
+
+# A shared PostgreSQL store instead of the workspace's SQLite file (or set HONED_DATABASE_URL):
+# database_url = "postgresql+psycopg://user@localhost/honed"
+
+# Any OpenAI-compatible endpoint, used as `NAME/model`, e.g. `vllm/llama-3.1-8b`.
+# The key is read from the named environment variable and never stored.
+# [endpoints.vllm]
+# provider = "openai"
+# base_url = "http://localhost:8000/v1"
+# api_key_env = "VLLM_API_KEY"
+# max_concurrency = 32
+
+# Prices in USD per million tokens, overriding the built-in table.
+# [prices."openai/gpt-4o-mini"]
+# input = 0.15
+# output = 0.60
+"""
+
+
+def init_workspace(path: Path) -> Path:
+    """Create `honed.toml` and `.honed/` in `path` (kept if they exist). Returns the workspace root."""
+    path = path.expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / CONFIG_FILE
+    if not config.exists():
+        config.write_text(DEFAULT_TOML, encoding="utf-8")
+    data = path / DATA_DIR
+    data.mkdir(exist_ok=True)
+    ignore = data / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# honed's data folder: the local database and caches\n*\n", encoding="utf-8")
+    return path
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print: the password replaced by ***."""
+    import re as _re
+
+    return _re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

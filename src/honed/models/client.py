@@ -1,0 +1,322 @@
+"""The one way honed calls a model: cache, concurrency limits, retries, parsing and cost, for every provider.
+
+Every feature (experiments, judges, the flywheel, `honed models run`) goes through `ModelClient`, so the
+guarantees hold everywhere: a response cache keyed by the request's content hash (with the sample index, so
+repeats are independent calls), a concurrency limit per endpoint, retries with exponential backoff and full
+jitter on retryable errors (honouring Retry-After, bounded in attempts and total time), and token counts,
+latency and cost on every completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from honed.config import EndpointConfig, Settings
+from honed.errors import (
+    ConfigError,
+    HonedError,
+    OutputParseError,
+    ProviderError,
+    UnknownModelError,
+)
+from honed.hashing import content_hash
+from honed.models.prices import PriceTable
+from honed.models.provider import Provider
+from honed.models.registry import ModelRef, Registry, default_registry
+from honed.models.types import ChatRequest, Completion, ProviderResult, Usage
+
+if TYPE_CHECKING:
+    from honed.store import Store
+
+OnResult = Callable[[int, "Completion | HonedError"], None]
+
+_FLUSH_EVERY = 64
+_FLUSH_SECONDS = 0.5
+
+
+class ModelClient:
+    """Calls models by reference. One per process (or per workspace); safe to share across tasks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        registry: Registry | None = None,
+        use_cache: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry or default_registry()
+        self.use_cache = (settings.cache if use_cache is None else use_cache) and store is not None
+        self.prices = PriceTable(settings.prices)
+        self._providers: dict[str, Provider] = {}
+        self._endpoints: dict[str, EndpointConfig] | None = None
+        self._semaphores: dict[tuple[int, str], asyncio.Semaphore] = {}
+        self._pending: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        self._pending_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+
+    # -- resolution -----------------------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, EndpointConfig]:
+        """Endpoints the providers bring, overlaid by `[endpoints.*]` in honed.toml."""
+        if self._endpoints is None:
+            merged: dict[str, EndpointConfig] = {}
+            for name, raw in self.registry.default_endpoints().items():
+                merged[name] = EndpointConfig.model_validate(raw)
+            for name, cfg in self.settings.endpoints.items():
+                base = merged.get(name)
+                if base is not None and base.provider == cfg.provider:
+                    fields = cfg.model_dump(exclude_unset=True)
+                    cfg = EndpointConfig.model_validate({**base.model_dump(exclude_unset=True), **fields})
+                merged[name] = cfg
+            self._endpoints = merged
+        return self._endpoints
+
+    def resolve(self, ref: str) -> tuple[Provider, ModelRef, EndpointConfig]:
+        """The provider, parsed reference and endpoint config for a model reference."""
+        parsed = ModelRef.parse(ref)
+        endpoints = self.endpoints()
+        endpoint = endpoints.get(parsed.endpoint)
+        if endpoint is None:
+            raise UnknownModelError(
+                f"unknown endpoint {parsed.endpoint!r} in model reference {ref!r}",
+                hint=f"known endpoints: {', '.join(sorted(endpoints))}; "
+                f"add [endpoints.{parsed.endpoint}] to honed.toml",
+            )
+        provider = self._providers.get(parsed.endpoint)
+        if provider is None:
+            spec = self.registry.spec(endpoint.provider)
+            provider = spec.factory(parsed.endpoint, endpoint, self.settings)
+            self._providers[parsed.endpoint] = provider
+        return provider, parsed, endpoint
+
+    def _semaphore(
+        self, endpoint_name: str, provider: Provider, endpoint: EndpointConfig
+    ) -> asyncio.Semaphore:
+        # Semaphores belong to one event loop; a client may be used from several (asyncio.run per command).
+        key = (id(asyncio.get_running_loop()), endpoint_name)
+        sem = self._semaphores.get(key)
+        if sem is None:
+            sem = asyncio.Semaphore(endpoint.max_concurrency or provider.default_max_concurrency)
+            self._semaphores[key] = sem
+        return sem
+
+    def cache_key(self, request: ChatRequest, endpoint: EndpointConfig) -> str:
+        # The endpoint's address is part of the key: re-pointing `vllm` at another server must not serve
+        # the old server's answers.
+        return content_hash([request.key(), endpoint.provider, endpoint.base_url])
+
+    # -- calls ----------------------------------------------------------------------------------------
+
+    async def complete(
+        self, request: ChatRequest, *, cached: dict[str, dict[str, Any]] | None = None
+    ) -> Completion:
+        """Run one request (or serve it from the cache). Raises a `HonedError` on failure."""
+        provider, ref, endpoint = self.resolve(request.model)
+        key = self.cache_key(request, endpoint)
+        if self.use_cache:
+            hit = cached.get(key) if cached is not None else None
+            if hit is None and cached is None:
+                assert self.store is not None
+                hit = self.store.cache.get(key)
+            if hit is not None:
+                return self._from_cache(request, key, hit)
+        async with self._semaphore(ref.endpoint, provider, endpoint):
+            result, latency = await self._call_with_retries(provider, ref, request)
+        completion = self._completion(request, key, result, latency)
+        if self.use_cache:
+            self._remember(key, request, completion)
+            if len(self._pending) >= _FLUSH_EVERY or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+                await asyncio.to_thread(self.flush)
+        return with_parsed(request, completion)
+
+    async def complete_many(
+        self,
+        requests: Sequence[ChatRequest],
+        *,
+        on_result: OnResult | None = None,
+    ) -> list[Completion | HonedError]:
+        """Run many requests concurrently (each endpoint's limit applies). Failures are returned in place."""
+        cached: dict[str, dict[str, Any]] | None = None
+        if self.use_cache and self.store is not None:
+            keys = [self.cache_key(r, self.resolve(r.model)[2]) for r in requests]
+            cached = await asyncio.to_thread(self.store.cache.get_many, keys)
+
+        async def one(i: int, request: ChatRequest) -> Completion | HonedError:
+            try:
+                out: Completion | HonedError = await self.complete(request, cached=cached)
+            except HonedError as exc:
+                out = exc
+            if on_result is not None:
+                on_result(i, out)
+            return out
+
+        try:
+            return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
+        finally:
+            await asyncio.to_thread(self.flush)
+
+    def run(
+        self, requests: Sequence[ChatRequest], *, on_result: OnResult | None = None
+    ) -> list[Completion | HonedError]:
+        """Synchronous `complete_many` for scripts and the CLI (not from inside a running event loop)."""
+
+        async def main() -> list[Completion | HonedError]:
+            try:
+                return await self.complete_many(requests, on_result=on_result)
+            finally:
+                await self.aclose_providers()
+
+        return asyncio.run(main())
+
+    async def _call_with_retries(
+        self, provider: Provider, ref: ModelRef, request: ChatRequest
+    ) -> tuple[ProviderResult, float]:
+        policy = self.settings.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                result = await provider.complete(ref.model, request)
+                return result, time.perf_counter() - t0
+            except ProviderError as exc:
+                attempt += 1
+                if not exc.retryable or attempt >= policy.max_attempts:
+                    if exc.retryable:
+                        exc.message = f"{exc.message} (gave up after {attempt} attempts)"
+                    raise
+                delay = backoff_delay(attempt, policy.base_delay_s, policy.max_delay_s, exc.retry_after)
+                if time.monotonic() - started + delay > policy.max_total_s:
+                    exc.message = f"{exc.message} (gave up after {attempt} attempts: retry budget spent)"
+                    raise
+                await asyncio.sleep(delay)
+
+    # -- results --------------------------------------------------------------------------------------
+
+    def _completion(
+        self, request: ChatRequest, key: str, result: ProviderResult, latency: float
+    ) -> Completion:
+        return Completion(
+            text=result.text,
+            usage=result.usage,
+            latency_s=latency,
+            cost_usd=self.prices.cost(request.model, result.usage),
+            model=request.model,
+            finish_reason=result.finish_reason,
+            cached=False,
+            request_key=key,
+        )
+
+    def _from_cache(self, request: ChatRequest, key: str, hit: dict[str, Any]) -> Completion:
+        usage = Usage(int(hit["input_tokens"]), int(hit["output_tokens"]))
+        completion = Completion(
+            text=str(hit["text"]),
+            usage=usage,
+            latency_s=float(hit["latency_s"]),
+            cost_usd=self.prices.cost(request.model, usage),
+            model=request.model,
+            finish_reason=hit.get("finish_reason"),
+            cached=True,
+            request_key=key,
+        )
+        return with_parsed(request, completion)
+
+    def _remember(self, key: str, request: ChatRequest, c: Completion) -> None:
+        response = {
+            "text": c.text,
+            "input_tokens": c.usage.input_tokens,
+            "output_tokens": c.usage.output_tokens,
+            "latency_s": c.latency_s,
+            "finish_reason": c.finish_reason,
+        }
+        req = {
+            "model": request.model,
+            "messages": list(request.messages),
+            "params": request.params.to_dict(),
+            "response_schema": request.response_schema,
+            "sample_index": request.sample_index,
+        }
+        with self._pending_lock:
+            self._pending.append((key, request.model, req, response))
+
+    def flush(self) -> None:
+        """Write buffered cache entries to the store (periodically, at the end of a batch, on close)."""
+        with self._pending_lock:
+            rows, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if rows and self.store is not None:
+            self.store.cache.put_many(rows)
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Prompt tokens of `request`, offline, with the model's own tokenizer where it has one."""
+        provider, ref, _ = self.resolve(request.model)
+        return provider.count_tokens(ref.model, request.messages)
+
+    async def aclose_providers(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+        self._semaphores.clear()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.flush)
+        await self.aclose_providers()
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None) -> float:
+    """Seconds to wait before attempt `attempt + 1`: the server's Retry-After if it gave one, else
+    exponential backoff with full jitter (uniform in [0, min(cap, base * 2**(attempt-1))])."""
+    if retry_after is not None and retry_after >= 0:
+        return retry_after
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def with_parsed(request: ChatRequest, completion: Completion) -> Completion:
+    """Add the parsed JSON when the request asked for structured output. A reply that does not parse
+    raises `OutputParseError` carrying the raw text and the completion (its tokens and cost were spent)."""
+    if request.response_schema is None:
+        return completion
+    try:
+        return dataclasses.replace(completion, parsed=parse_json_output(completion.text))
+    except OutputParseError as exc:
+        exc.completion = completion
+        raise
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def parse_json_output(text: str) -> Any:
+    """Parse a model's JSON answer (tolerating a ```json fence); `OutputParseError` keeps the raw text."""
+    m = _FENCE.match(text)
+    body = m.group(1) if m else text
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise OutputParseError(
+            f"model output is not valid JSON ({exc.msg} at char {exc.pos})",
+            raw=text,
+            hint="see the raw text; give few-shot examples or a stricter instruction",
+        ) from None
+
+
+def check_endpoint_options(endpoint_name: str, endpoint: EndpointConfig, allowed: Iterable[str]) -> None:
+    """For providers: reject option keys they don't know, naming them and the endpoint."""
+    unknown = sorted(set(endpoint.options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"honed.toml: unknown key(s) {', '.join(map(repr, unknown))} in [endpoints.{endpoint_name}]",
+            hint=f"provider {endpoint.provider!r} accepts: "
+            + (", ".join(sorted(allowed)) or "no extra keys"),
+        )

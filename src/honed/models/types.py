@@ -1,0 +1,170 @@
+"""The call contract every provider speaks: a `ChatRequest` in, a `Completion` out.
+
+These are small frozen value types; `request_key()` is the content hash the response cache uses. The sample
+index is part of that key so that N repeated samples are N independent calls, never one cached answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from honed.errors import InvalidInputError
+from honed.hashing import content_hash
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Decoding parameters every provider understands. `None` means "the provider's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Params:
+        """Build from a mapping; unknown keys are an error that names them."""
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown model parameter(s): {', '.join(unknown)}",
+                hint=f"use only {', '.join(sorted(known))}",
+            )
+        stop = data.pop("stop", ())
+        if isinstance(stop, str):
+            stop = (stop,)
+        params = cls(stop=tuple(stop), **data)
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise InvalidInputError(f"temperature {self.temperature} is out of range", hint="use 0..2")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise InvalidInputError(f"top_p {self.top_p} is out of range", hint="use a value in (0, 1]")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise InvalidInputError(f"max_tokens {self.max_tokens} must be positive", hint="use 1 or more")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the parameters that were set, JSON-ready."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == ():
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat call. `model` is a reference such as `openai/gpt-4o-mini` or `local/smollm2-135m-instruct`.
+
+    `response_schema`, when given, asks for JSON conforming to it; the completion's `parsed` holds it.
+    `sample_index` distinguishes repeated samples of the same request (see module docstring).
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    params: Params = field(default_factory=Params)
+    response_schema: dict[str, Any] | None = None
+    sample_index: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        model: str,
+        messages: list[Message] | tuple[Message, ...] | str,
+        params: Params | dict[str, Any] | None = None,
+        *,
+        response_schema: dict[str, Any] | None = None,
+        sample_index: int = 0,
+    ) -> ChatRequest:
+        """Convenience constructor: a bare string becomes one user message."""
+        if isinstance(messages, str):
+            messages = ({"role": "user", "content": messages},)
+        msgs = tuple(messages)
+        for i, m in enumerate(msgs):
+            if m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+                raise InvalidInputError(
+                    f"message {i} is malformed: {m!r}",
+                    hint="each message needs a role (system/user/assistant/tool) and string content",
+                )
+        if not msgs:
+            raise InvalidInputError("a chat request needs at least one message")
+        p = params if isinstance(params, Params) else Params.from_dict(params)
+        return cls(model, msgs, p, response_schema, sample_index)
+
+    def key(self) -> str:
+        """The content hash that identifies this request in the response cache."""
+        return content_hash(
+            {
+                "model": self.model,
+                "messages": list(self.messages),
+                "params": self.params.to_dict(),
+                "response_schema": self.response_schema,
+                "sample_index": self.sample_index,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    """What a provider returns for one request, before honed adds cost, latency and cache status."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None = None
+    model: str | None = None  # the model the endpoint says it ran, when it says
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished call: the text, parsed JSON when a schema was asked for, and what it cost."""
+
+    text: str
+    usage: Usage
+    latency_s: float
+    cost_usd: float | None
+    model: str
+    finish_reason: str | None = None
+    parsed: Any = None
+    cached: bool = False
+    request_key: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "latency_s": self.latency_s,
+            "cost_usd": self.cost_usd,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "parsed": self.parsed,
+            "cached": self.cached,
+            "request_key": self.request_key,
+        }

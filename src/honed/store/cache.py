@@ -1,0 +1,79 @@
+"""The model response cache: request hash -> response, shared by every process on the database.
+
+This is a hot path (an experiment looks up every case before calling a model), so it uses Core
+statements in batches: one IN-list per chunk for reads, one executemany for writes. Writes are
+insert-or-ignore: two runners caching the same request race harmlessly, first one wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+
+from honed.store.schema import insert_ignore, response_cache, utcnow
+
+if TYPE_CHECKING:
+    from honed.store.database import Store
+
+#: Keys per IN-list: far below SQLite's bound-parameter limit, and large enough that round trips are few.
+CHUNK = 500
+
+CacheRow = tuple[str, str, dict[str, Any], dict[str, Any]]
+"""(key, model, request, response), as `put_many` takes them."""
+
+
+class ResponseCache:
+    """The `response_cache` table. Safe to share between threads (it holds no connection)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The cached response for the request hash `key`, or None."""
+        stmt = select(response_cache.c.response).where(response_cache.c.key == key)
+        with self._store.read() as conn:
+            response = conn.execute(stmt).scalar_one_or_none()
+        return response if isinstance(response, dict) else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`{key: response}` for those of `keys` that are cached; missing keys are simply absent."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        with self._store.read() as conn:
+            for start in range(0, len(unique), CHUNK):
+                chunk = unique[start : start + CHUNK]
+                stmt = select(response_cache.c.key, response_cache.c.response).where(
+                    response_cache.c.key.in_(chunk)
+                )
+                found.update((row.key, row.response) for row in conn.execute(stmt))
+        return found
+
+    def put(self, key: str, model: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+        """Cache `response` for `request`; if `key` is cached already, the first response is kept."""
+        self.put_many([(key, model, request, response)])
+
+    def put_many(self, rows: Sequence[CacheRow]) -> None:
+        """Cache many responses in one transaction (all or none), ignoring keys already cached."""
+        if not rows:
+            return
+        now = utcnow()
+        params = [
+            {"key": key, "model": model, "request": request, "response": response, "created_at": now}
+            for key, model, request, response in rows
+        ]
+        with self._store.write() as conn:
+            conn.execute(insert_ignore(response_cache, conn.dialect.name), params)
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete the cached responses of `model` (all models if None); returns how many were deleted."""
+        stmt = delete(response_cache)
+        if model is not None:
+            stmt = stmt.where(response_cache.c.model == model)
+        with self._store.write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def count(self) -> int:
+        with self._store.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(response_cache)).scalar_one())

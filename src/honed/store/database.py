@@ -1,0 +1,124 @@
+"""`Store`: one open database, its schema version, and the repositories over it.
+
+A Store is cheap to share: it holds an engine (a thread-safe connection pool) and stateless repositories,
+so a background writer thread and the main thread use the same instance. Each `read()`/`write()` block is
+one transaction on a pooled connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, Connection
+
+from honed.errors import StoreError
+from honed.store import migrate as migrations
+from honed.store.cache import ResponseCache
+from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
+from honed.store.objects import ObjectRepository
+
+
+class Store:
+    """An open honed database (SQLite file or PostgreSQL). Create it with `Store.open(url)`."""
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._url = url
+        self._closed = False
+        self.objects = ObjectRepository(self)
+        self.cache = ResponseCache(self)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to `url` and, if `migrate`, bring its schema to the newest revision.
+
+        Accepts `sqlite:///path` (the folder is created) and `postgresql+psycopg://`, `postgresql://` or
+        `postgres://`. A new, empty database gets the schema; one from an older honed is upgraded; one
+        from a newer honed is refused. With `migrate=False` the schema is left alone (for `honed db`).
+        Raises StoreError with a one-line message if the database cannot be reached.
+        """
+        parsed = parse_url(url)
+        store = cls(build_engine(parsed), parsed)
+        try:
+            with store.read():
+                pass  # fail here, with a clear message, if the database cannot be reached
+            if migrate:
+                revision = store.current_revision()
+                if revision != migrations.head_revision():
+                    store.upgrade()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked: safe to print and log."""
+        return mask_url(self._url)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for repositories built elsewhere in honed. Prefer `read`/`write`."""
+        return self._engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a transaction for reading; driver errors become StoreError."""
+        self._check_open()
+        with translate_errors(self._url), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed at the end of the block (rolled back on error).
+
+        On SQLite it takes the write lock at the start, waiting up to busy_timeout for other writers.
+        """
+        self._check_open()
+        with translate_errors(self._url), self._writer.begin() as conn:
+            yield conn
+
+    def upgrade(self) -> str:
+        """Migrate the schema to the newest revision (idempotent); returns that revision."""
+        self._check_open()
+        with translate_errors(self._url):
+            return migrations.upgrade(self._engine, write_option=WRITE_OPTION)
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at, or None if honed has never migrated it."""
+        with self.read() as conn:
+            return migrations.current_revision(conn)
+
+    @staticmethod
+    def head_revision() -> str:
+        """The newest schema revision this version of honed knows."""
+        return migrations.head_revision()
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent."""
+        self._closed = True
+        self._engine.dispose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store for {self.url} is closed", hint="open a new one with Store.open")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"

@@ -1,0 +1,87 @@
+"""The tables, as SQLAlchemy Core metadata: the one description of the schema.
+
+Alembic migrations create the tables; this metadata is what the code queries with and what the
+schema test compares the migrated database against, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, MetaData, String, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names: migrations that later alter a constraint must be able to name it, and the
+# backends would otherwise invent different names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Content hashes are "sha256:" + 64 hex digits; the room to spare admits a longer future algorithm.
+HASH_LENGTH = 100
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite has no timezone-aware type and hands back naive values; PostgreSQL hands back the session's
+    zone. Normalising here means callers can compare and sort timestamps from either backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("hash", String(HASH_LENGTH), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "kind"),
+)
+
+response_cache = Table(
+    "response_cache",
+    metadata,
+    Column("key", String(HASH_LENGTH), primary_key=True),
+    Column("model", String(300), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "model"),
+)
+
+
+def insert_ignore(table: Table, dialect_name: str) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING in the dialect's own syntax (Core has no portable form)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()

@@ -1,0 +1,39 @@
+"""Test isolation: every test runs in its own empty folder with no HONED_* settings from the machine.
+
+The converted local model is the one exception: it lives in the per-user model cache (converted once per
+machine), so tests share it instead of paying ~20 s each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.support.postgres"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    keep = {"HONED_MODEL_CACHE"}
+    for var in list(os.environ):
+        if var.startswith("HONED_") and var not in keep:
+            monkeypatch.delenv(var, raising=False)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An initialised, empty honed workspace (the current folder)."""
+    from honed.config import init_workspace
+
+    return init_workspace(tmp_path)

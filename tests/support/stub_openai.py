@@ -1,0 +1,124 @@
+"""A real HTTP server on 127.0.0.1 that speaks just enough of OpenAI's chat API for tests.
+
+It is a stand-in for endpoints that cannot run here (OpenAI itself): each request takes the next scripted
+reply (status, headers, body, delay) and is recorded, so tests can check retries, Retry-After and errors
+over real HTTP. When the script runs out it answers 200 with a chat completion echoing the last message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # None: a normal chat completion echoing the last user message
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    raw: bytes | None = None  # send these bytes instead of JSON
+
+
+def completion(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 10},
+    }
+
+
+class StubServer:
+    def __init__(self) -> None:
+        self.script: list[Reply] = []
+        self.requests: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+        self.httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.httpd is not None
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def next_reply(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        with self.lock:
+            self.requests.append({"body": body, "headers": headers})
+            self.times.append(time.monotonic())
+            return self.script.pop(0) if self.script else Reply()
+
+
+def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                data = {
+                    "object": "list",
+                    "data": [{"id": "stub-model", "object": "model", "created": 0, "owned_by": "x"}],
+                }
+                self._send(200, json.dumps(data).encode(), {})
+            else:
+                self._send(404, b'{"error": {"message": "not found"}}', {})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            reply = stub.next_reply(body, {k.lower(): v for k, v in self.headers.items()})
+            if reply.delay_s:
+                time.sleep(reply.delay_s)
+            if reply.raw is not None:
+                payload = reply.raw
+            elif reply.body is None:
+                last = body.get("messages", [{}])[-1].get("content", "")
+                payload = json.dumps(completion(f"echo: {last}")).encode()
+            else:
+                payload = json.dumps(reply.body).encode()
+            self._send(reply.status, payload, reply.headers)
+
+    return Handler
+
+
+@contextmanager
+def stub_openai() -> Iterator[StubServer]:
+    stub = StubServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
+    httpd.daemon_threads = True
+    stub.httpd = httpd
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield stub
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
