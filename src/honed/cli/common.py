@@ -35,11 +35,21 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **kw: Any) -> None:
-    table = Table(title=title, **kw)
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ratios: Mapping[str, int] | None = None,
+    **kw: Any,
+) -> None:
+    """A table; `ratios` gives text-heavy columns (e.g. model output) a larger share of the width."""
+    table = Table(title=title, expand=bool(ratios), **kw)
     for col in columns:
         justify = "right" if col.lower() in NUMERIC_COLUMNS else "left"
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        ratio = (ratios or {}).get(col)
+        no_wrap = ratios is not None and ratio is None
+        table.add_column(col, justify=justify, overflow="fold", ratio=ratio, no_wrap=no_wrap)  # type: ignore[arg-type]
     for row in rows:
         # Cells are plain text: model output and error hints contain [brackets] that are not markup.
         table.add_row(*(Text("" if v is None else str(v)) for v in row))

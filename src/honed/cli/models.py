@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +173,12 @@ def run(
         disable=not show_progress,
     ) as progress:
         task = progress.add_task(f"running {model}", total=len(requests))
+        started = time.perf_counter()
         results = client.run(requests, on_result=lambda i, r: progress.advance(task))
+        wall_s = time.perf_counter() - started
     h.close()
-    _report(model, ids, requests, results, json_out=json_out, single=prompt is not None and samples == 1)
+    single = prompt is not None and samples == 1
+    _report(model, ids, requests, results, json_out=json_out, single=single, wall_s=wall_s)
 
 
 def _report(
@@ -185,6 +189,7 @@ def _report(
     *,
     json_out: bool,
     single: bool,
+    wall_s: float,
 ) -> None:
     failures = [r for r in results if isinstance(r, HonedError)]
     if single and failures:
@@ -224,14 +229,20 @@ def _report(
                 )
             else:
                 rows_out.append((label, _clip(prompt, 60), f"ERROR: {r.one_line()}", "", "", "", ""))
-        print_table(model, ["#", "prompt", "output", "in tok", "out tok", "latency", "cost"], rows_out)
+        print_table(
+            model,
+            ["#", "prompt", "output", "in tok", "out tok", "latency", "cost"],
+            rows_out,
+            ratios={"prompt": 2, "output": 5},
+        )
         done = [r for r in results if isinstance(r, Completion)]
         out_tokens = sum(r.usage.output_tokens for r in done)
         costs = [r.cost_usd for r in done]
         total_cost = None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
+        rate = f" · {out_tokens / wall_s:.1f} out tok/s" if wall_s > 0 and out_tokens else ""
         console.print(
             f"{len(done)} ok, {len(failures)} failed · {sum(r.usage.input_tokens for r in done)} in / "
-            f"{out_tokens} out tokens · cost {fmt_cost(total_cost)}"
+            f"{out_tokens} out tokens · cost {fmt_cost(total_cost)} · wall {fmt_latency(wall_s)}{rate}"
         )
     if failures:
         raise typer.Exit(1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,16 +105,12 @@ def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(url.set(database=str(path)), json_serializer=_json_dumps)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Autocommit at the driver so that we, not pysqlite's statement sniffing, decide when and how
         # transactions begin (see _on_begin); PRAGMA journal_mode also cannot run inside a transaction.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            for pragma in SQLITE_PRAGMAS:
-                cursor.execute(f"PRAGMA {pragma}")
-        finally:
-            cursor.close()
+        for pragma in SQLITE_PRAGMAS:
+            _pragma(dbapi_connection, pragma)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -120,6 +118,22 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _pragma(dbapi_connection: sqlite3.Connection, pragma: str) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite reports "database is locked" for it
+    # at once, without waiting out busy_timeout, when another connection is opening the file too.
+    deadline = time.monotonic() + 5.0
+    delay = 0.005
+    while True:
+        try:
+            dbapi_connection.execute(f"PRAGMA {pragma}").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 @contextmanager
@@ -147,10 +161,13 @@ def connection_error(url: URL, exc: DBAPIError) -> StoreError:
     """The `StoreError` for a failed connection or statement, phrased for the person who must fix it."""
     reason = _reason(url, str(exc.orig))
     if url.get_backend_name() == "sqlite":
-        return StoreError(
-            f"cannot use the SQLite database {where(url)}: {reason}",
-            hint="check that the file and its folder are writable and the disk is not full",
-        )
+        if "locked" in reason:
+            hint = (
+                "another process held the write lock for over 5 s; retry, or use PostgreSQL for many writers"
+            )
+        else:
+            hint = "check that the file and its folder are writable and the disk is not full"
+        return StoreError(f"cannot use the SQLite database {where(url)}: {reason}", hint=hint)
     if exc.connection_invalidated or _is_connect_failure(str(exc.orig)):
         return StoreError(f"cannot connect to PostgreSQL at {where(url)}: {reason}", hint=URL_HINT)
     return StoreError(f"PostgreSQL at {where(url)} failed: {reason}")
