@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
 import warnings
@@ -17,13 +18,19 @@ from typing import Any
 
 import pytest
 
-from honed.config import init_workspace, load_settings
-from honed.errors import ConfigError, HonedError, InvalidInputError, ModelError, ProviderError, UnknownModelError
-from honed.models.local import Engine, Generation, Job, LocalModel, ensure_converted, locate_gguf
-from honed.models.local import weights
+from honed.config import LocalConfig, init_workspace, load_settings
+from honed.errors import (
+    ConfigError,
+    HonedError,
+    InvalidInputError,
+    ModelError,
+    ProviderError,
+    UnknownModelError,
+)
+from honed.models.local import Engine, Generation, Job, LocalModel, ensure_converted, locate_gguf, weights
 from honed.models.providers.local import LocalProvider
 from honed.models.types import ChatRequest, Params, ProviderResult
-from tests.models.conftest import local_settings, make_local_provider
+from tests.models.conftest import make_local_provider
 
 BASE = "smollm2-135m-instruct"
 PROMPTS = [
@@ -79,19 +86,19 @@ def test_max_tokens_cuts_with_finish_reason_length(local_provider: LocalProvider
 @slow
 def test_stop_sequence_cuts_the_text(local_provider: LocalProvider) -> None:
     prompt = "Count from 1 to 20."
-    full = one(local_provider, req(prompt, max_tokens=24))
-    assert "5" in full.text, full.text  # the premise: the count reaches 5
-    stopped = one(local_provider, req(prompt, max_tokens=24, stop=["5"]))
+    full = one(local_provider, req(prompt, max_tokens=14))
+    assert "3" in full.text, full.text  # the premise: the count reaches 3
+    stopped = one(local_provider, req(prompt, max_tokens=14, stop=["3"]))
     assert stopped.finish_reason == "stop"
-    assert "5" not in stopped.text
-    assert full.text.startswith(stopped.text) and full.text[len(stopped.text)] == "5"
+    assert "3" not in stopped.text
+    assert full.text.startswith(stopped.text) and full.text[len(stopped.text)] == "3"
     # generation ended at the token that completed the stop string
     assert stopped.usage.output_tokens < full.usage.output_tokens
 
 
 @slow
 def test_concurrent_requests_batch_and_match_sequential_greedy_outputs(local_provider: LocalProvider) -> None:
-    requests = [req(p, max_tokens=6) for p in PROMPTS]
+    requests = [req(p, max_tokens=5) for p in PROMPTS]
     sequential = [one(local_provider, r) for r in requests]
     sizes_before = local_provider.model.engine.batch_sizes.copy()
     concurrent = together(local_provider, [(BASE, r) for r in requests])
@@ -106,12 +113,12 @@ def test_concurrent_requests_batch_and_match_sequential_greedy_outputs(local_pro
 @slow
 def test_rows_keep_their_own_settings_in_one_batch(local_provider: LocalProvider) -> None:
     """Different max_tokens, stop strings and seeded sampling share a batch without changing results."""
-    sampled = req("Tell me a story.", max_tokens=8, temperature=0.9, top_p=0.95, seed=7)
+    sampled = req("Tell me a story.", max_tokens=6, temperature=0.9, top_p=0.95, seed=7)
     calls = [
         (BASE, req(PROMPTS[2], max_tokens=3)),
-        (BASE, req("Count from 1 to 20.", max_tokens=24, stop=["3"])),
+        (BASE, req("Count from 1 to 20.", max_tokens=14, stop=["3"])),
         (BASE, sampled),
-        (BASE, req(PROMPTS[0], max_tokens=8)),
+        (BASE, req(PROMPTS[0], max_tokens=6)),
     ]
     alone = [one(local_provider, r, m) for m, r in calls]
     assert one(local_provider, sampled) == alone[2]  # a seed makes a sampled request repeatable
@@ -119,16 +126,19 @@ def test_rows_keep_their_own_settings_in_one_batch(local_provider: LocalProvider
     assert batched == alone
     assert alone[0].usage.output_tokens == 3 and alone[0].finish_reason == "length"
     assert "3" not in alone[1].text and alone[1].finish_reason == "stop"
-    other_seed = one(local_provider, req("Tell me a story.", max_tokens=8, temperature=0.9, top_p=0.95, seed=8))
+    other_seed = one(
+        local_provider, req("Tell me a story.", max_tokens=8, temperature=0.9, top_p=0.95, seed=8)
+    )
     assert other_seed.text != alone[2].text
 
 
 @slow
 def test_a_prompt_that_does_not_fit_fails_alone(local_provider: LocalProvider) -> None:
     too_long = req("word " * 9000)
-    results = asyncio.run(_gather_settled(local_provider, [too_long, req(PROMPTS[0])]))
+    fine = req(PROMPTS[1], max_tokens=4)
+    results = asyncio.run(_gather_settled(local_provider, [too_long, fine]))
     assert isinstance(results[0], InvalidInputError) and "context" in str(results[0])
-    assert isinstance(results[1], ProviderResult) and "4" in results[1].text
+    assert results[1] == one(local_provider, fine)
 
 
 async def _gather_settled(provider: LocalProvider, requests: list[ChatRequest]) -> list[Any]:
@@ -168,7 +178,9 @@ def test_token_counts_use_the_models_tokenizer_and_chat_template(local_provider:
 
 def test_unknown_models_and_options_are_errors_that_say_what_exists() -> None:
     provider = make_local_provider()  # nothing loads: names are checked before the model is needed
-    with pytest.raises(UnknownModelError, match=r"local has no model 'gpt-4o' \(available: smollm2-135m-instruct\)"):
+    with pytest.raises(
+        UnknownModelError, match=r"local has no model 'gpt-4o' \(available: smollm2-135m-instruct\)"
+    ):
         asyncio.run(provider.complete("gpt-4o", req("hi")))
     with pytest.raises(UnknownModelError, match="local has no model"):
         provider.count_tokens("smollm2", [{"role": "user", "content": "hi"}])
@@ -185,7 +197,7 @@ def test_importing_the_provider_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import honed.models.providers.local, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, honed.models.providers.local\nprint('torch' in sys.modules, 'peft' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -194,7 +206,9 @@ def test_importing_the_provider_does_not_import_torch() -> None:
 
 
 @slow
-def test_a_second_load_comes_from_the_cache_fast_and_gives_identical_output(local_provider: LocalProvider) -> None:
+def test_a_second_load_comes_from_the_cache_fast_and_gives_identical_output(
+    local_provider: LocalProvider,
+) -> None:
     expected = one(local_provider, req(PROMPTS[0]))
     fresh = make_local_provider()
     start = time.perf_counter()
@@ -300,7 +314,9 @@ def test_a_lora_adapter_changes_outputs_and_base_requests_in_the_same_gather_sta
     tuned = [one(provider, req(p), f"{BASE}+tiny") for p in PROMPTS[:2]]
     assert [t.text for t in tuned] != [b.text for b in base]
     assert tuned[0].model == f"{BASE}+tiny"
-    mixed = together(provider, [(f"{BASE}+tiny", req(PROMPTS[0])), (BASE, req(PROMPTS[0])), (BASE, req(PROMPTS[1]))])
+    mixed = together(
+        provider, [(f"{BASE}+tiny", req(PROMPTS[0])), (BASE, req(PROMPTS[0])), (BASE, req(PROMPTS[1]))]
+    )
     assert mixed[0].text == tuned[0].text
     assert [m.text for m in mixed[1:]] == [b.text for b in base]
     asyncio.run(provider.aclose())
@@ -315,13 +331,15 @@ def test_adapters_are_found_in_the_workspace_folder(
     target.mkdir(parents=True)
     for f in tiny_adapter.iterdir():
         (target / f.name).write_bytes(f.read_bytes())
-    settings = load_settings(start=tmp_path, env={k: v for k, v in os.environ.items() if k == "HONED_MODEL_CACHE"})
+    settings = load_settings(
+        start=tmp_path, env={k: v for k, v in os.environ.items() if k == "HONED_MODEL_CACHE"}
+    )
     provider = make_local_provider(settings)
     assert asyncio.run(provider.list_models()) == [BASE, f"{BASE}+support"]
     by_folder = one(provider, req(PROMPTS[0]), f"{BASE}+support")
     configured = make_local_provider(adapters={"tiny": str(tiny_adapter)})
     assert by_folder.text == one(configured, req(PROMPTS[0]), f"{BASE}+tiny").text
-    with pytest.raises(UnknownModelError, match=str(target.parent / "other")):
+    with pytest.raises(UnknownModelError, match=re.escape(str(target.parent / "other"))):
         one(provider, req("hi"), f"{BASE}+other")
     asyncio.run(provider.aclose())
     asyncio.run(configured.aclose())
@@ -347,7 +365,9 @@ def test_engine_batches_waiting_jobs_and_survives_a_failing_batch() -> None:
 
     async def main() -> list[Any]:
         return list(
-            await asyncio.gather(*(engine.run(job(t)) for t in ["a", "b", "boom", "c", "d"]), return_exceptions=True)
+            await asyncio.gather(
+                *(engine.run(job(t)) for t in ["a", "b", "boom", "c", "d"]), return_exceptions=True
+            )
         )
 
     results = asyncio.run(main())
@@ -361,6 +381,6 @@ def test_engine_batches_waiting_jobs_and_survives_a_failing_batch() -> None:
 
 
 def test_local_model_construction_loads_nothing(tmp_path: Path) -> None:
-    model = LocalModel(local_settings(cache_dir=tmp_path / "never").local)
+    model = LocalModel(LocalConfig(cache_dir=tmp_path / "never"))
     model.close()
     assert not (tmp_path / "never").exists()

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import honed.store
 from honed.errors import StoreError
 from honed.store import Store
-from tests.support.postgres import free_port
+from tests.support.postgres import PASSWORD_ROLE, free_port
 
 
 def test_public_api() -> None:
@@ -86,6 +86,18 @@ def test_postgres_password_is_masked(fresh_postgres_url: str) -> None:
         assert "hunter2" not in store.url
         assert "hunter2" not in repr(store)
         assert "***" in store.url
+
+
+@pytest.mark.postgres
+def test_wrong_postgres_password_is_explained_without_the_password(postgres_url: str) -> None:
+    url = postgres_url.replace("postgres@", f"{PASSWORD_ROLE}:wrong-pw-123@")
+    with pytest.raises(StoreError) as info:
+        Store.open(url)
+    message = str(info.value)
+    assert f'password authentication failed for user "{PASSWORD_ROLE}"' in message
+    assert message.startswith("cannot connect to PostgreSQL at 127.0.0.1:")
+    assert "wrong-pw-123" not in message
+    assert "\n" not in message
 
 
 @pytest.mark.postgres

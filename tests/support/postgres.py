@@ -5,7 +5,7 @@ Store tests run against PostgreSQL for real, not a mock: the server is started f
 trust authentication, runs with durability off for speed, and is killed and deleted at the end.
 
 Fixtures:
-    postgres_url        session: URL of a database on the server
+    postgres_url        session: URL of a database on the server (trust auth: no password needed)
     fresh_postgres_url  function: URL of a new, empty database, dropped after the test
     database_url        function: a new, empty database URL, parametrized over sqlite and postgres
 """
@@ -33,6 +33,8 @@ MISSING = (
     "PostgreSQL server binaries not found: install Debian's postgresql package (scripts/test.sh does this)"
 )
 SERVER_USER = "postgres"  # the system user Debian's package creates; also the database superuser we make
+PASSWORD_ROLE = "honed_pw"  # the one role whose password the server checks: it is PASSWORD_ROLE_SECRET
+PASSWORD_ROLE_SECRET = "right-password"
 
 
 def find_bin_dir() -> Path | None:
@@ -79,6 +81,9 @@ class Server:
         done = self.run("initdb", "-D", str(self.data), *options)
         if done.returncode != 0:
             pytest.fail(f"initdb failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
+        # Everyone is trusted except PASSWORD_ROLE, so that tests can also meet a real password check.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
 
     def start(self) -> None:
         # The port is free when chosen but could be taken before the server binds it: retry a few times.
@@ -159,6 +164,7 @@ def _postgres_server() -> Iterator[Server]:
 def postgres_url(_postgres_server: Server) -> str:
     """A database on the session's throwaway PostgreSQL server (shared by the tests that use it)."""
     _postgres_server.admin("CREATE DATABASE honed_test")
+    _postgres_server.admin(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD_ROLE_SECRET}'")
     return _postgres_server.url("honed_test")
 
 

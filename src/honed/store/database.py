@@ -37,8 +37,9 @@ class Store:
         """Connect to `url` and, if `migrate`, bring its schema to the newest revision.
 
         Accepts `sqlite:///path` (the folder is created) and `postgresql+psycopg://`, `postgresql://` or
-        `postgres://`. A new, empty database gets the schema; one from an older honed is upgraded; one
-        from a newer honed is refused. With `migrate=False` the schema is left alone (for `honed db`).
+        `postgres://`. A new, empty database gets the schema; an older SQLite file is upgraded; an older
+        shared PostgreSQL database is left for `honed db upgrade`; one from a newer honed is refused.
+        With `migrate=False` the schema is left alone (for `honed db`).
         Raises StoreError with a one-line message if the database cannot be reached.
         """
         parsed = parse_url(url)
@@ -48,7 +49,17 @@ class Store:
                 pass  # fail here, with a clear message, if the database cannot be reached
             if migrate:
                 revision = store.current_revision()
-                if revision != migrations.head_revision():
+                head = migrations.head_revision()
+                if revision is not None and revision != head and store.dialect == "postgresql":
+                    # A shared server is migrated on purpose, never as a side effect of one user's command:
+                    # the other clients of that database may still be on the older honed.
+                    migrations.check_known(revision)
+                    raise StoreError(
+                        f"the database at {store.url} is at schema revision {revision}, "
+                        f"this honed needs {head}",
+                        hint="run `honed db upgrade` once for everyone who shares it",
+                    )
+                if revision != head:
                     store.upgrade()
         except BaseException:
             store.close()

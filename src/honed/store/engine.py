@@ -168,26 +168,26 @@ def connection_error(url: URL, exc: DBAPIError) -> StoreError:
         else:
             hint = "check that the file and its folder are writable and the disk is not full"
         return StoreError(f"cannot use the SQLite database {where(url)}: {reason}", hint=hint)
-    if exc.connection_invalidated or _is_connect_failure(str(exc.orig)):
-        return StoreError(f"cannot connect to PostgreSQL at {where(url)}: {reason}", hint=URL_HINT)
+    if exc.connection_invalidated or _is_connect_failure(exc.orig):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None))
+        if sqlstate.startswith("28"):
+            hint = "check the user name and password in HONED_DATABASE_URL"
+        elif sqlstate == "3D000":
+            hint = f"create it (createdb -h {url.host} {url.database}) or fix the name in HONED_DATABASE_URL"
+        else:
+            hint = URL_HINT
+        return StoreError(f"cannot connect to PostgreSQL at {where(url)}: {reason}", hint=hint)
     return StoreError(f"PostgreSQL at {where(url)} failed: {reason}")
 
 
-_CONNECT_FAILURES = (
-    "connection refused",
-    "connection failed",
-    "could not translate host name",
-    "authentication failed",
-    "does not exist",
-    "timeout expired",
-    "server closed the connection",
-    "no route to host",
-)
-
-
-def _is_connect_failure(message: str) -> bool:
-    low = message.lower()
-    return any(marker in low for marker in _CONNECT_FAILURES)
+def _is_connect_failure(orig: BaseException | None) -> bool:
+    """Whether the error happened while connecting rather than in a statement the server ran."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None:  # raised by the client library: refused, unresolvable host, timeout, dropped
+        return True
+    # 08: connection exception, 28: bad credentials, 3D000: no such database, 57P03: starting up,
+    # 53300: too many connections.
+    return sqlstate[:2] in ("08", "28") or sqlstate in ("3D000", "57P03", "53300")
 
 
 def _reason(url: URL, message: str) -> str:
@@ -196,6 +196,7 @@ def _reason(url: URL, message: str) -> str:
     known = {
         "connection refused": "connection refused",
         "could not translate host name": f"unknown host {url.host!r}",
+        "failed to resolve host": f"unknown host {url.host!r}",
         "name or service not known": f"unknown host {url.host!r}",
         "timeout expired": "timed out",
         "no route to host": "no route to host",

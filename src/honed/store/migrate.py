@@ -8,6 +8,7 @@ serialised with a thread lock.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache  # the installed revision files do not change while we run
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - only if the package ships without its migrations

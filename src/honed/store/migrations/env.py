@@ -1,8 +1,12 @@
 """Alembic environment for honed.
 
 honed runs migrations itself (`honed.store.migrate.upgrade`), passing an open connection in
-`config.attributes["connection"]`. Developers writing a new revision can run Alembic's own commands with
-`sqlalchemy.url` set on the config; then this file makes the engine.
+`config.attributes["connection"]`. Developers writing a new revision run Alembic's commands with
+`sqlalchemy.url` set instead, and this file makes the engine:
+
+    cfg = honed.store.migrate.alembic_config()
+    cfg.set_main_option("sqlalchemy.url", "sqlite:///dev.db")  # a database migrated to head
+    alembic.command.revision(cfg, "add labels", autogenerate=True, rev_id="0002")
 """
 
 from __future__ import annotations
