@@ -222,3 +222,22 @@ def test_client_works_across_event_loops(workspace: Path) -> None:
         for _ in range(3):
             c = asyncio.run(client.complete(ChatRequest.of(model, "q")))
             assert c.text == "a"
+
+
+def test_retrained_adapter_under_the_same_name_is_not_served_from_cache(workspace: Path) -> None:
+    import os
+
+    folder = workspace / ".honed" / "adapters" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    weights = folder / "adapter_model.safetensors"
+    weights.write_bytes(b"v1")
+    client = make_client(workspace)
+    ref = "local/smollm2-135m-instruct+mine"
+    provider, parsed, endpoint = client.resolve(ref)
+    request = ChatRequest.of(ref, "q")
+    before = client.cache_key(request, endpoint, provider, parsed.model)
+    assert before == client.cache_key(request, endpoint, provider, parsed.model)
+    weights.write_bytes(b"version 2")
+    os.utime(weights, ns=(1, 1))
+    assert client.cache_key(request, endpoint, provider, parsed.model) != before

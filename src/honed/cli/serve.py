@@ -48,9 +48,9 @@ def serve(
     client = h.client
     for name in endpoint:
         client.resolve(f"{name}/-")  # unknown endpoints fail before the server starts
-    if warm and "local" in endpoint:
-        provider, _, _ = client.resolve("local/smollm2-135m-instruct")
-        provider.count_text_tokens("smollm2-135m-instruct", "warm up")
+    if warm:
+        for name in endpoint:
+            client.resolve(f"{name}/-")[0].warm()
     app = create_app(client, served_endpoints=tuple(endpoint))
     err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)})")
     try:

@@ -111,10 +111,14 @@ class ModelClient:
             self._semaphores[key] = sem
         return sem
 
-    def cache_key(self, request: ChatRequest, endpoint: EndpointConfig) -> str:
-        # The endpoint's address is part of the key: re-pointing `vllm` at another server must not serve
-        # the old server's answers.
-        return content_hash([request.key(), endpoint.provider, endpoint.base_url])
+    def cache_key(
+        self, request: ChatRequest, endpoint: EndpointConfig, provider: Provider, model: str
+    ) -> str:
+        # The endpoint's address and the provider's identity of the model are part of the key:
+        # re-pointing `vllm` at another server, or retraining an adapter under the same name, must not
+        # serve the old answers.
+        identity = provider.model_identity(model)
+        return content_hash([request.key(), endpoint.provider, endpoint.base_url, identity])
 
     # -- calls ----------------------------------------------------------------------------------------
 
@@ -123,7 +127,19 @@ class ModelClient:
     ) -> Completion:
         """Run one request (or serve it from the cache). Raises a `HonedError` on failure."""
         provider, ref, endpoint = self.resolve(request.model)
-        key = self.cache_key(request, endpoint)
+        return await self._complete(
+            request, provider, ref, endpoint, self.cache_key(request, endpoint, provider, ref.model), cached
+        )
+
+    async def _complete(
+        self,
+        request: ChatRequest,
+        provider: Provider,
+        ref: ModelRef,
+        endpoint: EndpointConfig,
+        key: str,
+        cached: dict[str, dict[str, Any]] | None,
+    ) -> Completion:
         if self.use_cache:
             hit = cached.get(key) if cached is not None else None
             if hit is None and cached is None:
@@ -147,14 +163,31 @@ class ModelClient:
         on_result: OnResult | None = None,
     ) -> list[Completion | HonedError]:
         """Run many requests concurrently (each endpoint's limit applies). Failures are returned in place."""
+        # Resolve each model reference once per batch and hash each request once, not once per step.
+        resolved: dict[str, tuple[Provider, ModelRef, EndpointConfig]] = {}
+
+        def resolve(model: str) -> tuple[Provider, ModelRef, EndpointConfig]:
+            found = resolved.get(model)
+            if found is None:
+                found = resolved[model] = self.resolve(model)
+            return found
+
         cached: dict[str, dict[str, Any]] | None = None
+        keys: list[str] | None = None
         if self.use_cache and self.store is not None:
-            keys = [self.cache_key(r, self.resolve(r.model)[2]) for r in requests]
+            keys = []
+            for r in requests:
+                provider, ref, endpoint = resolve(r.model)
+                keys.append(self.cache_key(r, endpoint, provider, ref.model))
             cached = await asyncio.to_thread(self.store.cache.get_many, keys)
 
         async def one(i: int, request: ChatRequest) -> Completion | HonedError:
             try:
-                out: Completion | HonedError = await self.complete(request, cached=cached)
+                provider, ref, endpoint = resolve(request.model)
+                key = keys[i] if keys is not None else self.cache_key(request, endpoint, provider, ref.model)
+                out: Completion | HonedError = await self._complete(
+                    request, provider, ref, endpoint, key, cached
+                )
             except HonedError as exc:
                 out = exc
             if on_result is not None:

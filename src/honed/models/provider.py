@@ -42,6 +42,15 @@ class Provider(ABC):
 
         return count_text(model, text)
 
+    def model_identity(self, model: str) -> str | None:
+        """What identifies `model`'s weights beyond its name, for the response cache key (e.g. a hash of a
+        LoRA adapter's files, so a retrained adapter under the same name is not served old answers).
+        None (the default) when the name is the identity, as for hosted APIs."""
+        return None
+
+    def warm(self) -> None:  # noqa: B027 - optional hook
+        """Load whatever the first call would (e.g. model weights), so that call is not slow."""
+
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Fail fast, before any work, on what can be checked without a call (e.g. a missing API key)."""
 

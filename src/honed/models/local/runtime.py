@@ -56,7 +56,8 @@ class LocalModel:
     def __init__(self, config: LocalConfig, *, name: str = "local") -> None:
         self.config = config
         self.name = name
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # held through loading, which can take ~20 s on first use
+        self._engine_lock = threading.Lock()  # never held long: the event loop takes it on every request
         self._folder: Path | None = None
         self._tokenizer: ChatTokenizer | None = None
         self._model: Any = None
@@ -102,7 +103,7 @@ class LocalModel:
 
     @property
     def engine(self) -> Engine:
-        with self._lock:
+        with self._engine_lock:
             if self._engine is None:
                 window = self.config.batch_window_ms / 1000
                 self._engine = Engine(
@@ -125,7 +126,7 @@ class LocalModel:
 
     def close(self) -> None:
         """Stop the engine thread and drop the model (a later request starts and loads them again)."""
-        with self._lock:
+        with self._engine_lock:
             engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()

@@ -101,6 +101,7 @@ def ensure_converted(cache_root: Path, *, gguf: Path | None = None, writer: Writ
             (writer or convert_gguf)(gguf, tmp)
             if not is_complete(tmp):
                 raise ModelError(f"the conversion of {gguf.name} did not write {', '.join(REQUIRED_FILES)}")
+            _make_readable(tmp)
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -111,6 +112,14 @@ def ensure_converted(cache_root: Path, *, gguf: Path | None = None, writer: Writ
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _make_readable(folder: Path) -> None:
+    """Public weights, so a cache shared by several users works: mkdtemp and safetensors make them private."""
+    folder.chmod(0o755)
+    for f in folder.iterdir():
+        if f.is_file() and not f.is_symlink():
+            f.chmod(0o644)
 
 
 @contextlib.contextmanager

@@ -60,6 +60,16 @@ class LocalProvider(Provider):
         adapter = self._split(model)
         return Job.of(request.messages, request.params, self.adapters.resolve(adapter) if adapter else None)
 
+    def model_identity(self, model: str) -> str | None:
+        """The adapter's fingerprint (its files' size and mtime) for `BASE+ADAPTER`; None for the base,
+        whose weights are fixed by the installed package."""
+        adapter = self._split(model)
+        return self.adapters.resolve(adapter).key if adapter else None
+
+    def warm(self) -> None:
+        """Convert (first time on this machine) and load the model now, e.g. before a server accepts calls."""
+        self.model.load()
+
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:
         job = self.job(model, request)
         out = await self.model.generate(job)
