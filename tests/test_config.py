@@ -21,7 +21,7 @@ def test_honed_home_overrides_the_current_folder(tmp_path: Path) -> None:
 
 
 def test_honed_home_without_config_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(WorkspaceNotFoundError, match="has no honed.toml"):
+    with pytest.raises(WorkspaceNotFoundError, match=r"has no honed\.toml"):
         find_workspace(tmp_path, env={"HONED_HOME": str(tmp_path / "nowhere")})
 
 
@@ -40,7 +40,9 @@ def test_precedence_flag_over_env_over_file_over_default(workspace: Path) -> Non
     flag = load_settings({"default_model": "scripted/from-flag"}, start=workspace, env=env)
     assert flag.default_model == "scripted/from-flag"
     # a flag that was not given (None) does not override
-    assert load_settings({"default_model": None}, start=workspace, env=env).default_model == "scripted/from-env"
+    assert (
+        load_settings({"default_model": None}, start=workspace, env=env).default_model == "scripted/from-env"
+    )
     # untouched settings keep their defaults; the file's `cache = false` holds until the env says otherwise
     assert load_settings(start=workspace, env={}).cache is False
     assert load_settings(start=workspace, env={"HONED_CACHE": "1"}).cache is True
@@ -68,7 +70,7 @@ def test_unknown_nested_key_names_its_section(workspace: Path) -> None:
 
 def test_bad_value_and_bad_toml_are_one_line_errors(workspace: Path) -> None:
     (workspace / "honed.toml").write_text("[retry]\nmax_attempts = 0\n")
-    with pytest.raises(ConfigError, match="retry.max_attempts"):
+    with pytest.raises(ConfigError, match=r"retry\.max_attempts"):
         load_settings(start=workspace, env={})
     (workspace / "honed.toml").write_text("cache = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -77,7 +79,8 @@ def test_bad_value_and_bad_toml_are_one_line_errors(workspace: Path) -> None:
 
 def test_endpoints_and_prices_parse(workspace: Path) -> None:
     (workspace / "honed.toml").write_text(
-        '[endpoints.vllm]\nprovider = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "VLLM_KEY"\n'
+        '[endpoints.vllm]\nprovider = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key_env = "VLLM_KEY"\n'
         '[prices."vllm/llama"]\ninput = 0.1\noutput = 0.2\n'
     )
     s = load_settings(start=workspace, env={})

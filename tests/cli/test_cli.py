@@ -38,7 +38,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 def test_init_creates_a_migrated_workspace_found_from_subfolders(tmp_path: Path) -> None:
     r = honed("init", "proj", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "proj" / "honed.toml").is_file() and (tmp_path / "proj" / ".honed" / "honed.db").is_file()
+    assert (tmp_path / "proj" / "honed.toml").is_file() and (
+        tmp_path / "proj" / ".honed" / "honed.db"
+    ).is_file()
     sub = tmp_path / "proj" / "deep" / "er"
     sub.mkdir(parents=True)
     status = honed("db", "status", "--json", cwd=sub)
@@ -82,10 +84,14 @@ def test_models_run_file_table_json_and_cache(workspace: Path) -> None:
     table = honed("models", "run", "scripted/echo", "--file", str(prompts), cwd=workspace)
     assert table.returncode == 0, table.stderr
     assert "first" in table.stdout and "second" in table.stdout and "2 ok, 0 failed" in table.stdout
-    rows = json.loads(honed("models", "run", "scripted/echo", "-f", str(prompts), "--json", cwd=workspace).stdout)
+    rows = json.loads(
+        honed("models", "run", "scripted/echo", "-f", str(prompts), "--json", cwd=workspace).stdout
+    )
     assert [r["text"] for r in rows] == ["first", "second"] and all(r["cached"] for r in rows)
     fresh = json.loads(
-        honed("models", "run", "scripted/echo", "-f", str(prompts), "--json", "--no-cache", cwd=workspace).stdout
+        honed(
+            "models", "run", "scripted/echo", "-f", str(prompts), "--json", "--no-cache", cwd=workspace
+        ).stdout
     )
     assert not any(r["cached"] for r in fresh)
 
@@ -101,7 +107,10 @@ def test_models_run_samples(workspace: Path) -> None:
     ("args", "fragments"),
     [
         (["models", "run", "nowhere/model", "hi"], ["unknown endpoint 'nowhere'", "honed.toml"]),
-        (["models", "run", "openai/gpt-4o-mini", "hi"], ["OPENAI_API_KEY is not set", "export OPENAI_API_KEY"]),
+        (
+            ["models", "run", "openai/gpt-4o-mini", "hi"],
+            ["OPENAI_API_KEY is not set", "export OPENAI_API_KEY"],
+        ),
         (["models", "run", "badref", "hi"], ["ENDPOINT/MODEL"]),
         (["models", "run", "scripted/echo"], ["give a prompt or --file"]),
         (["models", "run", "scripted/echo", "--file", "missing.jsonl"], ["missing.jsonl: no such file"]),
@@ -116,16 +125,24 @@ def test_user_errors_are_one_line(workspace: Path, args: list[str], fragments: l
 def test_malformed_prompt_file_names_file_and_line(workspace: Path) -> None:
     bad = workspace / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"prompt": "x", "temprature": 1}\n')
-    assert_one_line_error(honed("models", "run", "scripted/echo", "-f", str(bad), cwd=workspace), "bad.jsonl:2", "temprature")
+    assert_one_line_error(
+        honed("models", "run", "scripted/echo", "-f", str(bad), cwd=workspace), "bad.jsonl:2", "temprature"
+    )
     bad.write_text('{"prompt": "ok"}\nnot json\n')
-    assert_one_line_error(honed("models", "run", "scripted/echo", "-f", str(bad), cwd=workspace), "bad.jsonl:2", "not valid JSON")
+    assert_one_line_error(
+        honed("models", "run", "scripted/echo", "-f", str(bad), cwd=workspace),
+        "bad.jsonl:2",
+        "not valid JSON",
+    )
 
 
 def test_unreachable_endpoint_is_a_one_line_error(workspace: Path) -> None:
     (workspace / "honed.toml").write_text(
         f'[endpoints.vllm]\nprovider = "openai"\nbase_url = "http://127.0.0.1:{free_port()}/v1"\n'
     )
-    assert_one_line_error(honed("models", "run", "vllm/llama", "hi", cwd=workspace), "cannot reach endpoint 'vllm'")
+    assert_one_line_error(
+        honed("models", "run", "vllm/llama", "hi", cwd=workspace), "cannot reach endpoint 'vllm'"
+    )
 
 
 def test_unreachable_database_is_a_one_line_error(workspace: Path) -> None:

@@ -94,7 +94,10 @@ def test_different_params_or_messages_are_different_cache_entries(workspace: Pat
     assert a.key() != ChatRequest.of("scripted/x", "q", {"temperature": 0.5}).key()
     assert a.key() != ChatRequest.of("scripted/x", "q2", {"temperature": 0}).key()
     assert a.key() != ChatRequest.of("scripted/y", "q", {"temperature": 0}).key()
-    assert a.key() == ChatRequest.of("scripted/x", [{"role": "user", "content": "q"}], Params(temperature=0)).key()
+    assert (
+        a.key()
+        == ChatRequest.of("scripted/x", [{"role": "user", "content": "q"}], Params(temperature=0)).key()
+    )
 
 
 def test_retries_429_honouring_retry_after_then_succeeds(workspace: Path) -> None:
@@ -153,7 +156,9 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 
 
 def test_concurrency_limit_per_endpoint(workspace: Path) -> None:
-    toml = '[endpoints.limited]\nprovider = "scripted"\nmax_concurrency = 3\nreplies = ["ok"]\ndelay_s = 0.05\n'
+    toml = (
+        '[endpoints.limited]\nprovider = "scripted"\nmax_concurrency = 3\nreplies = ["ok"]\ndelay_s = 0.05\n'
+    )
     client = make_client(workspace, use_cache=False, toml=toml)
     provider, _, _ = client.resolve("limited/any")
     active = peak = 0
@@ -192,7 +197,9 @@ def test_structured_output_is_parsed_and_garbage_is_an_error_with_raw_text(works
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
     with scripted("json", ['```json\n{"answer": "42"}\n```', "I think 42"]) as model:
         client = make_client(workspace, use_cache=False)
-        good, bad = client.run([ChatRequest.of(model, "q", response_schema=schema, sample_index=i) for i in (0, 1)])
+        good, bad = client.run(
+            [ChatRequest.of(model, "q", response_schema=schema, sample_index=i) for i in (0, 1)]
+        )
     assert not isinstance(good, Exception) and good.parsed == {"answer": "42"}
     assert isinstance(bad, OutputParseError) and bad.raw == "I think 42"
 

@@ -32,7 +32,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k == "HONED_MODEL_CACHE"}
     env["HF_HUB_OFFLINE"] = "1"
     proc = subprocess.Popen(
-        [HONED, "serve", "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [HONED, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -68,7 +73,9 @@ def test_sdk_lists_and_chats_with_the_local_model(server: str) -> None:
     )
     text = reply.choices[0].message.content or ""
     assert "Paris" in text
-    assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 16 and reply.usage.prompt_tokens > 5
+    assert (
+        reply.usage is not None and 0 < reply.usage.completion_tokens <= 16 and reply.usage.prompt_tokens > 5
+    )
     assert reply.choices[0].finish_reason in ("stop", "length")
 
 
@@ -94,10 +101,12 @@ def test_errors_in_openai_format(server: str) -> None:
     with pytest.raises(openai.BadRequestError, match="messages"):
         client.chat.completions.create(model=MODEL, messages=[])
     with pytest.raises(openai.BadRequestError, match="temperature"):
-        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=9)
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=9
+        )
 
 
-@pytest.mark.parametrize("transport", ["httpx", "sdk"])
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
 def test_openai_provider_against_honed_serve_matches_the_local_model(
     server: str, workspace: Path, transport: str
 ) -> None:

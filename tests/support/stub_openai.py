@@ -1,12 +1,14 @@
 """A real HTTP server on 127.0.0.1 that speaks just enough of OpenAI's chat API for tests.
 
 It is a stand-in for endpoints that cannot run here (OpenAI itself): each request takes the next scripted
-reply (status, headers, body, delay) and is recorded, so tests can check retries, Retry-After and errors
-over real HTTP. When the script runs out it answers 200 with a chat completion echoing the last message.
+reply (status, headers, body, delay, framing) and is recorded, so tests can check retries, Retry-After,
+errors and HTTP framing over real HTTP. When the script runs out it answers 200 with a chat completion
+echoing the last message.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -24,6 +26,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     raw: bytes | None = None  # send these bytes instead of JSON
+    chunked: bool = False  # Transfer-Encoding: chunked instead of Content-Length
+    gzip: bool = False  # Content-Encoding: gzip
+    close: bool = False  # close the connection after the reply without saying so (an idle timeout)
+    drop: bool = False  # close the connection without replying at all
 
 
 def completion(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
@@ -43,6 +49,8 @@ class StubServer:
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.lock = threading.Lock()
+        self.active = 0  # requests being answered now
+        self.max_active = 0
         self.httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -54,7 +62,13 @@ class StubServer:
         with self.lock:
             self.requests.append({"body": body, "headers": headers})
             self.times.append(time.monotonic())
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
             return self.script.pop(0) if self.script else Reply()
+
+    def done(self) -> None:
+        with self.lock:
+            self.active -= 1
 
 
 def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
@@ -64,14 +78,32 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        def _send(
+            self, status: int, payload: bytes, headers: dict[str, str], reply: Reply | None = None
+        ) -> None:
+            reply = reply or Reply()
+            if reply.gzip:
+                payload = gzip.compress(payload)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            if reply.gzip:
+                self.send_header("Content-Encoding", "gzip")
+            if reply.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(payload)))
             for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(payload)
+            if reply.chunked:  # in pieces of 7 bytes, so a reply spans many chunks
+                for i in range(0, len(payload), 7):
+                    piece = payload[i : i + 7]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(payload)
+            if reply.close:
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
@@ -87,8 +119,17 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             reply = stub.next_reply(body, {k.lower(): v for k, v in self.headers.items()})
+            try:
+                self._answer(reply, body)
+            finally:
+                stub.done()
+
+        def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            if reply.drop:
+                self.close_connection = True
+                return
             if reply.raw is not None:
                 payload = reply.raw
             elif reply.body is None:
@@ -96,7 +137,7 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 payload = json.dumps(completion(f"echo: {last}")).encode()
             else:
                 payload = json.dumps(reply.body).encode()
-            self._send(reply.status, payload, reply.headers)
+            self._send(reply.status, payload, reply.headers, reply)
 
     return Handler
 

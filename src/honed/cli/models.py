@@ -162,7 +162,10 @@ def run(
     ids = [i for i, _, _ in items for _ in range(samples)]
     h = open_honed(no_cache=no_cache)
     client = h.client
-    client.resolve(model)[0].preflight()  # unknown endpoint / missing key fail before any work
+    provider = client.resolve(model)[0]
+    provider.preflight()  # unknown endpoint / missing key fail before any work
+    # Load weights before timing, so the first row's latency is the call's, not the model load's.
+    provider.warm()
     show_progress = len(requests) > 1 and not json_out
     with Progress(
         TextColumn("[progress.description]{task.description}"),

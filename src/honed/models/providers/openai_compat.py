@@ -1,9 +1,11 @@
 """Any OpenAI-compatible endpoint: OpenAI, Azure, vLLM, Ollama, llama.cpp server, LM Studio, `honed serve`.
 
-Two transports speak the same wire format with the same errors and retries:
-- `httpx` (default): a lean path that posts the JSON body with one shared `httpx.AsyncClient` and reads the
-  JSON reply. The official SDK spends ~2 ms of CPU per call building and validating typed objects, which
-  at high concurrency on a small machine, not the network, becomes the limit (see bench/call_overhead.py).
+Two transports speak the same wire format with the same errors and retries (openai_wire.py):
+- `aiohttp` (default): posts the JSON body with one `aiohttp.ClientSession` per event loop and reads the
+  JSON reply. The official SDK spends ~2 ms of CPU per call building and validating typed objects, and
+  httpx's connection pool (httpcore) rescans every pooled connection on each request, ~9 ms of CPU per
+  call at 64 concurrent calls; on a small machine that CPU, not the network, becomes the limit.
+  aiohttp's pool takes and returns a connection in O(1) (measured in bench/call_overhead.py).
 - `sdk`: the official `openai.AsyncOpenAI` client, for endpoints that need its extras.
 Set `transport = "sdk"` on an endpoint in honed.toml to choose it. Model listing always uses the SDK.
 
@@ -15,25 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import os
-import time
-from collections.abc import Mapping
+import urllib.parse
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
 
-from honed.errors import (
-    EndpointUnreachableError,
-    MissingAPIKeyError,
-    ModelError,
-    ProviderError,
-    RateLimitError,
-    UnknownModelError,
-)
+from honed.errors import MissingAPIKeyError, ProviderError
 from honed.models.provider import Provider
-from honed.models.types import ChatRequest, ProviderResult, Usage
+from honed.models.providers.openai_wire import (
+    Failures,
+    error_text,
+    parse_chat_response,
+    request_body,
+    retry_after_seconds,
+)
+from honed.models.types import ChatRequest, ProviderResult
 
 if TYPE_CHECKING:
     import openai
@@ -41,8 +42,20 @@ if TYPE_CHECKING:
     from honed.config import EndpointConfig, Settings
     from honed.models.registry import Registry
 
+__all__ = [
+    "OpenAICompatProvider",
+    "parse_chat_response",
+    "register",
+    "request_body",
+    "retry_after_seconds",
+]
+
 OPTIONS = ("transport", "azure_api_version", "headers")
+TRANSPORTS = ("aiohttp", "sdk")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Idle pooled connections are dropped after this long: just under the 5 s idle timeout of uvicorn (vLLM,
+# `honed serve`) and Node, so a connection is rarely reused at the moment the server closes it.
+KEEPALIVE_S = 4.0
 
 
 def register(registry: Registry) -> None:
@@ -64,13 +77,16 @@ class OpenAICompatProvider(Provider):
         *,
         api_key_env: str | None,
         timeout_s: float,
-        transport: str = "httpx",
+        transport: str = "aiohttp",
         azure_api_version: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        if transport not in ("httpx", "sdk"):
+        if transport not in TRANSPORTS:
+            valid = " or ".join(repr(t) for t in TRANSPORTS)
             raise ProviderError(
-                f"endpoint {name!r}: transport must be 'httpx' or 'sdk', not {transport!r}", provider=name
+                f"endpoint {name!r}: transport must be {valid}, not {transport!r}",
+                provider=name,
+                hint=f"fix transport under [endpoints.{name}] in honed.toml, or remove it for the default",
             )
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -79,9 +95,13 @@ class OpenAICompatProvider(Provider):
         self.transport = transport
         self.azure_api_version = azure_api_version
         self.extra_headers = dict(headers or {})
-        # Connection pools belong to an event loop; one client per loop that uses this provider.
-        self._http: dict[int, httpx.AsyncClient] = {}
-        self._sdk: dict[int, openai.AsyncOpenAI] = {}
+        self.failures = Failures(name, self.base_url, api_key_env, timeout_s)
+        # Checked here because aiohttp's error for another scheme differs by release and names only the URL.
+        self._http_url = _scheme(self.base_url) in ("http", "https")
+        # Connection pools belong to an event loop: one session (and SDK client) per loop that uses this
+        # provider. Each entry holds its loop, so the loop's id cannot be reused while the entry lives.
+        self._sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, str | None]] = {}
+        self._sdk: dict[int, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]] = {}
 
     @classmethod
     def from_config(cls, name: str, endpoint: EndpointConfig, settings: Settings) -> OpenAICompatProvider:
@@ -100,7 +120,7 @@ class OpenAICompatProvider(Provider):
             endpoint.base_url,
             api_key_env=endpoint.api_key_env,
             timeout_s=endpoint.timeout_s,
-            transport=str(opts.get("transport", "httpx")),
+            transport=str(opts.get("transport", "aiohttp")),
             azure_api_version=opts.get("azure_api_version"),
             headers=opts.get("headers"),
         )
@@ -114,7 +134,8 @@ class OpenAICompatProvider(Provider):
         if not key:
             raise MissingAPIKeyError(
                 f"endpoint {self.name!r} needs an API key and {self.api_key_env} is not set",
-                hint=f"export {self.api_key_env}=..., or name another variable in api_key_env under [endpoints.{self.name}]",
+                hint=f"export {self.api_key_env}=..., or name another variable in api_key_env "
+                f"under [endpoints.{self.name}]",
             )
         return key
 
@@ -126,21 +147,25 @@ class OpenAICompatProvider(Provider):
         auth = {"api-key": key} if self.azure_api_version else {"Authorization": f"Bearer {key}"}
         return {"Content-Type": "application/json", **auth, **self.extra_headers}
 
-    def _http_client(self) -> httpx.AsyncClient:
-        loop_id = id(asyncio.get_running_loop())
-        client = self._http.get(loop_id)
-        if client is None:
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-            client = httpx.AsyncClient(timeout=self.timeout_s, limits=limits)
-            self._http[loop_id] = client
-        return client
+    def _session(self) -> tuple[aiohttp.ClientSession, str | None]:
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.get(id(loop))
+        if entry is None:
+            # No connection cap: the client's per-endpoint semaphore bounds concurrent calls. Timeouts are
+            # per phase, as httpx and the SDK apply them: connecting, and waiting for the reply's bytes.
+            proxy = _env_proxy(self.base_url)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s)
+            session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            entry = self._sessions[id(loop)] = (loop, session, proxy)
+        return entry[1], entry[2]
 
     def _sdk_client(self) -> openai.AsyncOpenAI:
         import openai
 
-        loop_id = id(asyncio.get_running_loop())
-        client = self._sdk.get(loop_id)
-        if client is None:
+        loop = asyncio.get_running_loop()
+        entry = self._sdk.get(id(loop))
+        if entry is None:
             client = openai.AsyncOpenAI(
                 base_url=self.base_url,
                 api_key=self.api_key(),
@@ -148,8 +173,8 @@ class OpenAICompatProvider(Provider):
                 timeout=self.timeout_s,
                 default_headers=self.extra_headers or None,
             )
-            self._sdk[loop_id] = client
-        return client
+            entry = self._sdk[id(loop)] = (loop, client)
+        return entry[1]
 
     def _url(self, model: str) -> str:
         if self.azure_api_version:
@@ -163,35 +188,25 @@ class OpenAICompatProvider(Provider):
         body = request_body(model, request)
         if self.transport == "sdk":
             return await self._complete_sdk(body)
+        if not self._http_url:
+            raise self.failures.bad_url()
+        headers = self._headers()
+        session, proxy = self._session()
         try:
-            response = await self._http_client().post(
-                self._url(model), content=json.dumps(body), headers=self._headers()
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                f"endpoint {self.name!r} timed out after {self.timeout_s:g} s",
-                provider=self.name,
-                retryable=True,
-                hint=f"raise timeout_s under [endpoints.{self.name}] or check the server's load",
-            ) from exc
-        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise self._unreachable(exc) from exc
-        except httpx.TransportError as exc:  # connection dropped mid-request: worth another try
-            raise ProviderError(
-                f"endpoint {self.name!r}: connection failed ({type(exc).__name__})",
-                provider=self.name,
-                retryable=True,
-            ) from exc
-        if response.status_code >= 400:
-            raise self._status_error(response.status_code, response.headers, _error_text(response), model)
+            async with session.post(
+                self._url(model), data=json.dumps(body).encode(), headers=headers, proxy=proxy
+            ) as response:
+                status, reply_headers = response.status, response.headers
+                raw = await response.read()  # gzip/deflate bodies arrive decoded
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self.failures.from_aiohttp(exc) from exc
+        if status >= 400:
+            detail = error_text(status, raw.decode("utf-8", "replace"))
+            raise self.failures.status(status, reply_headers, detail, model)
         try:
-            data = response.json()
+            data = json.loads(raw)
         except ValueError as exc:
-            raise ProviderError(
-                f"endpoint {self.name!r} returned a non-JSON reply (HTTP {response.status_code})",
-                provider=self.name,
-                hint="is base_url an OpenAI-compatible API (it usually ends in /v1)?",
-            ) from exc
+            raise self.failures.not_json(status) from exc
         return parse_chat_response(self.name, data)
 
     async def _complete_sdk(self, body: dict[str, Any]) -> ProviderResult:
@@ -200,24 +215,23 @@ class OpenAICompatProvider(Provider):
         try:
             raw = await self._sdk_client().chat.completions.with_raw_response.create(**body)
         except openai.APITimeoutError as exc:
-            raise ProviderError(
-                f"endpoint {self.name!r} timed out after {self.timeout_s:g} s",
-                provider=self.name,
-                retryable=True,
-            ) from exc
+            raise self.failures.timed_out() from exc
         except openai.APIConnectionError as exc:
             cause = exc.__cause__
             # The SDK has its own HTTP stack (httpx2); match its connect errors by name.
             if cause is not None and type(cause).__name__ in ("ConnectError", "UnsupportedProtocol"):
-                raise self._unreachable(cause) from exc
-            raise ProviderError(
-                f"endpoint {self.name!r}: connection failed", provider=self.name, retryable=True
-            ) from exc
+                raise self.failures.unreachable(cause) from exc
+            raise self.failures.dropped(cause) from exc
         except openai.APIStatusError as exc:
-            raise self._status_error(
-                exc.status_code, exc.response.headers, _error_text(exc.response), str(body["model"])
+            detail = error_text(exc.status_code, exc.response.text)
+            raise self.failures.status(
+                exc.status_code, exc.response.headers, detail, str(body["model"])
             ) from exc
-        return parse_chat_response(self.name, json.loads(raw.http_response.content))
+        try:
+            data = json.loads(raw.http_response.content)
+        except ValueError as exc:
+            raise self.failures.not_json(raw.http_response.status_code) from exc
+        return parse_chat_response(self.name, data)
 
     async def list_models(self) -> list[str]:
         import openai
@@ -225,142 +239,49 @@ class OpenAICompatProvider(Provider):
         try:
             page = await self._sdk_client().models.list()
         except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from exc
+            raise self.failures.unreachable(exc) from exc
         except openai.APIStatusError as exc:
-            raise self._status_error(
-                exc.status_code, exc.response.headers, _error_text(exc.response), ""
-            ) from exc
+            detail = error_text(exc.status_code, exc.response.text)
+            raise self.failures.status(exc.status_code, exc.response.headers, detail, "") from exc
         return sorted(m.id for m in page.data)
 
     async def aclose(self) -> None:
-        # A client whose event loop is gone raises RuntimeError on close: nothing is left to release.
-        for http in self._http.values():
-            with contextlib.suppress(RuntimeError):
-                await http.aclose()
-        for sdk in self._sdk.values():
-            with contextlib.suppress(RuntimeError):
-                await sdk.close()
-        self._http.clear()
-        self._sdk.clear()
+        """Close this loop's session and SDK client, and those of loops that have closed since.
 
-    # -- errors ---------------------------------------------------------------------------------------
-
-    def _unreachable(self, exc: BaseException) -> EndpointUnreachableError:
-        return EndpointUnreachableError(
-            f"cannot reach endpoint {self.name!r} at {self.base_url}: {_reason(exc)}",
-            provider=self.name,
-            hint=f"start the server or fix base_url under [endpoints.{self.name}] in honed.toml",
-        )
-
-    def _status_error(self, status: int, headers: Mapping[str, str], detail: str, model: str) -> ModelError:
-        where = f"endpoint {self.name!r}"
-        if status == 429:
-            return RateLimitError(
-                f"{where} is rate limiting (HTTP 429): {detail}",
-                provider=self.name,
-                status=status,
-                retry_after=retry_after_seconds(headers),
-                retryable=True,
-            )
-        if status >= 500 or status == 408:
-            return ProviderError(
-                f"{where} failed with HTTP {status}: {detail}",
-                provider=self.name,
-                status=status,
-                retry_after=retry_after_seconds(headers),
-                retryable=True,
-            )
-        if status in (401, 403):
-            return ProviderError(
-                f"{where} rejected the API key (HTTP {status}): {detail}",
-                provider=self.name,
-                status=status,
-                hint=f"check the key in {self.api_key_env}" if self.api_key_env else "set api_key_env",
-            )
-        if status == 404:
-            return UnknownModelError(
-                f"{where} has no model {model!r} or no chat API at {self.base_url} (HTTP 404): {detail}",
-                hint=f"list its models with `honed models list --endpoint {self.name}`",
-            )
-        return ProviderError(
-            f"{where} refused the request (HTTP {status}): {detail}", provider=self.name, status=status
-        )
+        Another loop's, still open, can only be closed on that loop: it stays for an `aclose` there.
+        """
+        running = asyncio.get_running_loop()
+        for key, (loop, session, _) in list(self._sessions.items()):
+            if loop is running or loop.is_closed():  # aiohttp has nothing to wait for on a closed loop
+                del self._sessions[key]
+                with contextlib.suppress(RuntimeError):
+                    await session.close()
+        for key, (loop, sdk) in list(self._sdk.items()):
+            if loop is running or loop.is_closed():
+                del self._sdk[key]
+                with contextlib.suppress(RuntimeError):  # httpx raises it for a closed loop's client
+                    await sdk.close()
 
 
-def request_body(model: str, request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": list(request.messages)}
-    p = request.params
-    if p.temperature is not None:
-        body["temperature"] = p.temperature
-    if p.top_p is not None:
-        body["top_p"] = p.top_p
-    if p.max_tokens is not None:
-        body["max_tokens"] = p.max_tokens
-    if p.stop:
-        body["stop"] = list(p.stop)
-    if p.seed is not None:
-        body["seed"] = p.seed
-    if request.response_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "output", "schema": request.response_schema},
-        }
-    return body
+def _env_proxy(url: str) -> str | None:
+    """The proxy that HTTP_PROXY / HTTPS_PROXY name for `url`, unless NO_PROXY exempts its host.
 
-
-def parse_chat_response(endpoint: str, data: Any) -> ProviderResult:
-    """Read a chat.completion JSON object; a reply of the wrong shape is an error, not an empty answer."""
+    The same rule as aiohttp's `trust_env=True` (and httpx's), read once per session: aiohttp would read
+    it, and ~/.netrc, in a worker thread on every request, and netrc credentials there would clash with
+    our Authorization header.
+    """
     try:
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
-        usage = data.get("usage") or {}
-        return ProviderResult(
-            text=text,
-            usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
-            finish_reason=choice.get("finish_reason"),
-            model=data.get("model"),
-        )
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-        raise ProviderError(
-            f"endpoint {endpoint!r} returned a reply that is not a chat completion: {str(data)[:200]}",
-            provider=endpoint,
-        ) from exc
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Retry-After as seconds (it may be a number or an HTTP date); `retry-after-ms` where given."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
+        parts = urllib.parse.urlsplit(url)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return None  # a malformed base_url: aiohttp's InvalidURL on the call says so
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
-def _error_text(response: Any) -> str:
-    """The error message of an httpx (or the SDK's httpx2) response, short and on one line."""
+def _scheme(url: str) -> str:
     try:
-        data = response.json()
-        err = data.get("error", data) if isinstance(data, dict) else data
-        msg = err.get("message") if isinstance(err, dict) else err
-        return " ".join(str(msg).split())[:300]
-    except Exception:
-        return " ".join(response.text.split())[:300] or response.reason_phrase
-
-
-def _reason(exc: BaseException) -> str:
-    seen: BaseException | None = exc
-    while seen is not None:  # the OS error that says why is usually a few causes down
-        if isinstance(seen, ConnectionRefusedError) or "Connection refused" in str(seen):
-            return "connection refused"
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:200]
+        return urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""

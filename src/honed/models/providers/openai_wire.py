@@ -1,0 +1,213 @@
+"""The OpenAI chat wire format and its failures, shared by both transports of the `openai` provider.
+
+Request bodies, reading a chat.completion reply, Retry-After, and the translation of every way a call can
+fail (an aiohttp or SDK exception, an HTTP status) into honed's exception tree, so `aiohttp` and `sdk`
+endpoints raise the same errors with the same `retryable` flags. Private to `openai_compat`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import errno
+import http
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from honed.errors import (
+    EndpointUnreachableError,
+    ModelError,
+    ProviderError,
+    RateLimitError,
+    UnknownModelError,
+)
+from honed.models.types import ChatRequest, ProviderResult, Usage
+
+
+def request_body(model: str, request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": list(request.messages)}
+    p = request.params
+    if p.temperature is not None:
+        body["temperature"] = p.temperature
+    if p.top_p is not None:
+        body["top_p"] = p.top_p
+    if p.max_tokens is not None:
+        body["max_tokens"] = p.max_tokens
+    if p.stop:
+        body["stop"] = list(p.stop)
+    if p.seed is not None:
+        body["seed"] = p.seed
+    if request.response_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": request.response_schema},
+        }
+    return body
+
+
+def parse_chat_response(endpoint: str, data: Any) -> ProviderResult:
+    """Read a chat.completion JSON object; a reply of the wrong shape is an error, not an empty answer."""
+    try:
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = data.get("usage") or {}
+        return ProviderResult(
+            text=text,
+            usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+            finish_reason=choice.get("finish_reason"),
+            model=data.get("model"),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise ProviderError(
+            f"endpoint {endpoint!r} returned a reply that is not a chat completion: {str(data)[:200]}",
+            provider=endpoint,
+        ) from exc
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After as seconds (it may be a number or an HTTP date); `retry-after-ms` where given."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def error_text(status: int, text: str) -> str:
+    """The error message of an error reply's body (OpenAI's `{"error": {"message": ...}}` or plain text),
+    short and on one line; the status's reason phrase when the body says nothing."""
+    try:
+        data = json.loads(text)
+        err = data.get("error", data) if isinstance(data, dict) else data
+        msg = err.get("message") if isinstance(err, dict) else err
+        return " ".join(str(msg).split())[:300]
+    except ValueError:
+        pass
+    short = " ".join(text.split())[:300]
+    if short:
+        return short
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def reason(exc: BaseException) -> str:
+    """Why a connection could not be made, in a few words."""
+    seen: BaseException | None = exc
+    while seen is not None:  # the OS error that says why is usually a few causes down
+        if (
+            isinstance(seen, ConnectionRefusedError)
+            or (isinstance(seen, OSError) and seen.errno == errno.ECONNREFUSED)
+            or "Connection refused" in str(seen)
+        ):
+            return "connection refused"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Builds the errors of one endpoint: each says which endpoint failed, how, and what to do about it."""
+
+    endpoint: str
+    base_url: str
+    api_key_env: str | None
+    timeout_s: float
+
+    def unreachable(self, exc: BaseException | None, why: str | None = None) -> EndpointUnreachableError:
+        why = why or (reason(exc) if exc is not None else "unknown reason")
+        return EndpointUnreachableError(
+            f"cannot reach endpoint {self.endpoint!r} at {self.base_url}: {why}",
+            provider=self.endpoint,
+            hint=f"start the server or fix base_url under [endpoints.{self.endpoint}] in honed.toml",
+        )
+
+    def bad_url(self) -> EndpointUnreachableError:
+        return self.unreachable(None, "not a valid http:// or https:// URL")
+
+    def timed_out(self) -> ProviderError:
+        return ProviderError(
+            f"endpoint {self.endpoint!r} timed out after {self.timeout_s:g} s",
+            provider=self.endpoint,
+            retryable=True,
+            hint=f"raise timeout_s under [endpoints.{self.endpoint}] or check the server's load",
+        )
+
+    def dropped(self, exc: BaseException | None = None) -> ProviderError:
+        """The connection failed mid-call (reset, closed early, a truncated body): worth another try."""
+        why = f" ({type(exc).__name__})" if exc is not None else ""
+        return ProviderError(
+            f"endpoint {self.endpoint!r}: connection failed{why}", provider=self.endpoint, retryable=True
+        )
+
+    def not_json(self, status: int) -> ProviderError:
+        return ProviderError(
+            f"endpoint {self.endpoint!r} returned a non-JSON reply (HTTP {status})",
+            provider=self.endpoint,
+            hint="is base_url an OpenAI-compatible API (it usually ends in /v1)?",
+        )
+
+    def from_aiohttp(self, exc: Exception) -> ModelError:
+        """An exception of an aiohttp call, as honed's error.
+
+        A connection the server closed while idle in the pool (it had not said so yet) fails the POST with
+        ServerDisconnectedError before any reply; aiohttp resends only idempotent methods, so that case is
+        a retryable error here and the client's retry loop sends it again on a fresh connection.
+        """
+        if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+            return self.timed_out()
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return self.unreachable(exc)
+        if isinstance(exc, aiohttp.InvalidURL):
+            return self.bad_url()
+        return self.dropped(exc)  # ServerDisconnectedError, ClientOSError, ClientPayloadError, ...
+
+    def status(self, status: int, headers: Mapping[str, str], detail: str, model: str) -> ModelError:
+        """An HTTP error reply: 429, 408 and 5xx are retryable (honouring Retry-After), the rest are not."""
+        where = f"endpoint {self.endpoint!r}"
+        if status == 429:
+            return RateLimitError(
+                f"{where} is rate limiting (HTTP 429): {detail}",
+                provider=self.endpoint,
+                status=status,
+                retry_after=retry_after_seconds(headers),
+                retryable=True,
+            )
+        if status >= 500 or status == 408:
+            return ProviderError(
+                f"{where} failed with HTTP {status}: {detail}",
+                provider=self.endpoint,
+                status=status,
+                retry_after=retry_after_seconds(headers),
+                retryable=True,
+            )
+        if status in (401, 403):
+            return ProviderError(
+                f"{where} rejected the API key (HTTP {status}): {detail}",
+                provider=self.endpoint,
+                status=status,
+                hint=f"check the key in {self.api_key_env}" if self.api_key_env else "set api_key_env",
+            )
+        if status == 404:
+            return UnknownModelError(
+                f"{where} has no model {model!r} or no chat API at {self.base_url} (HTTP 404): {detail}",
+                hint=f"list its models with `honed models list --endpoint {self.endpoint}`",
+            )
+        return ProviderError(
+            f"{where} refused the request (HTTP {status}): {detail}", provider=self.endpoint, status=status
+        )
