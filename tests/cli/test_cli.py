@@ -167,3 +167,15 @@ def test_db_upgrade_is_idempotent(workspace: Path) -> None:
 
 def test_outside_a_workspace_store_commands_say_how_to_start(tmp_path: Path) -> None:
     assert_one_line_error(honed("db", "upgrade", cwd=tmp_path), "honed init")
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_postgresql(fresh_postgres_url: str, workspace: Path) -> None:
+    env = {"HONED_DATABASE_URL": fresh_postgres_url}
+    before = json.loads(honed("db", "status", "--json", cwd=workspace, env=env).stdout)
+    assert before["revision"] is None and before["up_to_date"] is False
+    up = json.loads(honed("db", "upgrade", "--json", cwd=workspace, env=env).stdout)
+    assert up["from"] is None and up["to"] == before["head"]
+    r = honed("models", "run", "scripted/echo", "stored in postgres", "--json", cwd=workspace, env=env)
+    again = honed("models", "run", "scripted/echo", "stored in postgres", "--json", cwd=workspace, env=env)
+    assert json.loads(r.stdout)[0]["cached"] is False and json.loads(again.stdout)[0]["cached"] is True

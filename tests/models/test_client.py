@@ -248,3 +248,23 @@ def test_retrained_adapter_under_the_same_name_is_not_served_from_cache(workspac
     weights.write_bytes(b"version 2")
     os.utime(weights, ns=(1, 1))
     assert client.cache_key(request, endpoint, provider, parsed.model) != before
+
+
+@pytest.mark.postgres
+def test_the_cache_works_on_postgresql_too(fresh_postgres_url: str, tmp_path: Path) -> None:
+    n = 0
+
+    def reply(req: ChatRequest) -> str:
+        nonlocal n
+        n += 1
+        return f"r{n}"
+
+    settings = load_settings(start=tmp_path, env={"HONED_DATABASE_URL": fresh_postgres_url})
+    with scripted("pg", reply) as model, Store.open(settings.resolved_database_url()) as store:
+        reqs = [ChatRequest.of(model, "q", sample_index=i) for i in range(3)]
+        first = ModelClient(settings, store=store).run(reqs)
+        second = ModelClient(settings, store=store).run(reqs)
+        assert [c.text for c in second if not isinstance(c, Exception)] == ["r1", "r2", "r3"]
+        assert all(not isinstance(c, Exception) and c.cached for c in second)
+        assert not any(not isinstance(c, Exception) and c.cached for c in first)
+        assert store.cache.count() == 3 and n == 3

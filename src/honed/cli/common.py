@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,7 +16,10 @@ from rich.text import Text
 from honed.api import Honed
 from honed.config import load_settings
 
-console = Console()
+# Piped output (CI logs, `| less`) has no terminal width; rich would fall back to 80 columns, which folds a
+# table of model outputs into slivers. COLUMNS still wins when set.
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+console = Console(width=_PIPED_WIDTH)
 err_console = Console(stderr=True)
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
