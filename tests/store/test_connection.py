@@ -15,7 +15,14 @@ from tests.support.postgres import PASSWORD_ROLE, free_port
 
 
 def test_public_api() -> None:
-    assert honed.store.__all__ == ["CacheRow", "ObjectRepository", "ResponseCache", "Store"]
+    assert honed.store.__all__ == [
+        "CacheRow",
+        "NamedVersions",
+        "ObjectRepository",
+        "ResponseCache",
+        "Store",
+        "Version",
+    ]
     assert all(hasattr(honed.store, name) for name in honed.store.__all__)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from honed.store.cache import CacheRow, ResponseCache
 from honed.store.database import Store
+from honed.store.names import NamedVersions, Version
 from honed.store.objects import ObjectRepository
 
-__all__ = ["CacheRow", "ObjectRepository", "ResponseCache", "Store"]
+__all__ = ["CacheRow", "NamedVersions", "ObjectRepository", "ResponseCache", "Store", "Version"]

@@ -18,6 +18,7 @@ from honed.errors import StoreError
 from honed.store import migrate as migrations
 from honed.store.cache import ResponseCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
+from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
 
 
@@ -31,6 +32,7 @@ class Store:
         self._closed = False
         self.objects = ObjectRepository(self)
         self.cache = ResponseCache(self)
+        self.names = NamedVersions(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -44,10 +44,11 @@ class ObjectRepository:
             if self._check_same(conn, key, kind, body):
                 return key
         with self._store.write() as conn:
-            stmt = insert_ignore(objects, conn.dialect.name)
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+            stmt = insert_ignore(objects, conn.dialect.name).returning(objects.c.hash)
             inserted = conn.execute(stmt, {"hash": key, "kind": kind, "body": body, "created_at": utcnow()})
             # Another writer may have stored it between our read and our write.
-            if inserted.rowcount == 0:
+            if inserted.first() is None:
                 self._check_same(conn, key, kind, body)
         return key
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, MetaData, String, Table
+from sqlalchemy import JSON, Column, DateTime, Dialect, ForeignKey, Index, MetaData, String, Table
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
@@ -76,6 +76,29 @@ response_cache = Table(
     Column("response", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "model"),
+)
+
+#: A name's history: every version (an `objects` row) recorded under a (kind, name), e.g. prompt "qa".
+versions = Table(
+    "versions",
+    metadata,
+    Column("kind", String(100), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("hash", String(HASH_LENGTH), ForeignKey("objects.hash"), primary_key=True),
+    Column("note", String(2000), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "kind", "name", "created_at"),
+)
+
+#: Movable labels (`production`, `staging`, ...) pointing at one version of a name.
+labels = Table(
+    "labels",
+    metadata,
+    Column("kind", String(100), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("label", String(100), primary_key=True),
+    Column("hash", String(HASH_LENGTH), ForeignKey("objects.hash"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 
