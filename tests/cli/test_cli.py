@@ -6,33 +6,12 @@ Every error a user can cause must end in one line on stderr, a non-zero exit, an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import assert_one_line_error, honed
 from tests.support.stub_openai import free_port
-
-HONED = str(Path(sys.executable).parent / "honed")
-
-
-def honed(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k == "HONED_MODEL_CACHE"}
-    full_env.pop("OPENAI_API_KEY", None)
-    full_env.update(env or {})
-    full_env["COLUMNS"] = "200"
-    return subprocess.run([HONED, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode != 0, result
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_init_creates_a_migrated_workspace_found_from_subfolders(tmp_path: Path) -> None:

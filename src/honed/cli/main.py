@@ -7,7 +7,7 @@ import sys
 import typer
 
 from honed import __version__
-from honed.cli import db, models, serve, workspace
+from honed.cli import datasets, db, models, prompts, serve, workspace
 from honed.errors import HonedError
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.command("init")(workspace.init)
 app.add_typer(workspace.config_app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(datasets.app, name="datasets")
 app.command("serve")(serve.serve)
 
 

@@ -1,0 +1,1 @@
+"""Datasets: cases, versions, import/export and splits."""

@@ -1,0 +1,1 @@
+"""Prompts: versioned templates (sandboxed Jinja2), labels, chains and structured output."""
