@@ -20,6 +20,7 @@ from honed.store.cache import ResponseCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
 from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
+from honed.store.runs import RunRepository
 
 
 class Store:
@@ -33,6 +34,7 @@ class Store:
         self.objects = ObjectRepository(self)
         self.cache = ResponseCache(self)
         self.names = NamedVersions(self)
+        self.runs = RunRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

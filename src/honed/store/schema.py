@@ -9,7 +9,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, ForeignKey, Index, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
@@ -99,6 +113,64 @@ labels = Table(
     Column("label", String(100), primary_key=True),
     Column("hash", String(HASH_LENGTH), ForeignKey("objects.hash"), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: One experiment run: a spec (dataset version x variants x evaluators x repeats) and its progress.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=True),
+    Column("spec", JSON, nullable=False),
+    Column("spec_hash", String(HASH_LENGTH), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("budget_usd", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "spec_hash"),
+)
+
+#: One model call of a run: which variant, case and sample, what produced it, and what it cost.
+results = Table(
+    "results",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("variant", String(100), primary_key=True),
+    Column("case_id", String(200), primary_key=True),
+    Column("sample_index", Integer, primary_key=True),
+    Column("request_key", String(HASH_LENGTH), nullable=False),
+    Column("prompt_hash", String(HASH_LENGTH), nullable=True),
+    Column("dataset_hash", String(HASH_LENGTH), nullable=False),
+    Column("model", String(300), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("output", Text, nullable=True),
+    Column("parsed", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("cost_usd", Float, nullable=True),
+    Column("cached", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: One evaluator's judgment of one result. `error`/`raw` keep a judgment that could not be made.
+scores = Table(
+    "scores",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("variant", String(100), primary_key=True),
+    Column("case_id", String(200), primary_key=True),
+    Column("sample_index", Integer, primary_key=True),
+    Column("evaluator", String(200), primary_key=True),
+    Column("evaluator_version", String(HASH_LENGTH), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("passed", Boolean, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("raw", Text, nullable=True),
+    Column("details", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 
