@@ -7,7 +7,7 @@ import sys
 import typer
 
 from honed import __version__
-from honed.cli import datasets, db, models, prompts, serve, workspace
+from honed.cli import datasets, db, experiments, models, prompts, review, serve, workspace
 from honed.errors import HonedError
 
 app = typer.Typer(
@@ -23,7 +23,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(experiments.app, name="experiments")
 app.command("serve")(serve.serve)
+app.command("review")(review.review)
 
 
 @app.callback(invoke_without_command=True)

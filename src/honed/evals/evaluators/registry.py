@@ -1,0 +1,115 @@
+"""Where evaluator types are registered and specs are turned into evaluators.
+
+Evaluators are plugins, like providers: a module exposes `register(registry)` and is named in the
+`honed.evaluators` entry-point group; plugins are discovered the first time a registry is used, never at
+import time. The built-ins register the same way (`honed.evals.evaluators.builtins:register`), and
+`builtin_registry()` adds them directly too, so they work whether or not the package metadata is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from honed.errors import ConfigError, InvalidInputError
+from honed.evals.evaluators.base import BuildContext, Evaluator
+
+ENTRY_POINT_GROUP = "honed.evaluators"
+
+EvaluatorFactory = Callable[[Mapping[str, Any], BuildContext], Evaluator]
+"""`factory(config, context)` builds an evaluator from a spec's keys (without `type`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorSpec:
+    kind: str
+    factory: EvaluatorFactory
+    description: str = ""
+
+
+class EvaluatorRegistry:
+    """Evaluator types by name. `add_evaluator` is the hook plugins call."""
+
+    def __init__(self, *, plugins: bool = True) -> None:
+        self._specs: dict[str, EvaluatorSpec] = {}
+        self._loaded = not plugins
+        self._failed: dict[str, ConfigError] = {}
+
+    def add_evaluator(self, kind: str, factory: EvaluatorFactory, *, description: str = "") -> None:
+        """Register an evaluator type; a later registration of the same name replaces the earlier one."""
+        self._specs[kind] = EvaluatorSpec(kind, factory, description)
+
+    def load_plugins(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()(self)
+            except Exception as exc:
+                # A broken plugin must not take the other evaluators down: it fails when it is used.
+                self._failed[ep.name] = ConfigError(
+                    f"evaluator plugin {ep.name!r} ({ep.value}) failed to load: {exc}",
+                    hint="reinstall or uninstall that plugin",
+                )
+
+    def spec(self, kind: str) -> EvaluatorSpec:
+        self.load_plugins()
+        try:
+            return self._specs[kind]
+        except KeyError:
+            if kind in self._failed:
+                raise self._failed[kind] from None
+            raise InvalidInputError(
+                f"unknown evaluator type {kind!r}", hint=f"known types: {', '.join(self.kinds())}"
+            ) from None
+
+    def kinds(self) -> list[str]:
+        self.load_plugins()
+        return sorted(self._specs)
+
+    def build(self, spec: Mapping[str, Any], context: BuildContext | None = None) -> Evaluator:
+        """An evaluator from a spec such as `{"type": "regex", "pattern": "^yes"}`."""
+        if not isinstance(spec, Mapping):
+            raise InvalidInputError(
+                f"an evaluator spec must be a mapping, not {spec!r}", hint='e.g. {"type": "exact"}'
+            )
+        kind = spec.get("type")
+        if not isinstance(kind, str):
+            raise InvalidInputError(
+                f"evaluator spec {dict(spec)!r} has no 'type'", hint=f"known types: {', '.join(self.kinds())}"
+            )
+        config = {k: v for k, v in spec.items() if k != "type"}
+        return self.spec(kind).factory(config, context or BuildContext())
+
+
+def builtin_registry() -> EvaluatorRegistry:
+    """A registry with exactly the built-in evaluators (no plugins)."""
+    from honed.evals.evaluators import builtins
+
+    registry = EvaluatorRegistry(plugins=False)
+    builtins.register(registry)
+    return registry
+
+
+_default: EvaluatorRegistry | None = None
+
+
+def default_registry() -> EvaluatorRegistry:
+    """The process-wide registry: the built-ins, then whatever plugins are installed."""
+    global _default
+    if _default is None:
+        from honed.evals.evaluators import builtins
+
+        _default = EvaluatorRegistry()
+        builtins.register(_default)
+    return _default
+
+
+def build_evaluator(
+    spec: Mapping[str, Any], *, context: BuildContext | None = None, registry: EvaluatorRegistry | None = None
+) -> Evaluator:
+    """An evaluator from its spec; unknown types and keys are `InvalidInputError`s naming them."""
+    return (registry or default_registry()).build(spec, context)

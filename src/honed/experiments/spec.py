@@ -1,0 +1,211 @@
+"""Experiment specs: a dataset version x a matrix of variants x evaluators x N repeats.
+
+A spec is YAML (or a dict) the user writes:
+
+    name: qa-prompts
+    dataset: faq@v2            # NAME[@REF]
+    split: test                # optional: only these cases
+    repeats: 3                 # independent samples per case (never served from one cached answer)
+    budget_usd: 1.00           # optional: checked before the run, and the run stops when it is spent
+    variants:                  # explicit variants ...
+      - {prompt: qa@v1}
+      - {prompt: qa@v2, model: local/smollm2-135m-instruct, params: {temperature: 0}}
+    matrix:                    # ... and/or the cross product of these lists
+      prompt: [qa@v1, qa@v2]
+      model: [local/smollm2-135m-instruct]
+    evaluators:
+      - {type: exact}
+
+`resolve()` pins every reference to a content hash (prompt versions, the dataset version, evaluator
+versions); the hash of that resolved form identifies the run, so the same spec resumes the same run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from honed.datasets import Case, DatasetVersion, get_dataset
+from honed.errors import InvalidInputError
+from honed.evals.evaluators import BuildContext, Evaluator, build_evaluator
+from honed.hashing import content_hash, short
+from honed.models.types import Params
+from honed.prompts import Prompt, get_prompt, load_prompt, push
+
+if TYPE_CHECKING:
+    from honed.api import Honed
+    from honed.store.names import Version
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VariantSpec(_Strict):
+    id: str | None = Field(default=None, max_length=100)
+    prompt: str
+    model: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MatrixSpec(_Strict):
+    prompt: list[str] = Field(min_length=1)
+    model: list[str | None] = Field(default_factory=lambda: list[str | None]([None]))
+    params: list[dict[str, Any]] = Field(default_factory=lambda: list[dict[str, Any]]([{}]))
+
+
+class ExperimentSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    dataset: str
+    split: str | None = None
+    repeats: int = Field(default=1, ge=1, le=100)
+    budget_usd: float | None = Field(default=None, gt=0)
+    variants: list[VariantSpec] = Field(default_factory=list)
+    matrix: MatrixSpec | None = None
+    evaluators: list[dict[str, Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_variants(self) -> ExperimentSpec:
+        if not self.variants and self.matrix is None:
+            raise ValueError("give `variants:` or `matrix:` (at least one variant to run)")
+        return self
+
+    def all_variants(self) -> list[VariantSpec]:
+        out = list(self.variants)
+        if self.matrix is not None:
+            for prompt, model, params in itertools.product(
+                self.matrix.prompt, self.matrix.model, self.matrix.params
+            ):
+                out.append(VariantSpec(prompt=prompt, model=model, params=params))
+        return out
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate a spec file; errors name the file and the field."""
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such experiment spec", hint="give a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise InvalidInputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: an experiment spec is a YAML mapping")
+    data.setdefault("name", path.stem)
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            raise InvalidInputError(f"{source}: unknown key {loc!r}", hint="check its spelling") from None
+        raise InvalidInputError(f"{source}: {loc}: {err['msg']}") from None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One resolved variant: a prompt version, the model and params it runs with."""
+
+    id: str
+    prompt: Prompt
+    prompt_version: Version
+    model: str
+    params: dict[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prompt": f"{self.prompt.name}@v{self.prompt_version.number}",
+            "prompt_hash": self.prompt_version.hash,
+            "model": self.model,
+            "params": self.params,
+        }
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A spec with every reference pinned to content: what a run runs."""
+
+    spec: ExperimentSpec
+    dataset: DatasetVersion
+    cases: tuple[Case, ...]
+    variants: tuple[Variant, ...]
+    evaluators: tuple[Evaluator, ...]
+
+    def body(self) -> dict[str, Any]:
+        """The resolved form whose hash identifies the run."""
+        return {
+            "name": self.spec.name,
+            "dataset": {"ref": self.dataset.ref, "hash": self.dataset.hash},
+            "split": self.spec.split,
+            "repeats": self.spec.repeats,
+            "budget_usd": self.spec.budget_usd,
+            "variants": [v.describe() for v in self.variants],
+            "evaluators": [{"name": e.name, "version": e.version, "spec": e.spec()} for e in self.evaluators],
+        }
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.body())
+
+    def variant(self, variant_id: str) -> Variant:
+        for v in self.variants:
+            if v.id == variant_id:
+                return v
+        raise InvalidInputError(f"no variant {variant_id!r}", hint=", ".join(v.id for v in self.variants))
+
+
+def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Experiment:
+    """Pin the spec's references. A prompt given as a YAML file is pushed first, so results always name a
+    stored prompt version."""
+    dataset = get_dataset(h.store, spec.dataset)
+    cases = tuple(dataset.split(spec.split)) if spec.split else dataset.cases
+    variants: list[Variant] = []
+    for vs in spec.all_variants():
+        version, prompt = _prompt(h, vs.prompt, base)
+        model = vs.model or prompt.model or h.settings.default_model
+        params = Params.from_dict({**prompt.params, **vs.params}).to_dict()
+        vid = vs.id or _variant_id(prompt, version, model, vs, spec)
+        variants.append(Variant(vid, prompt, version, model, params))
+    ids = [v.id for v in variants]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InvalidInputError(
+            f"variants repeat: {', '.join(dupes)}", hint="give each variant a distinct `id`"
+        )
+    context = BuildContext(client=h.client, root=base)
+    evaluators = tuple(build_evaluator(e, context=context) for e in spec.evaluators)
+    names = [e.name for e in evaluators]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("two evaluators share a name", hint="give each a distinct `name`")
+    return Experiment(spec, dataset, cases, tuple(variants), evaluators)
+
+
+def _prompt(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt]:
+    if ref.endswith((".yaml", ".yml")):
+        path = Path(ref) if base is None or Path(ref).is_absolute() else base / ref
+        prompt = load_prompt(path)
+        [pushed] = push(h.store, [prompt], note=f"pushed by an experiment from {path.name}")
+        return pushed.version, prompt
+    return get_prompt(h.store, ref)
+
+
+def _variant_id(prompt: Prompt, version: Version, model: str, vs: VariantSpec, spec: ExperimentSpec) -> str:
+    parts = [f"{prompt.name}@v{version.number}"]
+    models = {v.model for v in spec.all_variants()}
+    if len(models) > 1 or vs.model:
+        parts.append(model.split("/", 1)[-1])
+    if vs.params:
+        parts.append(",".join(f"{k}={v}" for k, v in sorted(vs.params.items())))
+    text = " ".join(parts)
+    return text if len(text) <= 100 else f"{text[:86]}~{short(content_hash(text), 12)}"
