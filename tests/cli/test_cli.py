@@ -158,3 +158,13 @@ def test_db_upgrade_on_postgresql(fresh_postgres_url: str, workspace: Path) -> N
     r = honed("models", "run", "scripted/echo", "stored in postgres", "--json", cwd=workspace, env=env)
     again = honed("models", "run", "scripted/echo", "stored in postgres", "--json", cwd=workspace, env=env)
     assert json.loads(r.stdout)[0]["cached"] is False and json.loads(again.stdout)[0]["cached"] is True
+
+
+def test_a_file_run_with_failed_rows_exits_non_zero(workspace: Path) -> None:
+    (workspace / "honed.toml").write_text(
+        f'[endpoints.down]\nprovider = "openai"\nbase_url = "http://127.0.0.1:{free_port()}/v1"\n'
+    )
+    prompts = workspace / "p.jsonl"
+    prompts.write_text('{"prompt": "a"}\n{"prompt": "b"}\n')
+    r = honed("models", "run", "down/m", "--file", str(prompts), cwd=workspace)
+    assert r.returncode == 1 and "0 ok, 2 failed" in r.stdout

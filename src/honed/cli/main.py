@@ -7,7 +7,7 @@ import sys
 import typer
 
 from honed import __version__
-from honed.cli import datasets, db, experiments, models, prompts, review, serve, workspace
+from honed.cli import datasets, db, evals, experiments, models, prompts, review, serve, workspace
 from honed.errors import HonedError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(evals.app, name="eval")
 app.command("serve")(serve.serve)
 app.command("review")(review.review)
 
@@ -40,7 +41,9 @@ def _root(
 def run() -> None:
     """Console-script entry point: a `HonedError` prints one line on stderr and exits non-zero."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a `typer.Exit`: pass it on.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except HonedError as exc:
         sys.stderr.write(f"error: {exc.one_line()}\n")
         sys.exit(exc.exit_code)

@@ -1,0 +1,154 @@
+"""Prompts and chains in the store: push versions, fetch `NAME[@REF]`, list, history, labels.
+
+Versions and labels live in `store.names` under the kinds "prompt" and "chain"; this module adds the
+`NAME@REF` syntax (`qa`, `qa@v2`, `qa@production`, `qa@3f2a9c`) and turns bodies back into `Prompt` and
+`Chain` values. A push validates every name and the label before it records anything, so a bad argument
+cannot leave half a push behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from honed.errors import InvalidInputError, NotFoundError
+from honed.prompts.chain import Chain
+from honed.prompts.spec import Prompt
+from honed.store.names import RESERVED_LABELS, Version, check_name
+
+if TYPE_CHECKING:
+    from honed.store import Store
+
+PROMPT = "prompt"
+CHAIN = "chain"
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """One item of a push: its stored version and whether that version is new under the name."""
+
+    kind: str
+    version: Version
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One name in a listing."""
+
+    kind: str
+    name: str
+    versions: int
+    latest: Version
+    labels: dict[str, int]  # label -> version number
+
+
+def kind_of(item: Prompt | Chain) -> str:
+    return CHAIN if isinstance(item, Chain) else PROMPT
+
+
+def parse_ref(text: str) -> tuple[str, str | None]:
+    """`qa@production` -> ("qa", "production"); `qa` -> ("qa", None)."""
+    name, sep, ref = text.partition("@")
+    if not name or (sep and not ref):
+        raise InvalidInputError(f"{text!r} is not a reference", hint="use NAME or NAME@REF, e.g. qa@v2")
+    return name, ref or None
+
+
+def check_label(label: str) -> None:
+    if not _LABEL.match(label) or label in RESERVED_LABELS or re.fullmatch(r"v[0-9]+", label):
+        raise InvalidInputError(
+            f"{label!r} cannot be a label",
+            hint="start with a letter; use letters, digits, '.', '_', '-'; not 'latest' or vN",
+        )
+
+
+def push(
+    store: Store, items: Sequence[Prompt | Chain], *, note: str | None = None, label: str | None = None
+) -> list[Pushed]:
+    """Record each item as a version of its name (a no-op for content the name already has) and, with
+    `label`, point that label at it."""
+    if label is not None:
+        check_label(label)
+    names = [(kind_of(item), item.name) for item in items]
+    dupes = sorted({f"{k} {n!r}" for k, n in names if names.count((k, n)) > 1})
+    if dupes:
+        raise InvalidInputError(f"pushed twice in one push: {', '.join(dupes)}")
+    for kind, name in names:
+        check_name(kind, name)
+        other = CHAIN if kind == PROMPT else PROMPT
+        # `show NAME` and `run NAME` look a name up across both kinds, so one name is one thing.
+        if store.names.history(other, name):
+            raise InvalidInputError(
+                f"{name!r} is already the name of a {other}", hint=f"give the {kind} another `name:`"
+            )
+    out: list[Pushed] = []
+    for item in items:
+        kind = kind_of(item)
+        version, created = store.names.record(kind, item.name, item.body(), note=note)
+        if label is not None:
+            version = store.names.set_label(kind, item.name, label, version.hash)
+        out.append(Pushed(kind, version, created))
+    return out
+
+
+def get_prompt(store: Store, ref: str) -> tuple[Version, Prompt]:
+    """The prompt `NAME[@REF]` names, with its version."""
+    name, at = parse_ref(ref)
+    version, body = store.names.get(PROMPT, name, at)
+    return version, Prompt.from_body(name, body)
+
+
+def get_chain(store: Store, ref: str) -> tuple[Version, Chain]:
+    name, at = parse_ref(ref)
+    version, body = store.names.get(CHAIN, name, at)
+    return version, Chain.from_body(name, body)
+
+
+def get_item(store: Store, ref: str) -> tuple[Version, Prompt | Chain]:
+    """A prompt or, when no prompt has the name, a chain."""
+    kind = kind_named(store, parse_ref(ref)[0])
+    return get_chain(store, ref) if kind == CHAIN else get_prompt(store, ref)
+
+
+def kind_named(store: Store, name: str) -> str:
+    """Which kind, "prompt" or "chain", has `name` (prompts first). Raises NotFoundError."""
+    for kind in (PROMPT, CHAIN):
+        if store.names.history(kind, name):
+            return kind
+    known = [n for kind in (PROMPT, CHAIN) for n, _, _ in store.names.names(kind)]
+    raise NotFoundError(
+        f"no prompt or chain named {name!r}",
+        hint=f"known: {', '.join(known[:10])}" if known else "push one with `honed prompts push FILE`",
+    )
+
+
+def history(store: Store, name: str, kind: str | None = None) -> list[Version]:
+    """Every version of `name`, oldest first."""
+    return store.names.history(kind or kind_named(store, name), name)
+
+
+def list_all(store: Store, kinds: Sequence[str] = (PROMPT, CHAIN)) -> list[Summary]:
+    out: list[Summary] = []
+    for kind in kinds:
+        for name, count, _ in store.names.names(kind):
+            versions = store.names.history(kind, name)
+            labels = {lb: v.number for v in versions for lb in v.labels}
+            out.append(Summary(kind, name, count, versions[-1], dict(sorted(labels.items()))))
+    return out
+
+
+def set_label(store: Store, ref: str, label: str) -> Version:
+    """Point `label` at the version `NAME@REF` names (moving it from wherever it was)."""
+    check_label(label)
+    name, at = parse_ref(ref)
+    return store.names.set_label(kind_named(store, name), name, label, at or "latest")
+
+
+def remove_label(store: Store, ref: str, label: str) -> None:
+    """Delete `label` from the name in `ref` (`qa` or `qa@anything`)."""
+    name = parse_ref(ref)[0]
+    store.names.remove_label(kind_named(store, name), name, label)
