@@ -58,7 +58,8 @@ def test_a_seeded_regression_fails_the_gate(workspace: Path) -> None:
     _prepare(workspace)
     # The candidate's prompt wraps the answer, so exact match fails on every case: a real regression.
     (workspace / "worse.yaml").write_text(
-        "name: qa\nmodel: scripted/echo\nmessages:\n  - role: user\n    content: 'The answer: {{ country }}'\n"
+        "name: qa\nmodel: scripted/echo\nmessages:\n"
+        "  - role: user\n    content: 'The answer: {{ country }}'\n"
     )
     path = _gate_file(workspace, baseline={"prompt": "qa@v2"}, variants=[{"prompt": "worse.yaml"}])
     r = honed("eval", "run", str(path), "--junit", "junit.xml", "--json", cwd=workspace)

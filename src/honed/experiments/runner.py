@@ -182,6 +182,8 @@ async def _call_all(
             if progress is not None:
                 progress("calls", done, len(calls))
 
+    if progress is not None:
+        progress("calls", 0, len(calls))
     try:
         await asyncio.gather(*(one(p) for p in calls))
     finally:
@@ -204,6 +206,8 @@ async def _score_all(h: Honed, exp: Experiment, run: Run, progress: Progress | N
         for e in exp.evaluators
         if (r["variant"], r["case_id"], r["sample_index"], e.name) not in have
     )
+    if progress is not None and total:
+        progress("scoring", done, total)
     for ev in exp.evaluators:
         todo = [r for r in results if (r["variant"], r["case_id"], r["sample_index"], ev.name) not in have]
         if not todo:

@@ -1,0 +1,33 @@
+"""The bundled examples stay valid: their prompts, spec and evaluator file load as honed reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from honed.experiments import load_spec
+from honed.experiments.gate import load_gate
+from honed.prompts import load_prompt
+from tests.conftest import PROJECT_ROOT
+
+COMPARE = PROJECT_ROOT / "examples" / "compare"
+
+
+def test_compare_example_files_load() -> None:
+    v1 = load_prompt(COMPARE / "prompts" / "qa-v1.yaml")
+    v2 = load_prompt(COMPARE / "prompts" / "qa-v2.yaml")
+    assert v1.name == v2.name == "qa" and v1.version() != v2.version()
+    assert len(v2.render({"question": "q"})) == len(v1.render({"question": "q"})) + 6  # three example pairs
+    spec = load_spec(COMPARE / "experiment.yaml")
+    assert [v.id for v in spec.all_variants()] == ["instructions", "few-shot"]
+    assert load_gate(COMPARE / "experiment.yaml").experiment == spec
+
+
+def test_compare_example_checker(tmp_path: Path) -> None:
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("checks", COMPARE / "checks.py")
+    assert module_spec is not None and module_spec.loader is not None
+    checks = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(checks)
+    assert checks.answer_correct('{"answer": "The Beatles"}', ["beatles"])[0] is True
+    assert checks.answer_correct("The Beatles", ["beatles"])[0] is False
