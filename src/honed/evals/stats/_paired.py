@@ -171,8 +171,10 @@ def _message(c: Comparison, confidence: float) -> str:
     if c.verdict != NO_DIFFERENCE:
         return head + f"B is {c.verdict}."
     extra = c.additional_cases_needed
+    if extra is None and c.mean_diff == 0:
+        return head + "no difference observed, so no number of cases can be estimated to detect one."
     if extra is None:
-        return head + "no detectable difference, and no observed difference to size a larger test by."
+        return head + "no detectable difference, and too few cases to estimate how many more would be needed."
     if extra == 0:
         return head + "no detectable difference, though this many cases would usually detect one this size."
     return head + (

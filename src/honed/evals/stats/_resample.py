@@ -5,7 +5,8 @@ column's statistic is computed from the same draw, so variants compared on the s
 one draw serves ten variants. The counts of a chunk of resamples form a matrix W (resamples x cases); the
 resampled sums of all columns are then one BLAS product W @ X. A column with errored cases divides by the
 resampled number of its valid cases (W @ mask): the cases are resampled, and the errored ones among them are
-left out, as they were from the estimate itself. Chunks have ~1M cells (tens of MB), whatever the size.
+left out, as they were from the estimate itself. Draws are made in chunks of ~1M cells and multiplied in
+batches of ~8M (64 MB), so memory stays bounded whatever the size.
 
 **Sign flips.** Under the null hypothesis of a paired test, each case's difference b - a is as likely to
 have either sign (the two labels are exchangeable within a case). The two-sided p-value is the share of
@@ -20,12 +21,14 @@ asked and however many columns rode along.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from numpy.typing import NDArray
 
 from ._matrix import BoolArray, FloatArray
 
 CHUNK_CELLS = 1_000_000
+BATCH_CELLS = 8_000_000
 EXACT_MAX = 20
 _BOOTSTRAP, _SIGN_FLIP = 0, 1
 
@@ -35,9 +38,27 @@ def generator(seed: int, stream: int, chunk: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(stream, chunk))))
 
 
-def _chunks(n_cases: int, n_draws: int) -> list[tuple[int, int]]:
-    rows = max(1, CHUNK_CELLS // max(n_cases, 1))
-    return [(start, min(rows, n_draws - start)) for start in range(0, n_draws, rows)]
+def _products(design: FloatArray, n_draws: int, fill: Callable[[int, FloatArray], None]) -> FloatArray:
+    """`draws @ design` for n_draws rows of draws over the cases, never holding more than a batch of them.
+
+    `fill(chunk, rows)` writes chunk number `chunk`'s draws into `rows` (chunk, cases). Chunks have
+    ~CHUNK_CELLS cells (they fit in cache while drawn), and the products run on batches of whole chunks
+    (~BATCH_CELLS cells, 64 MB): a few large BLAS calls instead of many small ones, which matters on a busy
+    machine, where every multi-threaded call waits for its slowest thread.
+    """
+    n = design.shape[0]
+    rows = max(1, CHUNK_CELLS // n)
+    batch = rows * max(1, BATCH_CELLS // (rows * n))
+    out = np.empty((n_draws, design.shape[1]))
+    buffer = np.empty((min(batch, n_draws), n))
+    chunk = 0
+    for start in range(0, n_draws, batch):
+        size = min(batch, n_draws - start)
+        for offset in range(0, size, rows):
+            fill(chunk, buffer[offset : offset + min(rows, size - offset)])
+            chunk += 1
+        np.matmul(buffer[:size], design, out=out[start : start + size])
+    return out
 
 
 def bootstrap_means(values: FloatArray, valid: BoolArray, *, n_boot: int, seed: int) -> FloatArray:
@@ -56,17 +77,20 @@ def bootstrap_means(values: FloatArray, valid: BoolArray, *, n_boot: int, seed: 
         mask_of[j] = masks.setdefault(valid[:, j].tobytes(), len(masks))
     mask_cols = [np.frombuffer(key, dtype=np.bool_) for key in masks]
     design = np.column_stack([np.where(valid, values, 0.0), *mask_cols]).astype(np.float64)
-    sums = np.empty((n_boot, design.shape[1]))
-    for chunk, (start, rows) in enumerate(_chunks(n, n_boot)):
-        index = generator(seed, _BOOTSTRAP, chunk).integers(0, n, size=(rows, n))
-        index += np.arange(rows)[:, None] * n
-        weights = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
-        sums[start : start + rows] = weights @ design
-    counts = np.full((n_boot, k), float(n))
+    offsets = np.arange(max(1, CHUNK_CELLS // n))[:, None] * n
+
+    def counts(chunk: int, rows: FloatArray) -> None:
+        # A multinomial draw per resample: n case indices with replacement, counted per case.
+        index = generator(seed, _BOOTSTRAP, chunk).integers(0, n, size=rows.shape)
+        index += offsets[: rows.shape[0]]
+        rows[...] = np.bincount(index.ravel(), minlength=rows.size).reshape(rows.shape)
+
+    sums = _products(design, n_boot, counts)
+    denominators = np.full((n_boot, k), float(n))
     partial = np.flatnonzero(~full)
-    counts[:, partial] = sums[:, k + mask_of[partial]]
+    denominators[:, partial] = sums[:, k + mask_of[partial]]
     with np.errstate(invalid="ignore", divide="ignore"):
-        means: FloatArray = np.where(counts > 0, sums[:, :k] / counts, np.nan)
+        means: FloatArray = np.where(denominators > 0, sums[:, :k] / denominators, np.nan)
     return means
 
 
@@ -114,7 +138,7 @@ def sign_flip_pvalues(
     Columns with at most EXACT_MAX valid differences are enumerated exactly; the others share one set of
     `n_perm` random sign assignments. Returns the p-values and, per column, the method used.
     """
-    n, k = diffs.shape
+    k = diffs.shape[1]
     clean = np.where(valid, diffs, 0.0)
     counts = valid.sum(axis=0)
     pvalues = np.ones(k)
@@ -131,11 +155,13 @@ def sign_flip_pvalues(
         columns = clean[:, monte_carlo]
         observed = np.abs(columns.sum(axis=0))
         cutoff = observed - np.array([_tolerance(columns[:, i]) for i in range(len(monte_carlo))])
-        hits = np.zeros(len(monte_carlo), dtype=np.int64)
-        for chunk, (_, rows) in enumerate(_chunks(n, n_perm)):
-            raw = generator(seed, _SIGN_FLIP, chunk).bytes((rows * n + 7) // 8)
-            bits: NDArray[np.uint8] = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=rows * n)
-            flipped = 2.0 * (bits.reshape(rows, n).astype(np.float64) @ columns) - columns.sum(axis=0)
-            hits += np.count_nonzero(np.abs(flipped) >= cutoff, axis=0)
+
+        def signs(chunk: int, rows: FloatArray) -> None:
+            # One random bit per case and assignment: 1 keeps the difference's sign, 0 flips it.
+            raw = generator(seed, _SIGN_FLIP, chunk).bytes((rows.size + 7) // 8)
+            rows[...] = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=rows.size).reshape(rows.shape)
+
+        flipped = 2.0 * _products(columns, n_perm, signs) - columns.sum(axis=0)
+        hits = np.count_nonzero(np.abs(flipped) >= cutoff, axis=0)
         pvalues[monte_carlo] = (1.0 + hits) / (1.0 + n_perm)
     return pvalues, methods
