@@ -52,9 +52,13 @@ def _ask(prompt: str) -> str:
 
 
 def review(
-    outputs: Path = typer.Argument(
-        ..., help='JSONL of outputs, one {"id", "input", "output", "reference"?} a line.'
+    outputs: Path | None = typer.Argument(
+        None, help='JSONL of outputs, one {"id", "input", "output", "reference"?} a line (or use --run).'
     ),
+    run: str | None = typer.Option(
+        None, "--run", help="Review an experiment run's outputs; labels become its `human` scores."
+    ),
+    variant: str | None = typer.Option(None, "--variant", help="With --run: only this variant."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Label file (JSONL, appended). Default: OUTPUTS with .labels.jsonl."
     ),
@@ -69,6 +73,12 @@ def review(
     Examples: honed review runs/outputs.jsonl --out labels.jsonl;  honed review out.jsonl --scale pass_fail
     """
     sc = Scale.parse(scale)
+    if (outputs is None) == (run is None):
+        raise InvalidInputError("give an outputs file or --run RUN, not both or neither")
+    if run is not None:
+        _review_run(run, variant, sc, reviewer)
+        return
+    assert outputs is not None
     items = read_review_items(outputs)
     label_file = out or outputs.with_name(outputs.name.removesuffix(".jsonl") + ".labels.jsonl")
     existing = read_labels(label_file)
@@ -97,3 +107,30 @@ def review(
     )
     if summary.remaining:
         console.print(f"{summary.remaining} left: run the same command again to continue")
+
+
+def _review_run(run_ref: str, variant: str | None, sc: Scale, reviewer: str | None) -> None:
+    from honed.cli.common import open_honed
+    from honed.experiments.review import labelled, run_items, store_recorder
+
+    h = open_honed(require_workspace=False)
+    run, items = run_items(h.store, run_ref, variant=variant)
+    already = labelled(h.store, run)
+    if already:
+        console.print(f"resuming: {len(already)} output(s) of run {run.id} already labelled")
+    summary = review_loop(
+        items,
+        sc,
+        show=_show,
+        ask=_ask,
+        record=store_recorder(h.store, run, sc),
+        already=already,
+        reviewer=reviewer,
+        notify=lambda message: console.print(Text(message, style="yellow")),
+    )
+    h.close()
+    console.print(
+        f"labelled {len(summary.labelled)} this session, {summary.already + len(summary.labelled)}/"
+        f"{summary.total} in all; stored as run {run.id}'s `human` scores "
+        f"(see `honed experiments compare {run.id}`)"
+    )

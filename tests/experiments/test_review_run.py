@@ -1,0 +1,43 @@
+"""`honed review --run`: labels typed in the terminal become the run's `human` scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from honed.api import Honed
+from honed.config import load_settings
+from honed.experiments import parse_spec, resolve, run_experiment
+from tests.experiments.test_runner import setup, spec
+from tests.support.cli import assert_one_line_error, honed
+
+
+def test_labels_are_stored_as_human_scores_and_resume(workspace: Path) -> None:
+    h = setup(workspace, "scripted/echo", n_cases=2)
+    run = run_experiment(h, resolve(h, parse_spec(spec())))
+    h.close()
+    # 4 items: label p, f, undo (f is taken back), p, then quit with one left
+    r = honed(
+        "review",
+        "--run",
+        run.id,
+        "--scale",
+        "pass_fail",
+        "--reviewer",
+        "ana",
+        cwd=workspace,
+        input="p\nf\nu\np\nq\n",
+    )
+    assert r.returncode == 0, r.stderr
+    h = Honed(load_settings(start=workspace))
+    human = [s for s in h.store.runs.scores(run.id) if s["evaluator"] == "human"]
+    assert sorted(s["value"] for s in human) == [1.0, 1.0]
+    assert all(s["passed"] is True and s["details"]["reviewer"] == "ana" for s in human)
+    # the second session shows only what is left
+    again = honed("review", "--run", run.id, "--scale", "pass_fail", cwd=workspace, input="f\nf\n")
+    assert "already labelled" in again.stdout
+    human = [s for s in h.store.runs.scores(run.id) if s["evaluator"] == "human"]
+    assert len(human) == 4 and sorted(s["value"] for s in human) == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_review_needs_exactly_one_source(workspace: Path) -> None:
+    assert_one_line_error(honed("review", cwd=workspace), "outputs file or --run")
