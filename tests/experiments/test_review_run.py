@@ -41,3 +41,27 @@ def test_labels_are_stored_as_human_scores_and_resume(workspace: Path) -> None:
 
 def test_review_needs_exactly_one_source(workspace: Path) -> None:
     assert_one_line_error(honed("review", cwd=workspace), "outputs file or --run")
+
+
+def test_calibrate_a_judge_against_human_labels(workspace: Path) -> None:
+    import json
+
+    h = setup(workspace, "scripted/echo", n_cases=2)
+    # a "judge" that passes every output: it agrees with the humans who pass, disagrees with those who fail
+    run = run_experiment(
+        h,
+        resolve(
+            h, parse_spec(spec(evaluators=[{"type": "contains", "name": "judge", "strings": ["country"]}]))
+        ),
+    )
+    h.close()
+    honed("review", "--run", run.id, "--scale", "pass_fail", cwd=workspace, input="p\np\np\nf\n")
+    r = honed(
+        "eval", "calibrate", run.id, "--judge", "judge", "--scale", "pass_fail", "--json", cwd=workspace
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["n"] == 4 and report["accuracy"] == 0.75
+    assert_one_line_error(
+        honed("eval", "calibrate", run.id, "--judge", "nobody", cwd=workspace), "no scores from 'nobody'"
+    )

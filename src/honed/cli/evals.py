@@ -16,6 +16,7 @@ from honed.cli.common import (
     print_json,
     print_table,
 )
+from honed.errors import InvalidInputError
 from honed.experiments import analyse, resolve, run_experiment
 from honed.experiments.gate import check, junit_xml, load_gate
 
@@ -61,3 +62,50 @@ def run(
         raise typer.Exit(1)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate_judge(
+    run_ref: str = typer.Argument(..., help="A run with both the judge's and `human` scores."),
+    judge: str = typer.Option(..., "--judge", help="The judge evaluator's name in the run."),
+    human: str = typer.Option("human", "--human", help="The evaluator holding human labels."),
+    scale: str = typer.Option("1-5", "--scale", help="The shared label scale: LOW-HIGH or pass_fail."),
+    json_out: bool = JsonOption,
+) -> None:
+    """How well a judge agrees with people: accuracy and Cohen's kappa (weighted on ordinal scales).
+
+    Example: honed review --run RUN (label some outputs), then honed eval calibrate RUN --judge quality
+    """
+    from honed.evals.calibration import calibrate
+    from honed.evals.evaluators import Score
+
+    h = open_honed(require_workspace=True)
+    run_ = h.store.runs.get(run_ref)
+    rows = h.store.runs.scores(run_.id)
+    h.close()
+
+    def by_item(name: str) -> dict[str, Score | float | None]:
+        out: dict[str, Score | float | None] = {}
+        for s in rows:
+            if s["evaluator"] == name:
+                key = f"{s['variant']}|{s['case_id']}|{s['sample_index']}"
+                out[key] = (
+                    Score.failed(s["error"])
+                    if s["error"]
+                    else Score(s["value"], s["passed"], s["reason"] or "")
+                )
+        return out
+
+    judged, labelled = by_item(judge), by_item(human)
+    if not judged:
+        raise InvalidInputError(f"run {run_.id} has no scores from {judge!r}", hint="check --judge")
+    if not labelled:
+        raise InvalidInputError(
+            f"run {run_.id} has no {human!r} labels",
+            hint=f"label outputs with `honed review --run {run_.id}`",
+        )
+    report = calibrate(judged, labelled, scale=scale)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        console.print(f"{judge} vs {human} on run {run_.id}: {report.summary()}")
