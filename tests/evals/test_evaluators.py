@@ -25,7 +25,6 @@ from honed.evals.evaluators import (
     normalize_answer,
     token_f1,
 )
-from honed.evals.evaluators import registry as registry_module
 
 
 def run(spec: dict[str, Any], output: str, reference: Any = None, **kw: Any) -> Score:
@@ -354,7 +353,9 @@ def test_plugins_register_through_the_entry_point_group(monkeypatch: pytest.Monk
         seen.append(group)
         return eps
 
-    monkeypatch.setattr(registry_module.importlib.metadata, "entry_points", entry_points)
+    import honed.plugins
+
+    monkeypatch.setattr(honed.plugins.importlib.metadata, "entry_points", entry_points)
     reg = EvaluatorRegistry()
     assert reg.build({"type": "shouty"}).name == "shouty"
     assert seen == ["honed.evaluators"]

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honed.errors import InvalidInputError
 from honed.evals.stats import WORSE
 from honed.experiments.analysis import RunReport
-from honed.experiments.spec import ExperimentSpec, parse_spec
+from honed.experiments.spec import ExperimentSpec, parse_spec, read_spec_file
 
 BASELINE_ID = "baseline"
 
@@ -52,16 +51,7 @@ class Check:
 
 
 def load_gate(path: Path) -> GateSpec:
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no such eval spec", hint="give a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{path}: an eval spec is a YAML mapping")
-    data.setdefault("name", path.stem)
-    return parse_gate(data, source=str(path))
+    return parse_gate(read_spec_file(path, "eval spec"), source=str(path))
 
 
 def parse_gate(data: dict[str, Any], *, source: str = "eval spec") -> GateSpec:

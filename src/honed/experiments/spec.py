@@ -85,10 +85,10 @@ class ExperimentSpec(_Strict):
         return out
 
 
-def load_spec(path: Path) -> ExperimentSpec:
-    """Read and validate a spec file; errors name the file and the field."""
+def read_spec_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML mapping from `path` with `name` defaulting to the file's stem; errors name file and line."""
     if not path.is_file():
-        raise InvalidInputError(f"{path}: no such experiment spec", hint="give a YAML file")
+        raise InvalidInputError(f"{path}: no such {what}", hint="give a YAML file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -96,9 +96,14 @@ def load_spec(path: Path) -> ExperimentSpec:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise InvalidInputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
-        raise InvalidInputError(f"{path}: an experiment spec is a YAML mapping")
+        raise InvalidInputError(f"{path}: an {what} is a YAML mapping")
     data.setdefault("name", path.stem)
-    return parse_spec(data, source=str(path))
+    return data
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate a spec file; errors name the file and the field."""
+    return parse_spec(read_spec_file(path, "experiment spec"), source=str(path))
 
 
 def parse_spec(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:

@@ -6,12 +6,12 @@ never at import time. Tests and applications can also call `registry.add_provide
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from typing import Any
 
 from honed.errors import ConfigError, UnknownModelError
 from honed.models.provider import ProviderFactory, ProviderSpec
+from honed.plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "honed.providers"
 
@@ -60,16 +60,7 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                register = ep.load()
-                register(self)
-            except Exception as exc:
-                # A broken plugin must not take the other providers down: it fails when it is used.
-                self._failed[ep.name] = ConfigError(
-                    f"provider plugin {ep.name!r} ({ep.value}) failed to load: {exc}",
-                    hint="reinstall or uninstall that plugin",
-                )
+        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "provider", self))
 
     def spec(self, kind: str) -> ProviderSpec:
         self.load_plugins()

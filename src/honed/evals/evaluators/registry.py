@@ -8,13 +8,13 @@ import time. The built-ins register the same way (`honed.evals.evaluators.builti
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from honed.errors import ConfigError, InvalidInputError
 from honed.evals.evaluators.base import BuildContext, Evaluator
+from honed.plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "honed.evaluators"
 
@@ -45,15 +45,7 @@ class EvaluatorRegistry:
         if self._loaded:
             return
         self._loaded = True
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()(self)
-            except Exception as exc:
-                # A broken plugin must not take the other evaluators down: it fails when it is used.
-                self._failed[ep.name] = ConfigError(
-                    f"evaluator plugin {ep.name!r} ({ep.value}) failed to load: {exc}",
-                    hint="reinstall or uninstall that plugin",
-                )
+        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "evaluator", self))
 
     def spec(self, kind: str) -> EvaluatorSpec:
         self.load_plugins()
