@@ -23,6 +23,7 @@ from honed.config import EndpointConfig, Settings
 from honed.errors import (
     ConfigError,
     HonedError,
+    InvalidInputError,
     OutputParseError,
     ProviderError,
     UnknownModelError,
@@ -147,6 +148,12 @@ class ModelClient:
                 hit = self.store.cache.get(key)
             if hit is not None:
                 return self._from_cache(request, key, hit)
+        if request.tools and not provider.supports_tools:
+            raise InvalidInputError(
+                f"{request.model} cannot call tools "
+                f"(its provider {endpoint.provider!r} does not support them)",
+                hint="drop `tools` from the prompt or use a model behind an OpenAI-compatible endpoint",
+            )
         async with self._semaphore(ref.endpoint, provider, endpoint):
             result, latency = await self._call_with_retries(provider, ref, request)
         completion = self._completion(request, key, result, latency)
@@ -249,6 +256,7 @@ class ModelClient:
             finish_reason=result.finish_reason,
             cached=False,
             request_key=key,
+            tool_calls=result.tool_calls,
         )
 
     def _from_cache(self, request: ChatRequest, key: str, hit: dict[str, Any]) -> Completion:
@@ -262,6 +270,7 @@ class ModelClient:
             finish_reason=hit.get("finish_reason"),
             cached=True,
             request_key=key,
+            tool_calls=tuple(hit["tool_calls"]) if hit.get("tool_calls") else None,
         )
         return with_parsed(request, completion)
 
@@ -273,13 +282,9 @@ class ModelClient:
             "latency_s": c.latency_s,
             "finish_reason": c.finish_reason,
         }
-        req = {
-            "model": request.model,
-            "messages": list(request.messages),
-            "params": request.params.to_dict(),
-            "response_schema": request.response_schema,
-            "sample_index": request.sample_index,
-        }
+        if c.tool_calls:
+            response["tool_calls"] = list(c.tool_calls)
+        req = request.to_dict()
         with self._pending_lock:
             self._pending.append((key, request.model, req, response))
 

@@ -26,6 +26,8 @@ class Provider(ABC):
 
     #: concurrent requests this endpoint accepts when the endpoint config does not say
     default_max_concurrency: int = 16
+    #: whether requests with `tools` can run here (the client refuses them before calling otherwise)
+    supports_tools: bool = False
 
     @abstractmethod
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:

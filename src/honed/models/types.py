@@ -82,6 +82,7 @@ class ChatRequest:
     params: Params = field(default_factory=Params)
     response_schema: dict[str, Any] | None = None
     sample_index: int = 0
+    tools: tuple[dict[str, Any], ...] | None = None
 
     @classmethod
     def of(
@@ -92,6 +93,7 @@ class ChatRequest:
         *,
         response_schema: dict[str, Any] | None = None,
         sample_index: int = 0,
+        tools: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None,
     ) -> ChatRequest:
         """Convenience constructor: a bare string becomes one user message."""
         if isinstance(messages, str):
@@ -106,19 +108,24 @@ class ChatRequest:
         if not msgs:
             raise InvalidInputError("a chat request needs at least one message")
         p = params if isinstance(params, Params) else Params.from_dict(params)
-        return cls(model, msgs, p, response_schema, sample_index)
+        return cls(model, msgs, p, response_schema, sample_index, tuple(tools) if tools else None)
 
     def key(self) -> str:
         """The content hash that identifies this request in the response cache."""
-        return content_hash(
-            {
-                "model": self.model,
-                "messages": list(self.messages),
-                "params": self.params.to_dict(),
-                "response_schema": self.response_schema,
-                "sample_index": self.sample_index,
-            }
-        )
+        return content_hash(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as JSON (what the cache key hashes); `tools` appears only when given."""
+        out: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(self.messages),
+            "params": self.params.to_dict(),
+            "response_schema": self.response_schema,
+            "sample_index": self.sample_index,
+        }
+        if self.tools:
+            out["tools"] = list(self.tools)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,8 @@ class ProviderResult:
     usage: Usage
     finish_reason: str | None = None
     model: str | None = None  # the model the endpoint says it ran, when it says
+    #: tool calls the model asked for: [{"id", "name", "arguments"}] (arguments: the JSON text it wrote)
+    tool_calls: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +163,7 @@ class Completion:
     parsed: Any = None
     cached: bool = False
     request_key: str = ""
+    tool_calls: tuple[dict[str, Any], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,4 +177,5 @@ class Completion:
             "parsed": self.parsed,
             "cached": self.cached,
             "request_key": self.request_key,
+            "tool_calls": list(self.tool_calls) if self.tool_calls else None,
         }

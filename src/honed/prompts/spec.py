@@ -67,8 +67,8 @@ class Prompt(_Strict):
     load it from YAML with `honed.prompts.load_prompt`.
 
     Rendering puts the leading system message(s) first, then the `examples` as user/assistant pairs, then
-    the remaining messages. `tools` (OpenAI tool definitions) are validated, stored and versioned, but not
-    yet passed to providers: a prompt with tools runs as if it had none.
+    the remaining messages. `tools` (OpenAI tool definitions) are sent with every request; the completion's
+    `tool_calls` holds what the model asked for, and a provider without tool support refuses the call.
     """
 
     name: str
@@ -228,6 +228,7 @@ class Prompt(_Strict):
             Params.from_dict({**self.params, **extra}),
             response_schema=self.response_schema,
             sample_index=sample_index,
+            tools=self.tools,
         )
 
     def _render(self, source: str, values: dict[str, Any], index: int, role: str) -> str:

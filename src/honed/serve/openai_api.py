@@ -52,6 +52,7 @@ class ChatCompletionIn(BaseModel):
     n: int = Field(default=1, ge=1, le=16)
     stream: bool = False
     response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
 
 
 def _text(content: str | list[dict[str, Any]] | None) -> str:
@@ -141,7 +142,7 @@ def create_app(client: ModelClient, *, served_endpoints: tuple[str, ...] = ("loc
             for m in body.messages
         ]
         requests = [
-            ChatRequest.of(ref, messages, params, response_schema=schema, sample_index=i)  # type: ignore[arg-type]
+            ChatRequest.of(ref, messages, params, response_schema=schema, sample_index=i, tools=body.tools)  # type: ignore[arg-type]
             for i in range(body.n)
         ]
         results = await asyncio.gather(*(_complete(client, r) for r in requests))

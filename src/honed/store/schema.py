@@ -145,6 +145,7 @@ results = Table(
     Column("params", JSON, nullable=False),
     Column("output", Text, nullable=True),
     Column("parsed", JSON, nullable=True),
+    Column("tool_calls", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),

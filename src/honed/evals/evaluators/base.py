@@ -92,6 +92,7 @@ class EvalInput:
     `reference` may be a string, a list of acceptable strings (text evaluators take the best match), a
     number or any JSON value. `parsed` is the output's JSON when the call asked for structured output.
     `baseline` is the other output for pairwise judges (the baseline run's answer to the same case).
+    `tool_calls` are the tools the model asked to call ({"id", "name", "arguments"}), when it had tools.
     """
 
     output: str
@@ -102,6 +103,7 @@ class EvalInput:
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     baseline: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     def references(self) -> list[str] | None:
         """The reference as a list of strings, or None when the case has none."""

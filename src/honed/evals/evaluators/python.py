@@ -1,9 +1,9 @@
 """Evaluators written as Python functions: `python` (a function in the user's file) and `as_evaluator(fn)`.
 
 The function receives what it names, by keyword: any of `output`, `reference`, `inputs`, `parsed`,
-`context`, `metadata`, `id`, `baseline`, or `item` (the whole EvalInput); a function of one other parameter
-gets the EvalInput. It may return a bool, a number, `(number or bool, reason)`, a `Score`, or a dict with
-`value`/`score`, `passed`, `reason`, `details`. An exception inside it becomes that item's error score with
+`context`, `metadata`, `id`, `baseline`, `tool_calls`, or `item` (the whole EvalInput); a function of one
+other parameter gets the EvalInput. It may return a bool, a number, `(number or bool, reason)`, a
+`Score`, or a dict with `value`/`score`, `passed`, `reason`, `details`. An exception inside it becomes that item's error score with
 the exception's message, never a crash of the whole run. A missing file or function is an
 `InvalidInputError` at build time, naming it.
 
@@ -29,7 +29,18 @@ from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import EvalInput, Evaluator, Score, binary, passed_at
 from honed.hashing import content_hash
 
-PASSABLE = ("output", "reference", "inputs", "parsed", "context", "metadata", "id", "baseline", "item")
+PASSABLE = (
+    "output",
+    "reference",
+    "inputs",
+    "parsed",
+    "context",
+    "metadata",
+    "id",
+    "baseline",
+    "tool_calls",
+    "item",
+)
 _DICT_KEYS = frozenset({"value", "score", "passed", "reason", "details", "error"})
 
 

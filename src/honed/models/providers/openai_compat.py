@@ -68,6 +68,7 @@ def register(registry: Registry) -> None:
 
 
 class OpenAICompatProvider(Provider):
+    supports_tools = True
     default_max_concurrency = 16
 
     def __init__(

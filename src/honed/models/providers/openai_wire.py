@@ -41,6 +41,8 @@ def request_body(model: str, request: ChatRequest) -> dict[str, Any]:
         body["stop"] = list(p.stop)
     if p.seed is not None:
         body["seed"] = p.seed
+    if request.tools:
+        body["tools"] = list(request.tools)
     if request.response_schema is not None:
         body["response_format"] = {
             "type": "json_schema",
@@ -55,11 +57,22 @@ def parse_chat_response(endpoint: str, data: Any) -> ProviderResult:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
         usage = data.get("usage") or {}
+        calls = choice["message"].get("tool_calls") or None
         return ProviderResult(
             text=text,
             usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
             finish_reason=choice.get("finish_reason"),
             model=data.get("model"),
+            tool_calls=tuple(
+                {
+                    "id": c.get("id"),
+                    "name": c["function"]["name"],
+                    "arguments": c["function"].get("arguments", ""),
+                }
+                for c in calls
+            )
+            if calls
+            else None,
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise ProviderError(

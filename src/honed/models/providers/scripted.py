@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from honed.config import EndpointConfig, Settings
     from honed.models.registry import Registry
 
-Reply = str | BaseException
+Reply = str | BaseException | ProviderResult
 Script = Sequence[Reply] | Callable[[ChatRequest], Reply]
 
 _scripts: dict[str, Script] = {}
@@ -67,6 +67,7 @@ def _next(name: str, script: Script, request: ChatRequest) -> Reply:
 
 class ScriptedProvider(Provider):
     default_max_concurrency = 64
+    supports_tools = True  # a reply may be a ProviderResult carrying tool calls
 
     def __init__(self, endpoint: str, *, replies: Sequence[str] | None = None, delay_s: float = 0.0) -> None:
         self.endpoint = endpoint
@@ -106,6 +107,8 @@ class ScriptedProvider(Provider):
             )
         if isinstance(reply, BaseException):
             raise reply
+        if isinstance(reply, ProviderResult):
+            return reply
         text = reply
         finish = "stop"
         if request.params.max_tokens is not None:

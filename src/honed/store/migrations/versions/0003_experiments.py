@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("output", sa.Text(), nullable=True),
         sa.Column("parsed", sa.JSON(), nullable=True),
+        sa.Column("tool_calls", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("input_tokens", sa.Integer(), nullable=False),
         sa.Column("output_tokens", sa.Integer(), nullable=False),
