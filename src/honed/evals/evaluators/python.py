@@ -3,9 +3,9 @@
 The function receives what it names, by keyword: any of `output`, `reference`, `inputs`, `parsed`,
 `context`, `metadata`, `id`, `baseline`, `tool_calls`, or `item` (the whole EvalInput); a function of one
 other parameter gets the EvalInput. It may return a bool, a number, `(number or bool, reason)`, a
-`Score`, or a dict with `value`/`score`, `passed`, `reason`, `details`. An exception inside it becomes that item's error score with
-the exception's message, never a crash of the whole run. A missing file or function is an
-`InvalidInputError` at build time, naming it.
+`Score`, or a dict with `value`/`score`, `passed`, `reason`, `details`. An exception inside it becomes
+that item's error score with the exception's message, never a crash of the whole run. A missing file or
+function is an `InvalidInputError` at build time, naming it.
 
 The version hashes the function's source as well as the spec, so editing the file makes a new version.
 """
