@@ -1,4 +1,4 @@
-"""`honed experiments run|resume|list|show|compare`."""
+"""`honed experiments run|resume|list|show|compare|report`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from honed.cli.common import (
     print_table,
 )
 from honed.experiments import RunReport, analyse, load_spec, parse_spec, resolve, run_experiment
+from honed.experiments.report_html import write_html
 
 app = typer.Typer(
     help="Run a matrix of prompt versions x models x params over a dataset, and compare.",
@@ -31,7 +32,14 @@ BaselineOption = typer.Option(
 
 
 def _run(
-    spec_source: Any, base: Path | None, *, new: bool, force: bool, no_cache: bool, json_out: bool
+    spec_source: Any,
+    base: Path | None,
+    *,
+    new: bool,
+    force: bool,
+    no_cache: bool,
+    json_out: bool,
+    html: Path | None = None,
 ) -> None:
     h = open_honed(no_cache=no_cache, require_workspace=False)
     exp = resolve(h, spec_source, base=base)
@@ -59,6 +67,8 @@ def _run(
     report = analyse(h.store, run.id)
     h.close()
     _print_report(report, json_out=json_out)
+    if html is not None:
+        typer.echo(f"report written to {write_html(report, html)}", err=True)
     if run.status == "budget_exceeded":
         err_console.print(
             "the budget is spent: the run stopped early (`honed experiments resume` continues it "
@@ -76,12 +86,15 @@ def run(
     force: bool = typer.Option(False, "--force", help="Start even if the cost estimate exceeds the budget."),
     no_cache: bool = NoCacheOption,
     json_out: bool = JsonOption,
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write the report as a self-contained HTML file (tables and plots)."
+    ),
 ) -> None:
     """Run an experiment (or continue its unfinished run) and print the comparison.
 
-    Example: honed experiments run experiments/qa.yaml
+    Example: honed experiments run experiments/qa.yaml --html report.html
     """
-    _run(load_spec(spec), spec.parent, new=new, force=force, no_cache=no_cache, json_out=json_out)
+    _run(load_spec(spec), spec.parent, new=new, force=force, no_cache=no_cache, json_out=json_out, html=html)
 
 
 @app.command("resume")
@@ -173,6 +186,24 @@ def compare(
     """
     h = open_honed(require_workspace=True)
     _print_report(analyse(h.store, run_ref, baseline=baseline), json_out=json_out)
+
+
+@app.command("report")
+def report_html(
+    run_ref: str = typer.Argument(..., help="Run id (or prefix, or name)."),
+    baseline: str | None = BaselineOption,
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="HTML file to write (default: honed-report-RUNID.html in this folder)."
+    ),
+) -> None:
+    """Write a run's report as one self-contained HTML file (tables, verdicts, plots) and print its path.
+
+    Example: honed experiments report 3f2a9c --baseline "qa@v1" -o report.html
+    """
+    h = open_honed(require_workspace=True)
+    result = analyse(h.store, run_ref, baseline=baseline)
+    h.close()
+    typer.echo(str(write_html(result, output or Path(f"honed-report-{result.run.id}.html"))))
 
 
 def _ci(low: float | None, high: float | None, pct: bool = False) -> str:

@@ -1,0 +1,394 @@
+"""A run's report as one self-contained HTML file: tables, verdicts and two inline-SVG plots.
+
+The page needs nothing but itself (inline CSS, inline SVG, no scripts, fonts or links), so it can be
+attached to a ticket or opened years later. Every string that came from a user (variant and case ids, prompt
+names, params) is escaped: table cells are escaped unless built as `_Html` by this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+from honed.errors import InvalidInputError
+from honed.evals.stats import BETTER, WORSE, CaseDelta, Comparison, Interval, ManyResult
+from honed.experiments.analysis import RunReport
+from honed.experiments.svg import Mark, dot_plot, scatter
+from honed.hashing import short
+
+MAX_LISTED = 50
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#212529;max-width:1120px;
+margin:24px auto;padding:0 20px;background:#fff}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 8px;padding-top:12px;
+border-top:2px solid #dee2e6}h3{font-size:15px;margin:20px 0 6px}
+.sub{color:#495057;margin:0 0 14px}.note{color:#6c757d;font-size:13px;margin:4px 0}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
+th,td{padding:4px 10px;border-bottom:1px solid #e9ecef;text-align:left;vertical-align:top}
+th{background:#f1f3f5;font-weight:600;white-space:nowrap}td.n,th.n{text-align:right;
+font-variant-numeric:tabular-nums;white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
+.v{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
+.v-better{background:#d3f9d8;color:#2b8a3e}.v-worse{background:#ffe3e3;color:#c92a2a}
+.v-none{background:#e9ecef;color:#495057}.base{font-size:11px;color:#d9480f;font-weight:600;margin-left:6px}
+.na{color:#adb5bd}dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:8px 0}
+dt{color:#6c757d}dd{margin:0}details{margin:4px 0}summary{cursor:pointer}
+ul.cases{columns:3 260px;margin:6px 0;padding-left:20px;font-size:13px}
+ul.msgs{margin:4px 0;padding-left:20px;font-size:13px}
+svg{max-width:100%;height:auto;display:block;margin:6px 0 4px}
+"""
+
+
+class _Html(str):
+    """Markup this module built itself (already escaped): table cells pass it through unescaped."""
+
+
+def _e(value: object) -> str:
+    return escape(str(value))
+
+
+def _num(value: float | None, digits: int = 3, sign: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _ci(interval: Interval | None, pct: bool = False) -> str:
+    if interval is None:
+        return "n/a"
+    if pct:
+        return f"[{interval.low:.1%}, {interval.high:.1%}]"
+    return f"[{interval.low:.3f}, {interval.high:.3f}]"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.0001" if value < 1e-4 else f"{value:.3g}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.{max(2, 2 - math.floor(math.log10(abs(value))))}f}"
+
+
+def _latency(seconds: float | None, ok: int) -> str:
+    if seconds is None:
+        return "all cached" if ok > 0 else "n/a"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:,.0f} ms"
+
+
+def _hash(value: object) -> _Html:
+    text = str(value or "")
+    return _Html(
+        f'<code title="{_e(text)}">{_e(short(text))}</code>' if text else '<span class="na">n/a</span>'
+    )
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()) -> str:
+    """A table; cells are escaped unless they are `_Html`; the `numeric` columns are right-aligned."""
+
+    def cls(i: int) -> str:
+        return ' class="n"' if i in numeric else ""
+
+    head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{cls(i)}>{c if isinstance(c, _Html) else _e(c)}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _variant(report: RunReport, variant: str) -> _Html:
+    badge = '<span class="base">baseline</span>' if variant == report.baseline else ""
+    return _Html(f"{_e(variant)}{badge}")
+
+
+def _verdict(verdict: str) -> _Html:
+    kind = {BETTER: "better", WORSE: "worse"}.get(verdict, "none")
+    return _Html(f'<span class="v v-{kind}">{_e(verdict)}</span>')
+
+
+def _header(report: RunReport) -> str:
+    run, spec = report.run, report.run.spec
+    dataset = spec.get("dataset") or {}
+    budget = spec.get("budget_usd")
+    facts = [
+        ("run", _Html(f"<code>{_e(run.id)}</code>")),
+        ("status", run.status),
+        ("created", run.created_at.isoformat(timespec="seconds")),
+        ("dataset", _Html(f"{_e(dataset.get('ref', 'n/a'))} {_hash(dataset.get('hash'))}")),
+        ("split", spec.get("split") or "all cases"),
+        ("repeats", spec.get("repeats", "n/a")),
+        ("budget", "none" if budget is None else _usd(float(budget))),
+        ("baseline", report.baseline),
+    ]
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, _Html) else _e(v)}</dd>" for k, v in facts)
+    variants = [
+        [
+            _variant(report, str(v.get("id", ""))),
+            v.get("prompt", ""),
+            _hash(v.get("prompt_hash")),
+            v.get("model", ""),
+            _Html(f'<span class="mono">{_e(json.dumps(v.get("params") or {}, sort_keys=True))}</span>'),
+        ]
+        for v in spec.get("variants", [])
+    ]
+    evaluators = [
+        [e.get("name", ""), (e.get("spec") or {}).get("type", ""), _hash(e.get("version"))]
+        for e in spec.get("evaluators", [])
+    ]
+    return (
+        f"<header><h1>{_e(run.name or run.id)}</h1>"
+        f'<p class="sub">experiment run {_e(run.id)} · {_e(run.status)} · '
+        f"{len(report.variants)} variant(s) · {len(report.evaluators)} evaluator(s)</p>"
+        f"<dl>{dl}</dl></header>"
+        f"<h3>Variants</h3>{_table(['variant', 'prompt', 'prompt hash', 'model', 'params'], variants)}"
+        f"<h3>Evaluators</h3>{_table(['evaluator', 'type', 'version'], evaluators)}"
+    )
+
+
+def _usage(report: RunReport) -> str:
+    rows: list[list[object]] = []
+    for v in report.variants:
+        u = report.usage.get(v)
+        if u is None:
+            rows.append([_variant(report, v), *["n/a"] * 8])
+            continue
+        ok = u.calls - u.errors
+        latency = u.mean_latency_s
+        rows.append(
+            [
+                _variant(report, v),
+                u.calls,
+                u.errors,
+                u.cached,
+                _usd(u.cost_usd),
+                _usd(u.cost_usd / ok) if u.cost_usd is not None and ok > 0 else "n/a",
+                f"{u.input_tokens:,}",
+                f"{u.output_tokens:,}",
+                _latency(latency, ok),
+            ]
+        )
+    headers = [
+        "variant",
+        "calls",
+        "errors",
+        "cached",
+        "cost",
+        "cost/call",
+        "in tokens",
+        "out tokens",
+        "latency",
+    ]
+    return (
+        f"<h2>Calls and cost</h2>{_table(headers, rows, numeric=range(1, 9))}"
+        '<p class="note">Cost and tokens count successful calls; latency is the mean of calls not served '
+        "from the cache.</p>"
+    )
+
+
+def _cost_axis(report: RunReport) -> tuple[str, dict[str, float | None]]:
+    """The scatter's x: cost per call when every variant's cost is known and some is not zero, else the
+    mean output tokens per call (the label says why)."""
+    usage = [report.usage.get(v) for v in report.variants]
+    costs = [None if u is None else u.cost_usd for u in usage]
+    known = all(c is not None for c in costs)
+    xs: dict[str, float | None] = {}
+    for v, u in zip(report.variants, usage, strict=True):
+        ok = 0 if u is None else u.calls - u.errors
+        if u is None or ok <= 0:
+            xs[v] = None
+        elif known and any(costs):
+            xs[v] = (u.cost_usd or 0.0) / ok
+        else:
+            xs[v] = u.output_tokens / ok
+    if known and any(costs):
+        return "cost per successful call (USD)", xs
+    why = "all costs are $0" if known else "cost unknown"
+    return f"mean output tokens per call ({why})", xs
+
+
+def _case_list(title: str, items: Sequence[str], total: int) -> str:
+    """A collapsed list of the first MAX_LISTED `items` of `total`; title and items are escaped HTML."""
+    lis = "".join(f"<li>{item}</li>" for item in items[:MAX_LISTED])
+    tail = f"<li>… and {total - MAX_LISTED} more</li>" if total > MAX_LISTED else ""
+    return f'<details><summary>{title} ({total})</summary><ul class="cases">{lis}{tail}</ul></details>'
+
+
+def _deltas(report: RunReport, variant: str, c: Comparison) -> str:
+    def item(d: CaseDelta) -> str:
+        flaky = " · flaky" if d.flaky else ""
+        return f"<code>{_e(d.case_id)}</code> {d.score_a:.3f} → {d.score_b:.3f}{flaky}"
+
+    parts = []
+    for kind, deltas in (("improved", c.improvements), ("regressed", c.regressions)):
+        if deltas:
+            title = f"{_e(variant)} vs {_e(report.baseline)}: {kind}"
+            parts.append(_case_list(title, [item(d) for d in deltas[:MAX_LISTED]], len(deltas)))
+    return "".join(parts)
+
+
+def _evaluator(
+    report: RunReport, name: str, result: ManyResult, axis: tuple[str, dict[str, float | None]]
+) -> str:
+    summaries = {v: result.summaries.get(v) for v in report.variants}
+    conf = next((s.ci.confidence for s in summaries.values() if s is not None and s.ci is not None), 0.95)
+    rows: list[list[object]] = []
+    for v, s in summaries.items():
+        if s is None:
+            rows.append([_variant(report, v), *["n/a"] * 7])
+            continue
+        rows.append(
+            [
+                _variant(report, v),
+                s.n_scored,
+                _num(s.mean),
+                _ci(s.ci),
+                _pct(s.pass_rate),
+                _ci(s.pass_ci, pct=True),
+                s.n_errors,
+                len(s.flaky),
+            ]
+        )
+    out = [
+        f"<h2>Evaluator: {_e(name)}</h2>",
+        f'<p class="note">{result.n_cases} case(s) shared by all variants. Mean: the mean of case means '
+        f"with a {conf:.0%} percentile bootstrap CI; pass rate: cases passing in most of their runs, with a "
+        "Wilson CI. Errored runs are excluded and counted, never scored as zero.</p>",
+    ]
+    dropped = {v: ids for v, ids in result.dropped.items() if ids}
+    if dropped:
+        listed = "; ".join(f"{_e(v)}: {len(ids)}" for v, ids in dropped.items())
+        out.append(f'<p class="note">Cases left out because not every variant has them: {listed}.</p>')
+    headers = ["variant", "cases scored", "mean", "CI", "pass rate", "pass CI", "errors", "flaky"]
+    out.append(_table(headers, rows, numeric=(1, 2, 3, 4, 5, 6, 7)))
+    marks = [
+        Mark(
+            v, s.mean, s.ci.low if s.ci else None, s.ci.high if s.ci else None, highlight=v == report.baseline
+        )
+        if s is not None
+        else Mark(v, None, highlight=v == report.baseline)
+        for v, s in summaries.items()
+    ]
+    title = f"{name}: mean score per variant with {conf:.0%} CI"
+    out.append(f"<h3>Score per variant</h3>{dot_plot(marks, title=title, axis_label=f'mean {name} score')}")
+    if result.comparisons:
+        out.append(_comparisons(report, result))
+    flaky = [(v, s.flaky) for v, s in summaries.items() if s is not None and s.flaky]
+    out.append("<h3>Flaky cases</h3>")
+    if flaky:
+        for v, ids in flaky:
+            out.append(
+                _case_list(f"{_e(v)}: flaky", [f"<code>{_e(i)}</code>" for i in ids[:MAX_LISTED]], len(ids))
+            )
+    else:
+        repeats = report.run.spec.get("repeats", 1)
+        why = "" if repeats and int(repeats) > 1 else " (flakiness shows only with repeats > 1)"
+        out.append(f'<p class="note">No case changed pass/fail between repeats{why}.</p>')
+    label, xs = axis
+    points = [Mark(m.label, m.value, m.low, m.high, x=xs.get(m.label), highlight=m.highlight) for m in marks]
+    y_label = f"mean {name} score"
+    plot = scatter(points, title=f"{name}: {y_label} vs {label}", x_label=label, y_label=y_label)
+    out.append(f"<h3>Quality vs cost</h3>{plot}")
+    missing = [p.label for p in points if p.x is None or p.value is None]
+    if missing:
+        out.append(
+            f'<p class="note">Not plotted (no scores or no successful calls): {_e(", ".join(missing))}.</p>'
+        )
+    return f'<section class="evaluator">{"".join(out)}</section>'
+
+
+def _comparisons(report: RunReport, result: ManyResult) -> str:
+    rows: list[list[object]] = []
+    notes, cases = [], []
+    for v, c in result.comparisons.items():
+        mcnemar = c.passes.mcnemar.p_value if c.passes is not None else None
+        rows.append(
+            [
+                _variant(report, v),
+                c.n_used,
+                _num(c.mean_diff, sign=True),
+                _ci(c.ci),
+                _p(c.p_value),
+                _p(mcnemar),
+                len(c.improvements),
+                len(c.regressions),
+                _verdict(c.verdict),
+            ]
+        )
+        notes.append(f"<li><b>{_e(v)}</b>: {_e(c.message)}</li>")
+        cases.append(_deltas(report, v, c))
+    headers = [
+        "variant",
+        "cases",
+        "diff",
+        "CI",
+        "p (permutation)",
+        "p (McNemar)",
+        "improved",
+        "regressed",
+        "verdict",
+    ]
+    changes = "".join(cases) or '<p class="note">No case changed.</p>'
+    return (
+        f"<h3>Paired comparison against {_e(report.baseline)}</h3>"
+        f"{_table(headers, rows, numeric=range(1, 8))}"
+        f'<ul class="msgs">{"".join(notes)}</ul><h3>Cases that changed</h3>{changes}'
+    )
+
+
+def render_html(report: RunReport) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG; no scripts, no links)."""
+    run = report.run
+    axis = _cost_axis(report)
+    sections = [_header(report), _usage(report)]
+    sections += [
+        _evaluator(report, ev, report.stats[ev], axis) for ev in report.evaluators if ev in report.stats
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(run.name or run.id)}: honed experiment report</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(sections)}"
+        f'<footer class="note"><p>Generated by honed from run {_e(run.id)}.</p></footer></body></html>\n'
+    )
+
+
+def write_html(report: RunReport, path: Path) -> Path:
+    """Write the report to `path` atomically (a temporary file in the same folder, then a rename)."""
+    text = render_html(report)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}", hint="choose a writable path"
+        ) from None
+    return path
