@@ -65,7 +65,9 @@ def review(
     scale: str = typer.Option("1-5", "--scale", help="Label scale: LOW-HIGH (e.g. 1-5) or pass_fail."),
     reviewer: str | None = typer.Option(None, "--reviewer", help="Your name, stored with each label."),
 ) -> None:
-    """Label model outputs by hand: each is shown with its input and reference; type a label, s to skip, u to
+    """Label model outputs by hand in the terminal, from a JSONL file or an experiment run (--run).
+
+    Each output is shown with its input and reference; type a label, s to skip, u to
     undo the last label, q to quit. Labels are appended to the label file as you go, so quitting loses
     nothing and running the command again resumes with the unlabelled outputs. Use the labels as scores
     with the `human` evaluator, or to calibrate an LLM judge.
