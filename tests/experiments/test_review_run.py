@@ -65,3 +65,16 @@ def test_calibrate_a_judge_against_human_labels(workspace: Path) -> None:
     assert_one_line_error(
         honed("eval", "calibrate", run.id, "--judge", "nobody", cwd=workspace), "no scores from 'nobody'"
     )
+
+
+def test_human_labels_appear_in_the_comparison(workspace: Path) -> None:
+    import json
+
+    h = setup(workspace, "scripted/echo", n_cases=2)
+    run = run_experiment(h, resolve(h, parse_spec(spec())))
+    h.close()
+    honed("review", "--run", run.id, "--scale", "pass_fail", cwd=workspace, input="p\np\nf\nf\n")
+    report = json.loads(honed("experiments", "compare", run.id, "--json", cwd=workspace).stdout)
+    assert set(report["evaluators"]) == {"exact", "human"}
+    human = report["evaluators"]["human"]["summaries"]
+    assert human["qa@v1"]["pass_rate"] == 1.0 and human["qa@v2"]["pass_rate"] == 0.0

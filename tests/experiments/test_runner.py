@@ -288,3 +288,41 @@ def test_cli_resume_continues_a_stopped_run_by_id(workspace: Path) -> None:
     assert report["run"]["id"] == stopped.id and report["run"]["status"] == "completed"
     again = honed("experiments", "resume", stopped.id, cwd=workspace)
     assert "already complete" in again.stderr
+
+
+def test_tool_calls_are_stored_and_reach_evaluators(workspace: Path) -> None:
+    from honed.models.types import ProviderResult, Usage
+
+    call = {"id": "1", "name": "lookup", "arguments": '{"country": "x"}'}
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    (workspace / "checks.py").write_text(
+        "def called(tool_calls):\n    return bool(tool_calls) and tool_calls[0]['name'] == 'lookup'\n"
+    )
+    with scripted(
+        "tools", lambda req: ProviderResult("", Usage(1, 1), "tool_calls", tool_calls=(call,))
+    ) as m:
+        h = setup(workspace, m, n_cases=2)
+        prompt = Prompt.model_validate(
+            {
+                "name": "qa",
+                "model": m,
+                "messages": [{"role": "user", "content": "{{ country }}"}],
+                "tools": [tool],
+            }
+        )
+        push(h.store, [prompt])
+        exp = resolve(
+            h,
+            parse_spec(
+                {
+                    **spec(),
+                    "variants": [{"prompt": "qa@v3"}],
+                    "evaluators": [{"type": "python", "function": "checks.py:called"}],
+                }
+            ),
+            base=workspace,
+        )
+        run = run_experiment(h, exp)
+    rows = h.store.runs.results(run.id)
+    assert all(r["tool_calls"] == [call] for r in rows)
+    assert all(s["value"] == 1.0 for s in h.store.runs.scores(run.id))

@@ -3,22 +3,33 @@
 For each evaluator, each variant's scores become a (cases x repeats) matrix, errored calls and unparseable
 judgments as NaN (excluded and counted, never zeros), and `honed.evals.stats.many` compares every variant
 with the baseline on the same cases. Cost, tokens and latency are summarised from the result rows.
+
+A run can hold hundreds of thousands of rows, so the rows are not loaded as such: the database sums the
+usage per variant, and each (evaluator, variant) matrix is read as four columns (case, sample, value,
+passed) and filled with one numpy assignment.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import case, func, select
 
 from honed.errors import InvalidInputError
 from honed.evals.stats import ManyResult, ScoreMatrix, many
+from honed.store.schema import results, scores
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from honed.store import Store
     from honed.store.runs import Run
+
+FloatArray = NDArray[np.float64]
+R, S = results.c, scores.c
 
 
 @dataclass(frozen=True)
@@ -67,53 +78,82 @@ def analyse(
     spec = run.spec
     variants = [v["id"] for v in spec["variants"]]
     evaluators = [e["name"] for e in spec["evaluators"]]
+    # Scores added after the run (human labels from `honed review --run`) are reported like the others.
+    with store.read() as conn:
+        extra = conn.execute(select(S.evaluator).where(S.run_id == run.id).distinct()).scalars().all()
+    evaluators += sorted(set(extra) - set(evaluators))
     base = baseline or variants[0]
     if base not in variants:
         raise InvalidInputError(
             f"no variant {base!r} in run {run.id}", hint=f"variants: {', '.join(variants)}"
         )
-    results = store.runs.results(run.id)
-    scores = store.runs.scores(run.id)
     repeats = int(spec["repeats"])
-    case_ids = sorted({r["case_id"] for r in results})
-    index = {c: i for i, c in enumerate(case_ids)}
-    stats: dict[str, ManyResult] = {}
-    for ev in evaluators:
-        matrices: dict[str, ScoreMatrix] = {}
-        for v in variants:
-            values = np.full((len(case_ids), repeats), np.nan)
-            passed = np.full((len(case_ids), repeats), np.nan)
-            any_pass = False
-            for s in scores:
-                if s["variant"] == v and s["evaluator"] == ev and s["value"] is not None:
-                    i, j = index[s["case_id"]], int(s["sample_index"])
-                    values[i, j] = float(s["value"])
-                    if s["passed"] is not None:
-                        passed[i, j] = 1.0 if s["passed"] else 0.0
-                        any_pass = True
-            matrices[v] = ScoreMatrix(values, tuple(case_ids), passed if any_pass else None)
-        stats[ev] = many(matrices, base, n_boot=n_boot, n_perm=n_boot, seed=seed)
-    return RunReport(run, variants, base, evaluators, _usage(results, variants), stats)
+    with store.read() as conn:  # one snapshot of the run for every number
+        case_ids = sorted(conn.execute(select(R.case_id).where(R.run_id == run.id).distinct()).scalars())
+        usage = _usage(conn, run.id, variants)
+        matrices = {
+            (ev, v): _matrix(conn, run.id, ev, v, case_ids, repeats) for ev in evaluators for v in variants
+        }
+    stats = {
+        ev: many({v: matrices[ev, v] for v in variants}, base, n_boot=n_boot, n_perm=n_boot, seed=seed)
+        for ev in evaluators
+    }
+    return RunReport(run, variants, base, evaluators, usage, stats)
 
 
-def _usage(results: list[dict[str, Any]], variants: list[str]) -> dict[str, Usage]:
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in results:
-        by[r["variant"]].append(r)
+def _matrix(
+    conn: Connection, run_id: str, evaluator: str, variant: str, case_ids: list[str], repeats: int
+) -> ScoreMatrix:
+    """One variant's (cases x repeats) scores from one evaluator, NaN where there is none (an errored
+    call or judgment), with pass/fail (1/0/NaN) when the evaluator gave any."""
+    stmt = select(S.case_id, S.sample_index, S.value, S.passed).where(
+        S.run_id == run_id, S.variant == variant, S.evaluator == evaluator, S.value.is_not(None)
+    )
+    rows = conn.execute(stmt).all()
+    values = np.full((len(case_ids), repeats), np.nan)
+    passed = np.full((len(case_ids), repeats), np.nan)
+    any_pass = False
+    if rows:
+        index = {c: i for i, c in enumerate(case_ids)}
+        case_of, sample_of, value_of, passed_of = zip(*rows, strict=True)
+        at = (np.array([index[c] for c in case_of], dtype=np.int64), np.array(sample_of, dtype=np.int64))
+        values[at] = np.array(value_of, dtype=np.float64)
+        passed[at] = np.array(passed_of, dtype=np.float64)  # True/False/None -> 1/0/NaN
+        any_pass = any(p is not None for p in passed_of)
+    return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None)
+
+
+def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usage]:
+    """Calls, errors, tokens, cost and latency per variant, summed by the database."""
+    ok = R.output.is_not(None)  # the call returned text (a failed parse included): it cost tokens
+    stmt = (
+        select(
+            R.variant,
+            func.count(),
+            func.sum(case((R.error.is_not(None), 1), else_=0)),
+            func.sum(case((R.cached, 1), else_=0)),
+            func.sum(case((ok & R.cost_usd.is_(None), 1), else_=0)),  # calls of unknown price
+            func.sum(case((ok, R.cost_usd))),
+            func.sum(case((ok, R.input_tokens), else_=0)),
+            func.sum(case((ok, R.output_tokens), else_=0)),
+            func.avg(case((ok & R.cached.is_(False), R.latency_s))),  # the calls actually made
+        )
+        .where(R.run_id == run_id)
+        .group_by(R.variant)
+    )
+    found = {row[0]: row[1:] for row in conn.execute(stmt)}
     out: dict[str, Usage] = {}
     for v in variants:
-        rows = by.get(v, [])
-        ok = [r for r in rows if r["output"] is not None]
-        costs = [r["cost_usd"] for r in ok]
+        calls, errors, cached, unpriced, cost, input_tokens, output_tokens, latency = found.get(
+            v, (0, 0, 0, 0, None, 0, 0, None)
+        )
         out[v] = Usage(
-            calls=len(rows),
-            errors=sum(1 for r in rows if r["error"] is not None),
-            cached=sum(1 for r in rows if r["cached"]),
-            cost_usd=None if any(c is None for c in costs) else float(sum(costs)),
-            input_tokens=sum(int(r["input_tokens"]) for r in ok),
-            output_tokens=sum(int(r["output_tokens"]) for r in ok),
-            mean_latency_s=float(np.mean([r["latency_s"] for r in ok if not r["cached"]]))
-            if any(not r["cached"] for r in ok)
-            else None,
+            calls=int(calls),
+            errors=int(errors or 0),
+            cached=int(cached or 0),
+            cost_usd=None if unpriced else float(cost or 0.0),
+            input_tokens=int(input_tokens or 0),
+            output_tokens=int(output_tokens or 0),
+            mean_latency_s=None if latency is None else float(latency),
         )
     return out

@@ -12,16 +12,16 @@ model's price), and during the run, where no new call starts once the calls made
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from honed.errors import BudgetExceededError, HonedError, OutputParseError
 from honed.evals.evaluators import EvalInput, Score
 from honed.experiments.spec import Experiment, Variant
-from honed.models.types import ChatRequest, Completion
+from honed.models.types import ChatRequest, Completion, Params
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 #: Output tokens assumed for the budget estimate when a variant sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 256
-_FLUSH_ROWS = 200
-_FLUSH_SECONDS = 0.5
+#: Result rows are written in batches from a worker thread this often, so each is stored within ~0.5 s.
+_FLUSH_SECONDS = 0.25
 
 Progress = Callable[[str, int, int], None]
 """`progress(phase, done, total)`; phase is "calls" or "scoring"."""
@@ -50,16 +50,25 @@ def plan(exp: Experiment, done: set[tuple[str, str, int]]) -> list[Planned]:
     """The calls still to make. Rendering happens here, so a missing variable fails before any call."""
     out: list[Planned] = []
     for v in exp.variants:
+        # What `Prompt.request` does per call, done once per variant (the params) and once per case (the
+        # messages, shared by its repeats): thousands of cases make this the bulk of planning.
+        params = Params.from_dict({**v.prompt.params, **v.params})
         for case in exp.cases:
-            for s in range(exp.spec.repeats):
-                if (v.id, case.id, s) in done:
-                    continue
-                try:
-                    request = v.prompt.request(case.inputs, model=v.model, params=v.params, sample_index=s)
-                except HonedError as exc:
-                    exc.message = f"case {case.id!r}, variant {v.id!r}: {exc.message}"
-                    raise
-                out.append(Planned(v, case, s, request))
+            todo = [s for s in range(exp.spec.repeats) if (v.id, case.id, s) not in done]
+            if not todo:
+                continue
+            try:
+                messages = v.prompt.render(case.inputs)
+                requests = [
+                    ChatRequest.of(
+                        v.model, messages, params, response_schema=v.prompt.response_schema, sample_index=s
+                    )
+                    for s in todo
+                ]
+            except HonedError as exc:
+                exc.message = f"case {case.id!r}, variant {v.id!r}: {exc.message}"
+                raise
+            out.extend(Planned(v, case, s, r) for s, r in zip(todo, requests, strict=True))
     return out
 
 
@@ -79,37 +88,47 @@ def estimate_cost(h: Honed, calls: list[Planned]) -> float | None:
 
 
 class _Writer:
-    """Buffers result rows and writes them in batches, from a worker thread, at most ~0.5 s late."""
+    """Buffers result rows and writes them in batches, every `_FLUSH_SECONDS`, from one thread of its own.
+
+    A call only appends its row (on the event loop's thread, so without a lock); `run()` hands the batch
+    to the thread, one at a time and in order, and `close()` waits for the batch in flight and writes
+    the rest. A batch once taken is never dropped: stopping `run()` does not cancel its write.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.rows: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.last = time.monotonic()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="honed-results")
+        self._inflight: Future[None] | None = None
 
-    def add(self, row: dict[str, Any]) -> bool:
-        with self.lock:
-            self.rows.append(row)
-            return len(self.rows) >= _FLUSH_ROWS or time.monotonic() - self.last > _FLUSH_SECONDS
+    def _take(self) -> list[dict[str, Any]]:
+        rows, self.rows = self.rows, []
+        return rows
 
-    def flush(self) -> None:
-        with self.lock:
-            rows, self.rows = self.rows, []
-            self.last = time.monotonic()
-        self.store.runs.put_results(rows)
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            if self.rows:
+                self._inflight = self._thread.submit(self.store.runs.put_results, self._take())
+                try:
+                    await asyncio.shield(asyncio.wrap_future(self._inflight))
+                except asyncio.CancelledError:
+                    raise  # the batch is still being written: close() waits for it
+                except BaseException:
+                    self._inflight = None  # its error goes up from here, not again from close()
+                    raise
+                self._inflight = None
+
+    def close(self) -> None:
+        """Wait for the batch in flight (raising its error), then write what is left, synchronously."""
+        self._thread.shutdown(wait=True)
+        if self._inflight is not None and not self._inflight.cancelled():
+            self._inflight.result()
+        self.store.runs.put_results(self._take())
 
 
-def _row(run_id: str, exp: Experiment, p: Planned, out: Completion | HonedError) -> dict[str, Any]:
-    base = {
-        "run_id": run_id,
-        "variant": p.variant.id,
-        "case_id": p.case.id,
-        "sample_index": p.sample,
-        "prompt_hash": p.variant.prompt_version.hash,
-        "dataset_hash": exp.dataset.hash,
-        "model": p.request.model,
-        "params": p.request.params.to_dict(),
-    }
+def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict[str, Any]:
+    """A `results` row; `base` holds the fields every call of the variant shares (see `_base`)."""
     completion = out if isinstance(out, Completion) else None
     error = None
     if isinstance(out, OutputParseError):
@@ -121,9 +140,12 @@ def _row(run_id: str, exp: Experiment, p: Planned, out: Completion | HonedError)
     if completion is None:
         return {
             **base,
+            "case_id": p.case.id,
+            "sample_index": p.sample,
             "request_key": p.request.key(),
             "output": None,
             "parsed": None,
+            "tool_calls": None,
             "error": error,
             "input_tokens": 0,
             "output_tokens": 0,
@@ -133,9 +155,12 @@ def _row(run_id: str, exp: Experiment, p: Planned, out: Completion | HonedError)
         }
     return {
         **base,
+        "case_id": p.case.id,
+        "sample_index": p.sample,
         "request_key": completion.request_key,
         "output": completion.text,
         "parsed": completion.parsed,
+        "tool_calls": list(completion.tool_calls) if completion.tool_calls else None,
         "error": error,
         "input_tokens": completion.usage.input_tokens,
         "output_tokens": completion.usage.output_tokens,
@@ -145,30 +170,54 @@ def _row(run_id: str, exp: Experiment, p: Planned, out: Completion | HonedError)
     }
 
 
+def _base(run_id: str, exp: Experiment, p: Planned) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "variant": p.variant.id,
+        "prompt_hash": p.variant.prompt_version.hash,
+        "dataset_hash": exp.dataset.hash,
+        "model": p.request.model,
+        "params": p.request.params.to_dict(),
+    }
+
+
+@dataclass
+class _Outcome:
+    within_budget: bool
+    errors: int  # calls of this session that ended in an error
+    ok_rows: list[dict[str, Any]]  # the rows of this session's successful calls, for scoring
+
+
 async def _call_all(
     h: Honed, exp: Experiment, run: Run, calls: list[Planned], progress: Progress | None
-) -> bool:
-    """Make the calls; returns False when the budget stopped the run."""
+) -> _Outcome:
+    """Make the calls, at most each endpoint's limit at a time, writing a row for each."""
     budget = exp.spec.budget_usd
     spent = h.store.runs.spent(run.id)
     writer = _Writer(h.store)
-    gates: dict[str, asyncio.Semaphore] = {}
+    # Per endpoint, as many workers as the client's own limit take the calls in plan order from one
+    # shared iterator: the budget is checked right before a call starts, and a queued call costs no task
+    # or semaphore wait of its own (20,000 of them add up).
+    endpoint_of: dict[str, str] = {}
+    queues: dict[str, list[Planned]] = {}
+    limits: dict[str, int] = {}
     for p in calls:
-        provider, ref, endpoint = h.client.resolve(p.request.model)
-        if ref.endpoint not in gates:
-            # The same limit as the client's, taken here first, so the budget is checked right before a
-            # call starts rather than when it was queued.
-            gates[ref.endpoint] = asyncio.Semaphore(
-                endpoint.max_concurrency or provider.default_max_concurrency
-            )
-    stopped = False
+        name = endpoint_of.get(p.request.model)
+        if name is None:
+            provider, ref, endpoint = h.client.resolve(p.request.model)
+            name = endpoint_of[p.request.model] = ref.endpoint
+            limits[name] = endpoint.max_concurrency or provider.default_max_concurrency
+        queues.setdefault(name, []).append(p)
+    bases: dict[tuple[str, str, Params], dict[str, Any]] = {}
+    outcome = _Outcome(True, 0, [])
     done = 0
+    total = len(calls)
 
-    async def one(p: Planned) -> None:
-        nonlocal spent, stopped, done
-        async with gates[p.request.model.split("/", 1)[0]]:
+    async def worker(queue: Iterator[Planned]) -> None:
+        nonlocal spent, done
+        for p in queue:
             if budget is not None and spent >= budget:
-                stopped = True
+                outcome.within_budget = False
                 return
             try:
                 out: Completion | HonedError = await h.client.complete(p.request)
@@ -176,51 +225,76 @@ async def _call_all(
                 out = exc
             if isinstance(out, Completion) and not out.cached and out.cost_usd:
                 spent += out.cost_usd
-            if writer.add(_row(run.id, exp, p, out)):
-                await asyncio.to_thread(writer.flush)
+            key = (p.variant.id, p.request.model, p.request.params)
+            base = bases.get(key)
+            if base is None:
+                base = bases[key] = _base(run.id, exp, p)
+            row = _row(base, p, out)
+            writer.rows.append(row)
+            if row["error"] is None:
+                outcome.ok_rows.append(row)
+            else:
+                outcome.errors += 1
             done += 1
             if progress is not None:
-                progress("calls", done, len(calls))
+                progress("calls", done, total)
 
     if progress is not None:
-        progress("calls", 0, len(calls))
+        progress("calls", 0, total)
+    flusher = asyncio.ensure_future(writer.run())
+    workers: list[asyncio.Task[None]] = []
+    for name, planned in queues.items():
+        queue = iter(planned)
+        workers += [asyncio.ensure_future(worker(queue)) for _ in range(min(limits[name], len(planned)))]
+    calls_done = asyncio.gather(*workers)
     try:
-        await asyncio.gather(*(one(p) for p in calls))
+        either: list[asyncio.Future[Any]] = [calls_done, flusher]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if flusher.done():  # the store failed: stop rather than make calls whose rows cannot be kept
+            flusher.result()
+        await calls_done  # a worker's failure
     finally:
-        writer.flush()  # synchronously: this also runs when Ctrl-C cancels the gather
-        h.client.flush()
-    return not stopped
+        # A failed worker or store (or Ctrl-C) stops the others; what finished is written, synchronously,
+        # since this also runs while the run is being cancelled.
+        calls_done.cancel()
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(calls_done, flusher, return_exceptions=True)
+        try:
+            writer.close()
+        finally:
+            h.client.flush()
+    return outcome
 
 
-async def _score_all(h: Honed, exp: Experiment, run: Run, progress: Progress | None) -> None:
-    """Score every successful result that lacks a score from each evaluator (again: resumable)."""
+async def _score_all(
+    h: Honed, exp: Experiment, run: Run, results: list[dict[str, Any]], progress: Progress | None
+) -> None:
+    """Score every successful result in `results` that lacks a score from an evaluator (resumable)."""
     cases = {c.id: c for c in exp.cases}
-    results = [r for r in h.store.runs.results(run.id) if r["error"] is None]
     have = {
         (s["variant"], s["case_id"], s["sample_index"], s["evaluator"]) for s in h.store.runs.scores(run.id)
     }
     total = len(results) * len(exp.evaluators)
-    done = total - sum(
-        1
-        for r in results
-        for e in exp.evaluators
-        if (r["variant"], r["case_id"], r["sample_index"], e.name) not in have
-    )
+    todos = {
+        ev.name: [r for r in results if (r["variant"], r["case_id"], r["sample_index"], ev.name) not in have]
+        for ev in exp.evaluators
+    }
+    done = total - sum(len(t) for t in todos.values())
     if progress is not None and total:
         progress("scoring", done, total)
     for ev in exp.evaluators:
-        todo = [r for r in results if (r["variant"], r["case_id"], r["sample_index"], ev.name) not in have]
+        todo = todos[ev.name]
         if not todo:
             continue
-        items = [_eval_input(r, cases[r["case_id"]]) for r in todo]
-        for start in range(0, len(items), 500):
-            chunk_rows, chunk_items = todo[start : start + 500], items[start : start + 500]
-            scores = await ev.evaluate_many(chunk_items)
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            scores = await ev.evaluate_many([_eval_input(r, cases[r["case_id"]]) for r in chunk])
             await asyncio.to_thread(
                 h.store.runs.put_scores,
-                [_score_row(r, ev.name, ev.version, s) for r, s in zip(chunk_rows, scores, strict=True)],
+                [_score_row(r, ev.name, ev.version, s) for r, s in zip(chunk, scores, strict=True)],
             )
-            done += len(chunk_rows)
+            done += len(chunk)
             if progress is not None:
                 progress("scoring", done, total)
         await ev.aclose()
@@ -234,6 +308,7 @@ def _eval_input(row: dict[str, Any], case: Case) -> EvalInput:
         parsed=row["parsed"],
         metadata=dict(case.metadata),
         id=case.id,
+        tool_calls=row.get("tool_calls"),
     )
 
 
@@ -286,18 +361,23 @@ async def arun(
         store.runs.set_status(run.id, "running")
     finished = False
     try:
-        within_budget = await _call_all(h, exp, run, calls, progress)
-        if not within_budget:
+        outcome = await _call_all(h, exp, run, calls, progress)
+        if not outcome.within_budget:
             finished = True
             store.runs.set_status(run.id, "budget_exceeded")
             return store.runs.get(run.id)
-        await _score_all(h, exp, run, progress)
+        # Every stored row that is not a finished call (an error, or missing) was planned, and so made
+        # again, above: this session's rows are the run's errors, and with no earlier finished calls
+        # they are all its results. Only a resumed run reads its results back to score them.
+        results = outcome.ok_rows
+        if done:
+            results = [r for r in store.runs.results(run.id) if r["error"] is None]
+        await _score_all(h, exp, run, results, progress)
         finished = True
     finally:
         if not finished:
             store.runs.set_status(run.id, "stopped")
-    errors = sum(1 for r in store.runs.results(run.id) if r["error"] is not None)
-    store.runs.set_status(run.id, "completed" if errors == 0 else "failed")
+    store.runs.set_status(run.id, "completed" if outcome.errors == 0 else "failed")
     return store.runs.get(run.id)
 
 
