@@ -285,8 +285,7 @@ def init_workspace(path: Path) -> Path:
     return path
 
 
-def mask_url(url: str) -> str:
-    """A database URL fit to print: the password replaced by ***."""
-    import re as _re
-
-    return _re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+def mask_url(text: str) -> str:
+    """`text` (a database URL, or a message quoting one) with every `user:password@` reduced to
+    `user:***@`, so it is fit to print."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
+from honed.config import mask_url as mask_url_text
 from honed.errors import HonedError, ImmutableVersionError, InvalidInputError, StoreError
 
 URL_HINT = "check HONED_DATABASE_URL and that the server is running"
@@ -72,7 +73,7 @@ def mask_url(url: URL) -> str:
 
 def mask_text(text: str) -> str:
     """`text` with anything shaped like `user:password@` in a URL reduced to `user:***@`."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return mask_url_text(text)
 
 
 def where(url: URL) -> str:
