@@ -99,6 +99,10 @@ class OutputParseError(ModelError):
         self.completion: object | None = None  # the Completion whose text failed to parse, when known
 
 
+class RetrievalError(HonedError):
+    """A knowledge base, embedder, vector store or SQL source failed (unreachable server, bad index)."""
+
+
 class BudgetExceededError(HonedError):
     """A run's cost budget is spent."""
 

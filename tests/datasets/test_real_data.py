@@ -1,6 +1,6 @@
 """A real data set: NQ-open dev (3,610 questions with gold answers), converted to JSONL and CSV and imported.
 
-Only these tests may skip, and only when ../shared/data is missing (see tests/datasets/realdata.py).
+Only these tests may skip, and only when ../shared/data is missing (see tests/support/realdata.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from honed.datasets import Columns, SplitPlan, export_jsonl, get_dataset, import_file, parse_ratios
 from honed.store import Store
-from tests.datasets.realdata import require
+from tests.support.realdata import require
 
 NQ_FILE = ("nq_open", "NQ-open.dev.jsonl")
 NQ_CASES = 3610

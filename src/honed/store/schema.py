@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -172,6 +173,58 @@ scores = Table(
     Column("raw", Text, nullable=True),
     Column("details", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+#: Embeddings by the hash of (embedder identity, text): float32 bytes, `dim` of them.
+embedding_cache = Table(
+    "embedding_cache",
+    metadata,
+    Column("key", String(HASH_LENGTH), primary_key=True),
+    Column("model", String(300), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: A knowledge base's source documents, as last ingested (text kept, so indexes can be rebuilt from it).
+kb_documents = Table(
+    "kb_documents",
+    metadata,
+    Column("kb", String(200), primary_key=True),
+    Column("doc_id", String(500), primary_key=True),
+    Column("hash", String(HASH_LENGTH), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: One index over a knowledge base: a chunking + embedding + store config, and what it was built from.
+kb_indexes = Table(
+    "kb_indexes",
+    metadata,
+    Column("id", String(HASH_LENGTH), primary_key=True),
+    Column("kb", String(200), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("content_hash", String(HASH_LENGTH), nullable=True),
+    Column("chunks", Integer, nullable=False),
+    Column("built_at", UTCDateTime, nullable=True),
+    Index(None, "kb"),
+)
+
+#: The chunks of an index (text and metadata; the vectors live in the vector store).
+kb_chunks = Table(
+    "kb_chunks",
+    metadata,
+    Column(
+        "index_id", String(HASH_LENGTH), ForeignKey("kb_indexes.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("chunk_id", String(600), primary_key=True),
+    Column("doc_id", String(500), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Index(None, "index_id", "doc_id"),
 )
 
 
