@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.chroma"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,12 +3,13 @@
 It is a stand-in for endpoints that cannot run here (OpenAI itself): each request takes the next scripted
 reply (status, headers, body, delay, framing) and is recorded, so tests can check retries, Retry-After,
 errors and HTTP framing over real HTTP. When the script runs out it answers 200 with a chat completion
-echoing the last message.
+echoing the last message, or, on `/embeddings`, with `embeddings(body)`: deterministic vectors.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import threading
 import time
@@ -40,6 +41,31 @@ def completion(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) ->
         "model": "stub-model",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 10},
+    }
+
+
+def stub_vector(text: str, dimensions: int = 8) -> list[float]:
+    """The stub's embedding of `text`: deterministic, not unit length (clients must normalise)."""
+    digest = hashlib.sha256(text.encode()).digest() * (dimensions // 32 + 1)
+    return [(b - 127.5) / 10 for b in digest[:dimensions]]
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """An embeddings reply for a request body, its items in reverse order (the `index` says which is
+    which), as a server is allowed to send them."""
+    inputs = body.get("input", [])
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    dims = int(body.get("dimensions") or 8)
+    data = [
+        {"object": "embedding", "index": i, "embedding": stub_vector(text, dims)}
+        for i, text in enumerate(inputs)
+    ]
+    tokens = sum(len(str(t).split()) for t in inputs)
+    return {
+        "object": "list",
+        "data": data[::-1],
+        "model": body.get("model", "stub-embedder"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
 
@@ -132,6 +158,8 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 return
             if reply.raw is not None:
                 payload = reply.raw
+            elif reply.body is None and self.path.rstrip("/").endswith("/embeddings"):
+                payload = json.dumps(embeddings(body)).encode()
             elif reply.body is None:
                 last = body.get("messages", [{}])[-1].get("content", "")
                 payload = json.dumps(completion(f"echo: {last}")).encode()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -77,3 +78,26 @@ def fmt_latency(seconds: float) -> str:
 
 def mapping_rows(items: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, json.dumps(v, default=str) if not isinstance(v, str) else v) for k, v in items.items()]
+
+
+@contextlib.contextmanager
+def progress_bars(*, disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(phase, done, total)` callback drawing one bar per phase on stderr (off for --json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=disable,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress

@@ -291,3 +291,35 @@ def _print_report(report: RunReport, *, json_out: bool) -> None:
             )
             for note in notes:
                 console.print(f"  {note}", markup=False, highlight=False)
+    if report.retrieval:
+        _print_retrieval(report)
+
+
+def _print_retrieval(report: RunReport) -> None:
+    rows = []
+    for v, r in report.retrieval.items():
+        kinds, failures = r["attribution"]["kinds"], r["attribution"]["failures"]
+        rate = r["gold_retrieved_rate"]
+
+        def share(d: dict[str, Any]) -> str:
+            if d["fraction"] is None:
+                return "-"
+            return f"{d['count']} ({d['fraction']:.0%} [{d['ci_low']:.0%}, {d['ci_high']:.0%}])"
+
+        rows.append(
+            (
+                v,
+                r["results"],
+                "-" if rate is None else f"{r['gold_retrieved']}/{r['with_gold']} ({rate:.0%})",
+                kinds["ok"]["count"],
+                share(failures["retrieval_miss"]),
+                share(failures["generation_miss"]),
+                kinds["unknown"]["count"],
+            )
+        )
+    judge = report.retrieval_judge or "no pass/fail evaluator: correctness unknown"
+    print_table(
+        f"retrieval: gold context retrieved, and failures attributed (correct = {judge})",
+        ["variant", "results", "gold retrieved", "ok", "retrieval miss", "generation miss", "unknown"],
+        rows,
+    )

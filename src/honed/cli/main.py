@@ -7,7 +7,7 @@ import sys
 import typer
 
 from honed import __version__
-from honed.cli import datasets, db, evals, experiments, models, prompts, review, serve, workspace
+from honed.cli import datasets, db, evals, experiments, kb, models, prompts, review, serve, workspace
 from honed.errors import HonedError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(evals.app, name="eval")
+app.add_typer(kb.app, name="kb")
 app.command("serve")(serve.serve)
 app.command("review")(review.review)
 

@@ -236,7 +236,17 @@ def run(
         if isinstance(item, Chain):
             _run_chain(h, item, variables, model, params, json_out)
             return
-        request = prompt_request(h.client, item, variables, model=model, params=params)
+        retrieved = None
+        if item.augmented:
+            from honed.rag.augment import augment_once
+
+            base = Path(target).resolve().parent if _is_file(target) else None
+            aug = augment_once(h, item, variables, base=base)
+            chosen = model or item.model or h.settings.default_model
+            request = item.request(aug.variables, model=chosen, params=params, examples=aug.examples)
+            retrieved = aug.trace
+        else:
+            request = prompt_request(h.client, item, variables, model=model, params=params)
         _warm(h, [request.model])
         [result] = h.client.run([request])
     if isinstance(result, HonedError):
@@ -249,6 +259,7 @@ def run(
                 "version": item.version(),
                 "number": version.number if version else None,
                 "messages": request.messages,
+                **({"retrieved": retrieved} if retrieved is not None else {}),
                 **result.to_dict(),
             }
         )

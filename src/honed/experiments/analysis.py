@@ -11,7 +11,7 @@ passed) and filled with one numpy assignment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +54,10 @@ class RunReport:
     evaluators: list[str]
     usage: dict[str, Usage]
     stats: dict[str, ManyResult]  # by evaluator
+    #: Per variant whose prompt retrieves: how often the gold context was retrieved, and each failed
+    #: case attributed to retrieval or generation (judged by `retrieval_judge`); empty without retrieval.
+    retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retrieval_judge: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,8 @@ class RunReport:
             "variants": self.variants,
             "usage": {k: v.to_dict() for k, v in self.usage.items()},
             "evaluators": {k: v.to_dict() for k, v in self.stats.items()},
+            "retrieval": self.retrieval,
+            "retrieval_judge": self.retrieval_judge,
         }
 
 
@@ -98,7 +104,46 @@ def analyse(
         ev: many({v: matrices[ev, v] for v in variants}, base, n_boot=n_boot, n_perm=n_boot, seed=seed)
         for ev in evaluators
     }
-    return RunReport(run, variants, base, evaluators, usage, stats)
+    judge, retrieval = _retrieval(store, run, evaluators)
+    return RunReport(run, variants, base, evaluators, usage, stats, retrieval, judge)
+
+
+def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """Retrieval hit rate and failure attribution per variant. Correctness is the first evaluator (in the
+    spec's order) that gave pass/fail verdicts; gold contexts are the cases' `context_ids`."""
+    rows = store.runs.retrieved(run.id)
+    if not rows:
+        return None, {}
+    from honed.rag.attribution import attribute, summarise
+
+    dataset = store.objects.get(run.spec["dataset"]["hash"])
+    gold = {str(c["id"]): list(c.get("context_ids", [])) for c in dataset.get("cases", [])}
+    judge, passes = None, {}
+    for ev in evaluators:
+        passes = store.runs.passes(run.id, ev)
+        if passes:
+            judge = ev
+            break
+    out: dict[str, dict[str, Any]] = {}
+    for variant in sorted({r[0] for r in rows}):
+        attributions = []
+        with_gold = hit = 0
+        for _, case_id, sample, trace in (r for r in rows if r[0] == variant):
+            ids = [c["id"] for entry in trace for c in entry.get("chunks", [])]
+            gold_ids = gold.get(case_id, [])
+            a = attribute(ids, gold_ids, passes.get((variant, case_id, sample)))
+            attributions.append(a)
+            if gold_ids:
+                with_gold += 1
+                hit += a.gold_rank is not None
+        out[variant] = {
+            "results": len(attributions),
+            "with_gold": with_gold,
+            "gold_retrieved": hit,
+            "gold_retrieved_rate": hit / with_gold if with_gold else None,
+            "attribution": summarise(attributions),
+        }
+    return judge, out
 
 
 def _matrix(

@@ -26,6 +26,7 @@ from honed.models.types import ChatRequest, Completion, Params
 if TYPE_CHECKING:
     from honed.api import Honed
     from honed.datasets import Case
+    from honed.rag.augment import Augmenter
     from honed.store import Store
     from honed.store.runs import Run
 
@@ -44,12 +45,20 @@ class Planned:
     case: Case
     sample: int
     request: ChatRequest
+    retrieved: list[dict[str, Any]] | None = None
 
 
-def plan(exp: Experiment, done: set[tuple[str, str, int]]) -> list[Planned]:
-    """The calls still to make. Rendering happens here, so a missing variable fails before any call."""
+def plan(
+    exp: Experiment, done: set[tuple[str, str, int]], augmenter: Augmenter | None = None
+) -> list[Planned]:
+    """The calls still to make. Rendering happens here, so a missing variable fails before any call;
+    so does retrieval for prompts that retrieve (`augmenter`), once per case, shared by its repeats."""
     out: list[Planned] = []
     for v in exp.variants:
+        if v.prompt.augmented:
+            if augmenter is None:
+                raise HonedError(f"variant {v.id!r}: its prompt retrieves, but no augmenter was given")
+            augmenter.prepare(v.prompt)
         # What `Prompt.request` does per call, done once per variant (the params) and once per case (the
         # messages, shared by its repeats): thousands of cases make this the bulk of planning.
         params = Params.from_dict({**v.prompt.params, **v.params})
@@ -57,8 +66,15 @@ def plan(exp: Experiment, done: set[tuple[str, str, int]]) -> list[Planned]:
             todo = [s for s in range(exp.spec.repeats) if (v.id, case.id, s) not in done]
             if not todo:
                 continue
+            retrieved = None
             try:
-                messages = v.prompt.render(case.inputs)
+                if v.prompt.augmented:
+                    assert augmenter is not None
+                    aug = augmenter.augment(v.prompt, case.inputs, case_id=case.id)
+                    messages = v.prompt.render(aug.variables, examples=aug.examples)
+                    retrieved = aug.trace
+                else:
+                    messages = v.prompt.render(case.inputs)
                 requests = [
                     ChatRequest.of(
                         v.model, messages, params, response_schema=v.prompt.response_schema, sample_index=s
@@ -68,7 +84,7 @@ def plan(exp: Experiment, done: set[tuple[str, str, int]]) -> list[Planned]:
             except HonedError as exc:
                 exc.message = f"case {case.id!r}, variant {v.id!r}: {exc.message}"
                 raise
-            out.extend(Planned(v, case, s, r) for s, r in zip(todo, requests, strict=True))
+            out.extend(Planned(v, case, s, r, retrieved) for s, r in zip(todo, requests, strict=True))
     return out
 
 
@@ -146,6 +162,7 @@ def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict
             "output": None,
             "parsed": None,
             "tool_calls": None,
+            "retrieved": p.retrieved,
             "error": error,
             "input_tokens": 0,
             "output_tokens": 0,
@@ -161,6 +178,7 @@ def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict
         "output": completion.text,
         "parsed": completion.parsed,
         "tool_calls": list(completion.tool_calls) if completion.tool_calls else None,
+        "retrieved": p.retrieved,
         "error": error,
         "input_tokens": completion.usage.input_tokens,
         "output_tokens": completion.usage.output_tokens,
@@ -309,7 +327,15 @@ def _eval_input(row: dict[str, Any], case: Case) -> EvalInput:
         metadata=dict(case.metadata),
         id=case.id,
         tool_calls=row.get("tool_calls"),
+        context=_context(row.get("retrieved")),
     )
+
+
+def _context(retrieved: list[dict[str, Any]] | None) -> list[str] | None:
+    """The texts retrieval put into the prompt, in order (for faithfulness and context judges)."""
+    if not retrieved:
+        return None
+    return [c["text"] for entry in retrieved for c in entry.get("chunks", []) if c.get("text")]
 
 
 def _score_row(result: dict[str, Any], evaluator: str, version: str, s: Score) -> dict[str, Any]:
@@ -336,7 +362,16 @@ async def arun(
     store = h.store
     run = None if new else store.runs.find_unfinished(exp.hash)
     done = store.runs.done_keys(run.id) if run is not None else set()
-    calls = plan(exp, done)
+    augmenter = None
+    if any(v.prompt.augmented for v in exp.variants):
+        from honed.rag.augment import Augmenter
+
+        augmenter = Augmenter(h, base=exp.base)
+    try:
+        calls = plan(exp, done, augmenter)
+    finally:
+        if augmenter is not None:
+            augmenter.close()
     budget = exp.spec.budget_usd
     if budget is not None and not force:
         estimate = estimate_cost(h, calls)

@@ -146,10 +146,16 @@ class Experiment:
     cases: tuple[Case, ...]
     variants: tuple[Variant, ...]
     evaluators: tuple[Evaluator, ...]
+    #: Knowledge bases the prompts retrieve from, pinned to their current version (name -> hash): a run
+    #: resumes only over the same content.
+    knowledge: tuple[tuple[str, str], ...] = ()
+    base: Path | None = None
 
     def body(self) -> dict[str, Any]:
         """The resolved form whose hash identifies the run."""
+        extra: dict[str, Any] = {"knowledge": dict(self.knowledge)} if self.knowledge else {}
         return {
+            **extra,
             "name": self.spec.name,
             "dataset": {"ref": self.dataset.ref, "hash": self.dataset.hash},
             "split": self.spec.split,
@@ -193,7 +199,33 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     names = [e.name for e in evaluators]
     if len(set(names)) != len(names):
         raise InvalidInputError("two evaluators share a name", hint="give each a distinct `name`")
-    return Experiment(spec, dataset, cases, tuple(variants), evaluators)
+    return Experiment(spec, dataset, cases, tuple(variants), evaluators, _knowledge(h, variants), base)
+
+
+def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]:
+    names: set[str] = set()
+    for v in variants:
+        for step in v.prompt.retrieve or []:
+            if step.kb is not None:
+                names.add(step.kb)
+            for route in (step.router or {}).get("routes", []):
+                if isinstance(route, dict) and isinstance(route.get("kb"), str):
+                    names.add(route["kb"])
+        names.update(r.kb for r in (v.prompt.resources or {}).values() if r.kb is not None)
+    if not names:
+        return ()
+    from honed.rag.kb import KIND
+
+    pinned = []
+    for name in sorted(names):
+        history = h.store.names.history(KIND, name)
+        if not history:
+            raise InvalidInputError(
+                f"a prompt retrieves from knowledge base {name!r}, which does not exist",
+                hint=f"create it: honed kb create {name}, then honed kb ingest {name} PATH...",
+            )
+        pinned.append((name, history[-1].hash))
+    return tuple(pinned)
 
 
 def _prompt(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from honed.errors import InvalidInputError
 from honed.hashing import content_hash
@@ -20,6 +20,10 @@ ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 class Message(TypedDict):
     role: Role
     content: str
+    #: on an assistant message: the tool calls it made, as `Completion.tool_calls` gives them
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    #: on a tool message: the id of the call it answers
+    tool_call_id: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,18 @@ class ChatRequest:
                 raise InvalidInputError(
                     f"message {i} is malformed: {m!r}",
                     hint="each message needs a role (system/user/assistant/tool) and string content",
+                )
+            calls = m.get("tool_calls")
+            if ("tool_call_id" in m and not isinstance(m["tool_call_id"], str)) or (
+                calls is not None
+                and not (
+                    isinstance(calls, list)
+                    and all(isinstance(c, dict) and {"id", "name", "arguments"} <= set(c) for c in calls)
+                )
+            ):
+                raise InvalidInputError(
+                    f"message {i} has malformed tool fields: {m!r}",
+                    hint='tool_calls is a list of {"id", "name", "arguments"}; tool_call_id is a string',
                 )
         if not msgs:
             raise InvalidInputError("a chat request needs at least one message")

@@ -9,10 +9,10 @@ does not change the hash of any existing prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from honed.errors import HonedError, InvalidInputError
 from honed.hashing import content_hash
@@ -62,6 +62,86 @@ class Example(_Strict):
         return value
 
 
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class RetrieveStep(_Strict):
+    """Fill the variable `into` from a knowledge base before rendering. `mode: search` (the default)
+    puts the `k` best chunks for the rendered `query` there, numbered `[1] (chunk id) text` for
+    citations; `mode: stuff` fits whole documents instead, in id order, without retrieval. Either way
+    `max_tokens` caps what goes in (chunks or documents in order, until the next would not fit).
+    Instead of `kb`, a `router` (a `honed.rag.routing.RouterConfig` mapping) picks the knowledge base per
+    query, or none: then the variable is empty and the trace records the decision."""
+
+    kb: str | None = None
+    router: dict[str, Any] | None = None
+    into: str = Field(default="context", pattern=_IDENT)
+    mode: Literal["search", "stuff"] = "search"
+    query: str | None = None
+    k: int = Field(default=5, ge=1, le=1000)
+    method: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    where: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+
+    @field_validator("query")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_syntax(value)
+        return value
+
+    @model_validator(mode="after")
+    def _query_for_search(self) -> RetrieveStep:
+        if (self.kb is None) == (self.router is None):
+            raise ValueError("a retrieve step needs exactly one of `kb` or `router`")
+        if (self.mode == "search" or self.router is not None) and self.query is None:
+            raise ValueError("a search step needs `query` (a template, e.g. '{{ question }}')")
+        return self
+
+
+class ExamplesFrom(_Strict):
+    """Dynamic few-shot: the `k` cases of `dataset` most similar to the rendered `query` (by embedding
+    similarity of the same template rendered over each case's inputs) become demonstrations, after the
+    static `examples`. `input`/`output` are templates over an example case: its inputs as variables,
+    plus `reference`. A case with the current case's id is never its own example."""
+
+    dataset: str
+    query: str
+    k: int = Field(default=3, ge=1, le=50)
+    split: str | None = None
+    input: str
+    output: str = "{{ reference }}"
+
+    @field_validator("query", "input", "output")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        check_syntax(value)
+        return value
+
+
+class Resource(_Strict):
+    """A prompt tool: a name a template calls while rendering. Exactly one of `file` (its text; a path
+    relative to the prompt file's folder), `kb` (`{{ name(query) }}`: numbered chunks) or `sql` (a database
+    URL; `{{ name(key=value) }}` runs the fixed SELECT in `query` with those parameters, or
+    `{{ name("SELECT ...") }}` when no `query` is set; read-only, rows as a table)."""
+
+    file: str | None = None
+    kb: str | None = None
+    k: int = Field(default=3, ge=1, le=100)
+    method: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    sql: str | None = None
+    query: str | None = None
+    row_limit: int = Field(default=50, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> Resource:
+        given = [k for k in ("file", "kb", "sql") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a resource needs exactly one of `file`, `kb` or `sql`")
+        return self
+
+
 class Prompt(_Strict):
     """A versionable prompt. Build one with `Prompt.parse(mapping)` (errors are `InvalidInputError`) or
     load it from YAML with `honed.prompts.load_prompt`.
@@ -79,6 +159,9 @@ class Prompt(_Strict):
     examples: list[Example] = Field(default_factory=list)
     response_schema: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    retrieve: list[RetrieveStep] | None = None
+    examples_from: ExamplesFrom | None = None
+    resources: dict[str, Resource] | None = None
 
     # -- construction ---------------------------------------------------------------------------------
 
@@ -175,7 +258,22 @@ class Prompt(_Strict):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.retrieve:
+            out["retrieve"] = [r.model_dump(exclude_none=True) for r in self.retrieve]
+        if self.examples_from is not None:
+            out["examples_from"] = self.examples_from.model_dump(exclude_none=True)
+        if self.resources:
+            out["resources"] = {k: r.model_dump(exclude_none=True) for k, r in self.resources.items()}
         return out
+
+    @property
+    def augmented(self) -> bool:
+        """Whether rendering needs retrieval first (see `honed.rag.augment`)."""
+        return bool(self.retrieve or self.examples_from or self.resources)
+
+    def provided(self) -> set[str]:
+        """Variables the prompt fills itself: retrieval targets and resource names."""
+        return {r.into for r in self.retrieve or []} | set(self.resources or {})
 
     def version(self) -> str:
         """The content hash this prompt has (or would have) in the store."""
@@ -186,12 +284,19 @@ class Prompt(_Strict):
         found: set[str] = set()
         for text in self._texts():
             found |= template_variables(text)
-        return found
+        for step in self.retrieve or []:
+            found |= template_variables(step.query or "")
+        if self.examples_from is not None:
+            found |= template_variables(self.examples_from.query)
+        return found - self.provided()
 
     # -- use ------------------------------------------------------------------------------------------
 
-    def render(self, variables: Mapping[str, Any] | None = None) -> list[Message]:
-        """The messages to send, rendered with `variables`. Raises `InvalidInputError` naming the message
+    def render(
+        self, variables: Mapping[str, Any] | None = None, *, examples: Sequence[tuple[str, str]] = ()
+    ) -> list[Message]:
+        """The messages to send, rendered with `variables`; `examples` are (user, assistant) texts added
+        after the prompt's own examples (dynamic few-shot). Raises `InvalidInputError` naming the message
         and the missing variable."""
         values = dict(variables or {})
         out: list[Message] = []
@@ -202,6 +307,9 @@ class Prompt(_Strict):
             where = f"prompt {self.name!r} example {j}"
             out.append({"role": "user", "content": render(ex.input, values, where=f"{where} input")})
             out.append({"role": "assistant", "content": render(ex.output, values, where=f"{where} output")})
+        for user, assistant in examples:
+            out.append({"role": "user", "content": user})
+            out.append({"role": "assistant", "content": assistant})
         for i, m in enumerate(self.messages[lead:], lead):
             out.append({"role": m.role, "content": self._render(m.content, values, i, m.role)})
         return out
@@ -213,6 +321,7 @@ class Prompt(_Strict):
         model: str | None = None,
         params: Params | Mapping[str, Any] | None = None,
         sample_index: int = 0,
+        examples: Sequence[tuple[str, str]] = (),
     ) -> ChatRequest:
         """A `ChatRequest` for these variables. `model` overrides the prompt's model; `params` are laid
         over the prompt's params."""
@@ -224,7 +333,7 @@ class Prompt(_Strict):
         extra = params.to_dict() if isinstance(params, Params) else dict(params or {})
         return ChatRequest.of(
             chosen,
-            self.render(variables),
+            self.render(variables, examples=examples),
             Params.from_dict({**self.params, **extra}),
             response_schema=self.response_schema,
             sample_index=sample_index,

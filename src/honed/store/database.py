@@ -17,7 +17,9 @@ from sqlalchemy.engine import URL, Connection
 from honed.errors import StoreError
 from honed.store import migrate as migrations
 from honed.store.cache import ResponseCache
+from honed.store.embeddings import EmbeddingCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
+from honed.store.kb import KnowledgeBaseRepository
 from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
 from honed.store.runs import RunRepository
@@ -33,8 +35,10 @@ class Store:
         self._closed = False
         self.objects = ObjectRepository(self)
         self.cache = ResponseCache(self)
+        self.embeddings = EmbeddingCache(self)
         self.names = NamedVersions(self)
         self.runs = RunRepository(self)
+        self.kb = KnowledgeBaseRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -164,6 +164,28 @@ class RunRepository:
         with self._store.read() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
+    def retrieved(self, run_id: str) -> builtins.list[tuple[str, str, int, builtins.list[dict[str, Any]]]]:
+        """(variant, case_id, sample_index, retrieval trace) of the run's results whose prompts retrieved."""
+        c = results.c
+        stmt = select(c.variant, c.case_id, c.sample_index, c.retrieved).where(
+            c.run_id == run_id, c.retrieved.is_not(None)
+        )
+        with self._store.read() as conn:
+            # A JSON column stores Python None as JSON null, which `IS NOT NULL` keeps: filter here too.
+            rows = conn.execute(stmt)
+            return [
+                (r.variant, r.case_id, int(r.sample_index), list(r.retrieved)) for r in rows if r.retrieved
+            ]
+
+    def passes(self, run_id: str, evaluator: str) -> dict[tuple[str, str, int], bool]:
+        """Pass/fail of one evaluator's scores in a run, by (variant, case_id, sample_index)."""
+        c = scores.c
+        stmt = select(c.variant, c.case_id, c.sample_index, c.passed).where(
+            c.run_id == run_id, c.evaluator == evaluator, c.passed.is_not(None)
+        )
+        with self._store.read() as conn:
+            return {(r.variant, r.case_id, int(r.sample_index)): bool(r.passed) for r in conn.execute(stmt)}
+
     def spent(self, run_id: str) -> float:
         """USD this run's calls cost so far (cached calls included at their original price)."""
         stmt = select(func.coalesce(func.sum(results.c.cost_usd), 0.0)).where(results.c.run_id == run_id)

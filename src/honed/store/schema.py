@@ -147,6 +147,7 @@ results = Table(
     Column("output", Text, nullable=True),
     Column("parsed", JSON, nullable=True),
     Column("tool_calls", JSON, nullable=True),
+    Column("retrieved", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),

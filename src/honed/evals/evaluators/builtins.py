@@ -9,6 +9,7 @@ from honed.evals.evaluators.human import Human
 from honed.evals.evaluators.judge import LLMJudge
 from honed.evals.evaluators.pairwise import PairwiseJudge
 from honed.evals.evaluators.python import PythonFunction
+from honed.evals.evaluators.rag import RAG_EVALUATORS
 from honed.evals.evaluators.similarity import EmbeddingSimilarity
 from honed.evals.evaluators.structured import JsonSchema, JsonValid, Numeric
 from honed.evals.evaluators.text import Contains, Exact, Normalized, Regex, TokenF1
@@ -30,6 +31,7 @@ BUILTINS: tuple[type[Evaluator], ...] = (
     LLMJudge,
     PairwiseJudge,
     Human,
+    *RAG_EVALUATORS,
 )
 
 

@@ -25,11 +25,27 @@ from honed.errors import (
     RateLimitError,
     UnknownModelError,
 )
-from honed.models.types import ChatRequest, ProviderResult, Usage
+from honed.models.types import ChatRequest, Message, ProviderResult, Usage
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """A message in OpenAI's shape: honed's flat tool calls ({"id", "name", "arguments"}) become
+    `{"id", "type": "function", "function": {...}}`, and an assistant turn that only calls tools has no
+    content."""
+    out: dict[str, Any] = dict(message)
+    calls = message.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
+        if not message["content"]:
+            out["content"] = None
+    return out
 
 
 def request_body(model: str, request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": list(request.messages)}
+    body: dict[str, Any] = {"model": model, "messages": [wire_message(m) for m in request.messages]}
     p = request.params
     if p.temperature is not None:
         body["temperature"] = p.temperature

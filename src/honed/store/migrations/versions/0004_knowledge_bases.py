@@ -7,7 +7,8 @@ Create Date: 2026-11-25
 Documents belong to a knowledge base; chunks belong to an *index* (one chunking + embedding config over
 a knowledge base's documents), so a retrieval experiment can build several indexes over the same documents
 without reading the files again. The embedding cache maps the hash of (embedder identity, text) to the
-vector as float32 bytes: re-ingesting or re-querying the same text never embeds it twice.
+vector as float32 bytes: re-ingesting or re-querying the same text never embeds it twice. Results gain
+`retrieved`: what retrieval put into the prompt of that call.
 """
 
 from __future__ import annotations
@@ -68,9 +69,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("index_id", "chunk_id", name=op.f("pk_kb_chunks")),
     )
     op.create_index(op.f("ix_kb_chunks_index_id_doc_id"), "kb_chunks", ["index_id", "doc_id"])
+    # What retrieval put into a result's prompt (chunk ids, scores, texts, kb version and index).
+    with op.batch_alter_table("results") as batch:
+        batch.add_column(sa.Column("retrieved", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("results") as batch:
+        batch.drop_column("retrieved")
     op.drop_index(op.f("ix_kb_chunks_index_id_doc_id"), table_name="kb_chunks")
     op.drop_table("kb_chunks")
     op.drop_index(op.f("ix_kb_indexes_kb"), table_name="kb_indexes")

@@ -1,0 +1,454 @@
+"""`honed kb create|config|ingest|list|show|search|eval|finetune`: formatting only; the work is in
+`honed.rag`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from honed.cli.common import JsonOption, err_console, open_honed, print_json, print_table, progress_bars
+from honed.errors import InvalidInputError
+from honed.hashing import short
+
+app = typer.Typer(
+    help="Knowledge bases for retrieval: create, ingest files, search, evaluate retrieval.",
+    no_args_is_help=True,
+)
+
+NameArgument = typer.Argument(..., help="Knowledge base name, e.g. docs.")
+
+
+def _config_options(
+    base: Any,
+    *,
+    description: str | None,
+    chunking: str | None,
+    chunk_size: int | None,
+    chunk_overlap: int | None,
+    embedder: str | None,
+    store: str | None,
+    store_url: str | None,
+    store_path: Path | None,
+) -> Any:
+    from honed.rag.chunking import ChunkingConfig
+    from honed.rag.kb import KnowledgeBaseConfig
+
+    data = base.model_dump() if base is not None else KnowledgeBaseConfig().model_dump()
+    if description is not None:
+        data["description"] = description
+    chunk = dict(data["chunking"])
+    for key, value in (("strategy", chunking), ("size", chunk_size), ("overlap", chunk_overlap)):
+        if value is not None:
+            chunk[key] = value
+    data["chunking"] = ChunkingConfig.model_validate(chunk).model_dump() if chunk else chunk
+    if embedder is not None:
+        data["embedder"] = embedder
+    if store is not None or store_url is not None or store_path is not None:
+        spec: dict[str, Any] = {"type": store or data["store"].get("type", "chroma")}
+        if store_url is not None:
+            spec["url"] = store_url
+        if store_path is not None:
+            spec["path"] = str(store_path.resolve())
+        data["store"] = spec
+    return KnowledgeBaseConfig.parse(data)
+
+
+ChunkingOption = typer.Option(None, "--chunking", help="recursive (default), tokens or sentences.")
+SizeOption = typer.Option(None, "--chunk-size", help="Max tokens per chunk (default 256).")
+OverlapOption = typer.Option(
+    None, "--chunk-overlap", help="Tokens shared by neighbouring chunks (default 32)."
+)
+EmbedderOption = typer.Option(
+    None, "--embedder", help="local/all-MiniLM-L6-v2 (default), local/NAME (fine-tuned), ENDPOINT/MODEL."
+)
+StoreOption = typer.Option(None, "--store", help="chroma (default, embedded in the workspace) or qdrant.")
+StoreUrlOption = typer.Option(
+    None, "--store-url", help="A Chroma or Qdrant server, e.g. http://127.0.0.1:8000."
+)
+StorePathOption = typer.Option(
+    None, "--store-path", help="Folder of an embedded store (default: the workspace)."
+)
+
+
+@app.command("create")
+def create(
+    name: str = NameArgument,
+    description: str | None = typer.Option(None, "--description", help="What it holds."),
+    chunking: str | None = ChunkingOption,
+    chunk_size: int | None = SizeOption,
+    chunk_overlap: int | None = OverlapOption,
+    embedder: str | None = EmbedderOption,
+    store: str | None = StoreOption,
+    store_url: str | None = StoreUrlOption,
+    store_path: Path | None = StorePathOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Create an empty knowledge base with its chunking, embedder and vector store."""
+    from honed.rag.kb import create_kb
+
+    h = open_honed(require_workspace=True)
+    config = _config_options(
+        None,
+        description=description,
+        chunking=chunking,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        embedder=embedder,
+        store=store,
+        store_url=store_url,
+        store_path=store_path,
+    )
+    version = create_kb(h.store, name, config)
+    if json_out:
+        print_json({"kb": name, "version": version.hash, "config": config.body()})
+    else:
+        typer.echo(f"created knowledge base {name} ({short(version.hash)}): {json.dumps(config.body())}")
+
+
+@app.command("config")
+def config_(
+    name: str = NameArgument,
+    description: str | None = typer.Option(None, "--description", help="What it holds."),
+    chunking: str | None = ChunkingOption,
+    chunk_size: int | None = SizeOption,
+    chunk_overlap: int | None = OverlapOption,
+    embedder: str | None = EmbedderOption,
+    store: str | None = StoreOption,
+    store_url: str | None = StoreUrlOption,
+    store_path: Path | None = StorePathOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Change how a knowledge base is chunked, embedded or stored (a new version; the next ingest
+    builds the new index from the stored documents)."""
+    from honed.rag.kb import get_kb, set_config
+
+    h = open_honed(require_workspace=True)
+    kb = get_kb(h.store, h.settings, name)
+    config = _config_options(
+        kb.config,
+        description=description,
+        chunking=chunking,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        embedder=embedder,
+        store=store,
+        store_url=store_url,
+        store_path=store_path,
+    )
+    version = set_config(h.store, name, config)
+    if json_out:
+        print_json({"kb": name, "version": version.hash, "config": config.body()})
+    else:
+        typer.echo(
+            f"{name}: config is now {json.dumps(config.body())}; run `honed kb ingest {name}` to build it"
+        )
+
+
+@app.command("ingest")
+def ingest(
+    name: str = NameArgument,
+    paths: list[str] = typer.Argument(None, help="Files, folders or globs (txt, md, html, pdf, jsonl)."),
+    prune: bool = typer.Option(False, "--prune", help="Remove documents that are not among PATHS."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL: the field holding the text."),
+    id_field: str = typer.Option("id", "--id-field", help="JSONL: the field holding the document id."),
+    collection: str | None = typer.Option(
+        None,
+        "--collection",
+        help="Ingest a test collection from the data folder (cranfield, cisi) and record its queries "
+        "with their relevance judgments as the dataset NAME-queries.",
+    ),
+    create: bool = typer.Option(False, "--create", help="Create the knowledge base if it does not exist."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Ingest documents. Unchanged documents are skipped; changed ones re-chunked and re-embedded."""
+    from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+
+    h = open_honed(require_workspace=True)
+    if create:
+        create_kb(h.store, name, KnowledgeBaseConfig(), exist_ok=True)
+    kb = get_kb(h.store, h.settings, name)
+    extra: dict[str, Any] = {}
+    try:
+        with progress_bars(disable=json_out) as progress:
+            if collection is not None:
+                if paths:
+                    raise InvalidInputError("give PATHS or --collection, not both")
+                from honed.rag.experiment import import_collection
+
+                report, dataset = import_collection(h, kb, collection, progress=progress)
+                extra = {"dataset": dataset}
+            elif not paths:
+                if kb.store.kb.document_count(name) == 0:
+                    raise InvalidInputError("nothing to ingest", hint=f"honed kb ingest {name} PATH...")
+                # No paths: bring the index up to date with the stored documents (after `kb config`).
+                report = kb.ingest_documents(kb.documents(), progress=progress)
+            else:
+                report = kb.ingest(
+                    paths, prune=prune, text_field=text_field, id_field=id_field, progress=progress
+                )
+    finally:
+        kb.close()
+    if json_out:
+        print_json({**report.to_dict(), **extra})
+        return
+    parts = [f"{len(report.added)} added", f"{len(report.updated)} updated", f"{len(report.removed)} removed"]
+    parts.append(f"{report.unchanged} unchanged")
+    typer.echo(
+        f"{name}: {', '.join(parts)}; {report.chunks_embedded} chunks embedded, {report.chunks_total} in the "
+        f"index; version {short(report.version)}" + (" (index rebuilt)" if report.rebuilt else "")
+    )
+    for dropped, original in report.duplicates:
+        err_console.print(f"[dim]duplicate skipped: {dropped} (same text as {original})[/dim]")
+    for path, reason in report.skipped:
+        err_console.print(f"[dim]skipped: {path} ({reason})[/dim]")
+    if extra:
+        typer.echo(f"queries and judgments recorded as dataset {extra['dataset']}")
+
+
+@app.command("list")
+def list_(json_out: bool = JsonOption) -> None:
+    """Every knowledge base with its document count."""
+    from honed.rag.kb import list_kbs
+
+    h = open_honed(require_workspace=True)
+    rows = []
+    for name, versions, changed in list_kbs(h.store):
+        rows.append(
+            {
+                "name": name,
+                "versions": versions,
+                "documents": h.store.kb.document_count(name),
+                "changed": str(changed)[:19],
+            }
+        )
+    if json_out:
+        print_json(rows)
+    else:
+        print_table(
+            None,
+            ["name", "documents", "versions", "changed"],
+            [[r["name"], r["documents"], r["versions"], r["changed"]] for r in rows],
+        )
+
+
+@app.command("show")
+def show(name: str = NameArgument, json_out: bool = JsonOption) -> None:
+    """A knowledge base's config, versions and indexes."""
+    from honed.rag.kb import KIND, documents_hash, get_kb, index_id_for
+
+    h = open_honed(require_workspace=True)
+    kb = get_kb(h.store, h.settings, name)
+    current = documents_hash(h.store.kb.document_hashes(name))
+    own = index_id_for(name, kb.config)
+    indexes = [
+        {
+            "id": i.id,
+            "config": i.config,
+            "chunks": i.chunks,
+            "state": "current"
+            if i.content_hash == current
+            else ("incomplete" if i.content_hash is None else "out of date"),
+            "default": i.id == own,
+        }
+        for i in h.store.kb.indexes(name)
+    ]
+    history = h.store.names.history(KIND, name)
+    versions = [
+        {"n": v.number, "hash": v.hash, "note": v.note, "at": str(v.created_at)[:19]} for v in history
+    ]
+    data: dict[str, Any] = {
+        "kb": name,
+        "version": kb.version.hash,
+        "config": kb.config.body(),
+        "documents": h.store.kb.document_count(name),
+        "versions": versions,
+        "indexes": indexes,
+    }
+    if json_out:
+        print_json(data)
+        return
+    typer.echo(f"{name} v{kb.version.number} ({short(kb.version.hash)}): {data['documents']} documents")
+    typer.echo(f"config: {json.dumps(data['config'])}")
+    print_table(
+        "versions",
+        ["#", "hash", "note", "at"],
+        [[v["n"], short(str(v["hash"])), v["note"], v["at"]] for v in versions],
+    )
+    print_table(
+        "indexes",
+        ["index", "chunks", "state", "config"],
+        [
+            [
+                short(str(i["id"])) + (" *" if i["default"] else ""),
+                i["chunks"],
+                i["state"],
+                json.dumps(i["config"]),
+            ]
+            for i in indexes
+        ],
+    )
+
+
+@app.command("search")
+def search(
+    name: str = NameArgument,
+    query: str = typer.Argument(..., help="What to look for."),
+    k: int = typer.Option(5, "-k", "--k", help="How many chunks."),
+    method: str = typer.Option("hybrid", "--method", help="hybrid (default), dense or bm25."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Hybrid: weight of dense vs BM25 (1 = dense only)."),
+    where: str | None = typer.Option(
+        None, "--where", help='Metadata filter as JSON, e.g. {"source": "faq.md"}.'
+    ),
+    rerank_model: str | None = typer.Option(
+        None, "--rerank-model", help="Rerank the candidates with this LLM."
+    ),
+    json_out: bool = JsonOption,
+) -> None:
+    """Search a knowledge base and print the best chunks with their scores."""
+    from honed.rag.kb import get_kb
+    from honed.rag.rerank import build_reranker
+
+    h = open_honed(require_workspace=True)
+    kb = get_kb(h.store, h.settings, name)
+    filt: dict[str, Any] | None = None
+    if where is not None:
+        try:
+            filt = json.loads(where)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"--where is not valid JSON ({exc.msg})", hint='e.g. {"source": "faq.md"}'
+            ) from None
+    reranker = (
+        build_reranker({"type": "llm", "model": rerank_model}, h.client, h.settings.root)
+        if rerank_model
+        else None
+    )
+    try:
+        hits = kb.search(query, k=k, method=method, alpha=alpha, where=filt, reranker=reranker)  # type: ignore[arg-type]
+    finally:
+        kb.close()
+        h.close()
+    if json_out:
+        print_json(
+            {"kb": name, "version": kb.version.hash, "query": query, "hits": [hit.to_dict() for hit in hits]}
+        )
+        return
+    rows = []
+    for hit in hits:
+        stages = " ".join(f"{k}={v:.3f}" for k, v in hit.scores.items())
+        text = " ".join(hit.chunk.text.split())
+        rows.append([hit.rank, hit.chunk.id, f"{hit.score:.4f}", stages, text[:300]])
+    print_table(f"{name}: {query}", ["#", "chunk", "score", "stages", "text"], rows, ratios={"text": 4})
+
+
+@app.command("eval")
+def eval_(
+    spec: Path = typer.Argument(..., help="A retrieval experiment YAML file."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Run a retrieval experiment: each variant's metrics (trec_eval's), latency, and paired comparisons
+    with the baseline."""
+    from honed.rag.experiment import load_retrieval_spec, run_retrieval_experiment
+
+    h = open_honed(require_workspace=True)
+    parsed = load_retrieval_spec(spec)
+    with progress_bars(disable=json_out) as progress:
+        report = run_retrieval_experiment(h, parsed, progress=progress)
+    h.close()
+    if json_out:
+        data = report.to_dict()
+        for v in data["variants"]:
+            v.pop("per_query")
+        print_json(data)
+        return
+    typer.echo(
+        f"{report.name}: knowledge base {report.kb} ({short(report.kb_version)}), {report.queries} queries "
+        f"({report.judged} judged) from {report.dataset}"
+        + (f" split {report.split}" if report.split else "")
+        + f", depth {report.k}, judged by {report.level}"
+    )
+    cols = ["variant", *report.measures, "p50 ms", "p99 ms"]
+    rows = []
+    for v in report.variants:
+        rows.append(
+            [
+                v.id,
+                *(f"{v.aggregate[m]:.4f}" for m in report.measures),
+                f"{v.latency_ms['p50']:.1f}",
+                f"{v.latency_ms['p99']:.1f}",
+            ]
+        )
+    print_table("retrieval", cols, rows)
+    comp_rows = []
+    for vid, by_measure in report.comparisons.items():
+        for m, c in by_measure.items():
+            ci = c["ci"]
+            p = c["p_value"]
+            comp_rows.append(
+                [
+                    f"{vid} vs {report.baseline}",
+                    m,
+                    f"{c['diff']:+.4f}" if c["diff"] is not None else "-",
+                    f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "-",
+                    f"{p:.4g}" if p is not None else "-",
+                    c["verdict"],
+                ]
+            )
+    if comp_rows:
+        print_table(
+            "paired over queries (bootstrap CI, sign-flip permutation p)",
+            ["comparison", "measure", "diff", "95% CI", "p", "verdict"],
+            comp_rows,
+        )
+
+
+@app.command("finetune")
+def finetune(
+    kb_name: str = typer.Argument(..., help="The knowledge base whose documents are the passages."),
+    output: str = typer.Option(..., "--output", "-o", help="Name of the new embedder (use as local/NAME)."),
+    dataset: str = typer.Option(..., "--dataset", help="Queries with relevance judgments (NAME[@REF])."),
+    split: str | None = typer.Option("train", "--split", help="Train on this split only (default train)."),
+    query_field: str = typer.Option("query", "--query-field", help="The input holding the query."),
+    epochs: int = typer.Option(1, "--epochs", help="Passes over the pairs."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per step (the in-batch negatives)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an embedder of the same name."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Fine-tune the knowledge base's embedder on (query, relevant document) pairs, on the CPU."""
+    from honed.rag.embedders.finetune import finetune_embedder
+    from honed.rag.experiment import training_pairs
+    from honed.rag.kb import get_kb
+
+    h = open_honed(require_workspace=True)
+    kb = get_kb(h.store, h.settings, kb_name)
+    pairs = training_pairs(h, kb, dataset, split=split, query_field=query_field)
+    with progress_bars(disable=json_out) as progress:
+        result = finetune_embedder(
+            pairs,
+            name=output,
+            settings=h.settings,
+            base=kb.config.embedder,
+            epochs=epochs,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            progress=lambda done, total, loss: progress("training", done, total),
+        )
+    data = {
+        "embedder": f"local/{result.name}",
+        "path": str(result.path),
+        "pairs": len(pairs),
+        "steps": result.steps,
+        "first_loss": result.losses[0] if result.losses else None,
+        "last_loss": result.losses[-1] if result.losses else None,
+        "seconds": result.seconds,
+    }
+    if json_out:
+        print_json(data)
+    else:
+        typer.echo(
+            f"trained local/{result.name} on {len(pairs)} pairs in {result.steps} steps "
+            f"({result.seconds:.0f} s); loss {data['first_loss']:.3f} -> {data['last_loss']:.3f}"
+        )

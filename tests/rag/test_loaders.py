@@ -1,0 +1,318 @@
+"""Loading real files written to a temporary folder: every format, folders, globs, ids, duplicates, and
+every error a user can cause (each one line, naming the file and, for JSONL, the line)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+
+from honed.errors import InvalidInputError
+from honed.rag.loaders import FORMATS, LoadResult, load_documents
+
+
+def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
+    """A valid PDF with one page per string (lines become text lines, Helvetica), written by hand with
+    correct xref offsets so that pypdf's strict mode accepts it."""
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    count = len(pages)
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(count))
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for i, text in enumerate(pages):
+        ops = " ".join(f"({escape(line)}) Tj T*" for line in text.split("\n"))
+        stream = f"BT /F1 12 Tf 14 TL 72 720 Td {ops} ET".encode("latin-1")
+        objects[4 + 2 * i] = (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>"
+        ).encode()
+        objects[5 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
+    trailer = f"/Root 1 0 R /Size {len(objects) + 1 + (1 if title else 0)}"
+    if title:
+        objects[4 + 2 * count] = f"<< /Title ({escape(title)}) >>".encode("latin-1")
+        trailer += f" /Info {4 + 2 * count} 0 R"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number in sorted(objects):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += f"trailer\n<< {trailer} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def error_of(*args: Any, **kwargs: Any) -> str:
+    """The one-line message of the InvalidInputError that load_documents raises."""
+    with pytest.raises(InvalidInputError) as info:
+        load_documents(*args, **kwargs)
+    line = info.value.one_line()
+    assert "\n" not in str(info.value), str(info.value)
+    return line
+
+
+HTML = """<!doctype html>
+<html><head><title> The  Page </title>
+<style>body { color: red; }</style>
+<script>var secret = "SCRIPT-TEXT";</script></head>
+<body><h1>Welcome</h1>
+<p>See <a href="https://example.com/very/long/link">the docs</a> for more &amp; less.</p>
+<script>document.write("BODY-SCRIPT")</script>
+<ol><li>first step</li><li>second step</li></ol>
+<img src="logo.png" alt="logo">
+</body></html>
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    write(docs / "guide.md", "Preface line.\n\n# User Guide\n\nInstall it.\n\n## Setup\n\nRun it.\n")
+    write(docs / "notes.txt", "Plain notes,\r\nwith Windows line ends.\r\n")
+    write(docs / "page.html", HTML)
+    write(docs / "sub" / "deep.markdown", "## Only a level-two heading\n\nDeep text.\n")
+    write(docs / ".draft.md", "# Hidden\n")
+    write(docs / ".git" / "config", "[core]\n")
+    write(docs / "logo.png", b"\x89PNG\r\n")
+    write(docs / "empty.txt", "")
+    write(docs / "blank.md", "  \n\n ")
+    return docs
+
+
+def test_a_folder_is_walked_and_everything_left_out_is_reported(tree: Path) -> None:
+    result = load_documents([tree])
+
+    assert isinstance(result, LoadResult)
+    assert [d.id for d in result.documents] == ["guide.md", "notes.txt", "page.html", "sub/deep.markdown"]
+    by_id = {d.id: d for d in result.documents}
+    assert by_id["guide.md"].metadata == {"source": "guide.md", "format": "markdown", "title": "User Guide"}
+    assert by_id["sub/deep.markdown"].metadata["title"] == "deep"  # no level-one heading: the file stem
+    assert by_id["notes.txt"].text == "Plain notes,\nwith Windows line ends.\n"
+    assert by_id["notes.txt"].metadata == {"source": "notes.txt", "format": "text", "title": "notes"}
+    assert dict(result.skipped) == {
+        "docs/.git/": "hidden folder",
+        "docs/.draft.md": "hidden file",
+        "docs/blank.md": "empty file",
+        "docs/empty.txt": "empty file",
+        "docs/logo.png": "unsupported file type '.png'",
+    }
+    assert result.duplicates == []
+
+
+def test_html_becomes_text_without_scripts_styles_or_link_targets(tree: Path) -> None:
+    doc = load_documents([tree / "page.html"]).documents[0]
+
+    assert doc.id == "page.html"
+    assert doc.metadata == {"source": "page.html", "format": "html", "title": "The Page"}
+    assert "# Welcome" in doc.text
+    assert "See the docs for more & less." in doc.text
+    assert "1. first step" in doc.text and "2. second step" in doc.text
+    for clutter in ("SCRIPT-TEXT", "BODY-SCRIPT", "color", "example.com", "logo", "\\"):
+        assert clutter not in doc.text
+
+
+def test_html_without_title_is_named_by_its_first_heading(tmp_path: Path) -> None:
+    write(tmp_path / "a.htm", "<body><p>intro</p><h2>Second Level</h2><p>text</p></body>")
+    doc = load_documents(["a.htm"]).documents[0]
+    assert doc.metadata["title"] == "Second Level"
+    assert doc.metadata["format"] == "html"
+
+
+def test_ids_are_relative_to_the_common_parent_or_the_given_root(tmp_path: Path) -> None:
+    write(tmp_path / "kb" / "a" / "x.md", "x text")
+    write(tmp_path / "kb" / "b" / "y.txt", "y text")
+
+    result = load_documents(["kb/a/x.md", "kb/b"])
+    assert [d.id for d in result.documents] == ["a/x.md", "b/y.txt"]
+    assert [d.metadata["source"] for d in result.documents] == ["a/x.md", "b/y.txt"]
+
+    rooted = load_documents(["kb/a/x.md"], root=tmp_path)
+    assert [d.id for d in rooted.documents] == ["kb/a/x.md"]
+
+    single = load_documents(["kb/a/x.md"])
+    assert [d.id for d in single.documents] == ["x.md"]
+
+    message = error_of(["kb/a/x.md"], root=tmp_path / "kb" / "b")
+    assert message.startswith("kb/a/x.md: not inside the root folder kb/b")
+
+
+def test_a_glob_selects_files_and_ids_start_below_its_fixed_part(tree: Path) -> None:
+    result = load_documents(["docs/**/*.m*"])
+    # The recursive glob matches guide.md, blank.md and sub/deep.markdown, but not the hidden .draft.md.
+    assert [d.id for d in result.documents] == ["guide.md", "sub/deep.markdown"]
+    assert result.skipped == [("docs/blank.md", "empty file")]
+
+    everything = load_documents(["docs/*"])  # a matched folder is walked; a matched .png is skipped
+    assert [d.id for d in everything.documents] == ["guide.md", "notes.txt", "page.html", "sub/deep.markdown"]
+    assert ("docs/logo.png", "unsupported file type '.png'") in everything.skipped
+
+
+def test_the_same_file_named_twice_is_read_once(tree: Path) -> None:
+    result = load_documents([tree / "guide.md", tree, "docs/*.md"])
+    assert [d.id for d in result.documents].count("guide.md") == 1
+    assert result.duplicates == []
+
+
+def test_documents_with_the_same_text_are_kept_once_and_reported(tmp_path: Path) -> None:
+    write(tmp_path / "b.txt", "Same  text\nhere.")
+    write(tmp_path / "a.md", "Same text here.\n")
+    write(tmp_path / "c.txt", "Other text.")
+    write(tmp_path / "d.jsonl", json.dumps({"id": "r1", "text": "Same text   here."}) + "\n")
+
+    result = load_documents([tmp_path])
+
+    assert [d.id for d in result.documents] == ["a.md", "c.txt"]
+    assert result.duplicates == [("b.txt", "a.md"), ("r1", "a.md")]
+
+
+def test_jsonl_records_become_documents(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "faq-1", "text": "How do I reset?", "title": "Reset", "lang": "en"}),
+        "",
+        json.dumps({"text": "Record without id.", "tags": ["a", "b"]}),
+        json.dumps({"id": 7, "text": "   "}),
+        json.dumps({"id": 8, "text": "Numeric id."}),
+    ]
+    write(tmp_path / "kb" / "faq.jsonl", "\n".join(lines) + "\n")
+
+    result = load_documents(["kb/faq.jsonl"])
+
+    assert [d.id for d in result.documents] == ["faq-1", "faq.jsonl#3", "8"]
+    first, second, third = result.documents
+    assert first.text == "How do I reset?"
+    assert first.metadata == {"title": "Reset", "lang": "en", "source": "faq.jsonl", "format": "jsonl"}
+    assert second.metadata == {"tags": ["a", "b"], "source": "faq.jsonl", "format": "jsonl", "title": "faq"}
+    assert third.metadata["title"] == "faq"
+    assert result.skipped == [("kb/faq.jsonl:4", "empty text")]
+
+
+def test_jsonl_fields_can_be_renamed(tmp_path: Path) -> None:
+    write(tmp_path / "q.jsonl", json.dumps({"doc_id": "d1", "body": "The body.", "id": "kept"}) + "\n")
+    result = load_documents(["q.jsonl"], text_field="body", id_field="doc_id")
+    assert [(d.id, d.text) for d in result.documents] == [("d1", "The body.")]
+    assert result.documents[0].metadata["id"] == "kept"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '{"body": "x"}',
+            "bad.jsonl:2: no 'text' field (name the field that holds the text with --text-field",
+        ),
+        ("{not json", "bad.jsonl:2: not valid JSON"),
+        ('["a list"]', "bad.jsonl:2: expected a JSON object, got list"),
+        ('{"text": 3}', "bad.jsonl:2: 'text' must be a string, not int"),
+        ('{"text": "t", "id": null}', "bad.jsonl:2: 'id' must be a non-empty string or an integer"),
+        ('{"text": "t", "source": "web"}', "bad.jsonl:2: field 'source' is reserved"),
+        ('{"text": "t", "id": "one"}', "bad.jsonl:2: duplicate document id 'one' (also bad.jsonl:1)"),
+        ('{"text": "t", "text": "u"}', "bad.jsonl:2: key 'text' appears twice in one object"),
+    ],
+)
+def test_a_bad_jsonl_line_is_named(tmp_path: Path, line: str, expected: str) -> None:
+    write(tmp_path / "bad.jsonl", '{"id": "one", "text": "fine"}\n' + line + "\n")
+    message = error_of(["bad.jsonl"])
+    assert message.startswith(expected), message
+
+
+def test_missing_text_field_hint_lists_the_record_fields(tmp_path: Path) -> None:
+    write(tmp_path / "bad.jsonl", '{"question": "q", "answer": "a"}\n')
+    assert error_of(["bad.jsonl"]) == (
+        "bad.jsonl:1: no 'text' field (name the field that holds the text with --text-field "
+        "(this record has: question, answer))"
+    )
+
+
+def test_pdf_text_pages_and_title(tmp_path: Path) -> None:
+    data = pdf_bytes(["Page one text.\nSecond line (with parens).", "Page two text."], title="Manual")
+    # The hand-written file is valid: pypdf's strict parser reads the text back.
+    strict = pypdf.PdfReader(io.BytesIO(data), strict=True)
+    assert "Second line (with parens)." in strict.pages[0].extract_text()
+    write(tmp_path / "manual.pdf", data)
+
+    doc = load_documents(["manual.pdf"]).documents[0]
+
+    assert doc.id == "manual.pdf"
+    assert doc.metadata["format"] == "pdf"
+    assert doc.metadata["title"] == "Manual"
+    assert doc.metadata["pages"] == 2
+    first, second = doc.metadata["page_starts"]
+    assert first == 0
+    assert doc.text[first:second].strip() == "Page one text.\nSecond line (with parens)."
+    assert doc.text[second:].strip() == "Page two text."
+
+
+def test_pdf_without_title_uses_the_file_stem(tmp_path: Path) -> None:
+    write(tmp_path / "report-2024.pdf", pdf_bytes(["Body."]))
+    assert load_documents(["report-2024.pdf"]).documents[0].metadata["title"] == "report-2024"
+
+
+def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path: Path) -> None:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf_bytes(["Open sesame."]))))
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")
+    with (tmp_path / "open.pdf").open("wb") as handle:
+        writer.write(handle)
+    assert "Open sesame." in load_documents(["open.pdf"]).documents[0].text
+
+
+def test_unreadable_pdfs_are_errors(tmp_path: Path) -> None:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf_bytes(["Secret."]))))
+    writer.encrypt(user_password="secret", algorithm="RC4-128")
+    with (tmp_path / "locked.pdf").open("wb") as handle:
+        writer.write(handle)
+    assert error_of(["locked.pdf"]).startswith("locked.pdf: not a readable PDF (encrypted)")
+
+    write(tmp_path / "broken.pdf", b"%PDF-1.4\nthis is not a pdf body at all\n")
+    assert error_of(["broken.pdf"]).startswith("broken.pdf: not a readable PDF (")
+
+
+def test_pdf_without_text_is_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "scan.pdf", pdf_bytes([""]))
+    result = load_documents([tmp_path])
+    assert result.documents == []
+    assert result.skipped == [("scan.pdf", "no text on any page (a scanned PDF needs OCR first)")]
+
+
+def test_path_errors(tmp_path: Path) -> None:
+    write(tmp_path / "slides.pptx", "x")
+    write(tmp_path / "latin1.txt", "fine line\ncaf\xe9\n".encode("latin-1"))
+
+    assert error_of(["missing/folder"]) == "missing/folder: no such file or folder (check the path)"
+    assert (
+        error_of(["nothing/**/*.md"]) == "nothing/**/*.md: the pattern matches no files (check the pattern)"
+    )
+    message = error_of(["slides.pptx"])
+    assert message.startswith("slides.pptx: unsupported file type '.pptx' (supported: ")
+    assert all(ext in message for ext in FORMATS)
+    assert error_of(["latin1.txt"]) == "latin1.txt:2: not UTF-8 (byte 0xe9) (save the file as UTF-8)"
+
+
+def test_an_explicitly_named_empty_file_is_skipped_not_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "empty.md", "")
+    assert load_documents(["empty.md"]) == LoadResult([], [], [("empty.md", "empty file")])
+
+
+def test_a_single_string_is_one_path(tmp_path: Path) -> None:
+    write(tmp_path / "one.txt", "one")
+    assert [d.id for d in load_documents("one.txt").documents] == ["one.txt"]
