@@ -241,9 +241,9 @@ def run(
             from honed.rag.augment import augment_once
 
             base = Path(target).resolve().parent if _is_file(target) else None
-            aug = augment_once(h, item, variables, base=base)
             chosen = model or item.model or h.settings.default_model
-            request = item.request(aug.variables, model=chosen, params=params, examples=aug.examples)
+            with augment_once(h, item, variables, base=base) as aug:
+                request = item.request(aug.variables, model=chosen, params=params, examples=aug.examples)
             retrieved = aug.trace
         else:
             request = prompt_request(h.client, item, variables, model=model, params=params)
@@ -278,8 +278,24 @@ def _run_chain(
 ) -> None:
     prompts = resolve_steps(chain, h.client.store)
     _warm(h, [model or p.model or h.settings.default_model for p in prompts])
+    augmenter = None
+    if any(p.augmented for p in prompts):
+        from honed.rag.augment import Augmenter
+
+        augmenter = Augmenter(h)
     started = time.perf_counter()
-    result = run_chain(h.client, chain, variables, model=model, params=params)
+    try:
+        result = run_chain(
+            h.client,
+            chain,
+            variables,
+            model=model,
+            params=params,
+            augment=augmenter.render_inputs if augmenter else None,
+        )
+    finally:
+        if augmenter is not None:
+            augmenter.close()
     wall = time.perf_counter() - started
     if json_out:
         print_json(result.to_dict())

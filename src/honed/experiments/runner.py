@@ -58,7 +58,7 @@ def plan(
         if v.prompt.augmented:
             if augmenter is None:
                 raise HonedError(f"variant {v.id!r}: its prompt retrieves, but no augmenter was given")
-            augmenter.prepare(v.prompt)
+            augmenter.prepare(v.prompt, base=v.base)
         # What `Prompt.request` does per call, done once per variant (the params) and once per case (the
         # messages, shared by its repeats): thousands of cases make this the bulk of planning.
         params = Params.from_dict({**v.prompt.params, **v.params})
@@ -70,7 +70,7 @@ def plan(
             try:
                 if v.prompt.augmented:
                     assert augmenter is not None
-                    aug = augmenter.augment(v.prompt, case.inputs, case_id=case.id)
+                    aug = augmenter.augment(v.prompt, case.inputs, case_id=case.id, base=v.base)
                     messages = v.prompt.render(aug.variables, examples=aug.examples)
                     retrieved = aug.trace
                 else:

@@ -126,6 +126,8 @@ class Variant:
     prompt_version: Version
     model: str
     params: dict[str, Any]
+    #: The folder a prompt file was read from (its `file` resources are relative to it); None if stored.
+    base: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -183,11 +185,11 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     cases = tuple(dataset.split(spec.split)) if spec.split else dataset.cases
     variants: list[Variant] = []
     for vs in spec.all_variants():
-        version, prompt = _prompt(h, vs.prompt, base)
+        version, prompt, folder = _prompt(h, vs.prompt, base)
         model = vs.model or prompt.model or h.settings.default_model
         params = Params.from_dict({**prompt.params, **vs.params}).to_dict()
         vid = vs.id or _variant_id(prompt, version, model, vs, spec)
-        variants.append(Variant(vid, prompt, version, model, params))
+        variants.append(Variant(vid, prompt, version, model, params, folder))
     ids = [v.id for v in variants]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -212,11 +214,16 @@ def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]
                 if isinstance(route, dict) and isinstance(route.get("kb"), str):
                     names.add(route["kb"])
         names.update(r.kb for r in (v.prompt.resources or {}).values() if r.kb is not None)
+    pinned: list[tuple[str, str]] = []
+    for v in variants:
+        # The example pool of dynamic few-shot is content too: a new version of it is a new run.
+        if v.prompt.examples_from is not None:
+            ds = get_dataset(h.store, v.prompt.examples_from.dataset)
+            pinned.append((f"dataset:{ds.ref}", ds.hash))
     if not names:
-        return ()
+        return tuple(sorted(set(pinned)))
     from honed.rag.kb import KIND
 
-    pinned = []
     for name in sorted(names):
         history = h.store.names.history(KIND, name)
         if not history:
@@ -225,16 +232,16 @@ def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]
                 hint=f"create it: honed kb create {name}, then honed kb ingest {name} PATH...",
             )
         pinned.append((name, history[-1].hash))
-    return tuple(pinned)
+    return tuple(sorted(set(pinned)))
 
 
-def _prompt(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt]:
+def _prompt(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt, Path | None]:
     if ref.endswith((".yaml", ".yml")):
         path = Path(ref) if base is None or Path(ref).is_absolute() else base / ref
         prompt = load_prompt(path)
         [pushed] = push(h.store, [prompt], note=f"pushed by an experiment from {path.name}")
-        return pushed.version, prompt
-    return get_prompt(h.store, ref)
+        return pushed.version, prompt, path.resolve().parent
+    return (*get_prompt(h.store, ref), None)
 
 
 def _variant_id(prompt: Prompt, version: Version, model: str, vs: VariantSpec, spec: ExperimentSpec) -> str:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ParamsArg = Params | Mapping[str, Any] | None
+Augment = Callable[[Prompt, Mapping[str, Any]], tuple[dict[str, Any], list[tuple[str, str]]]]
+"""`augment(prompt, variables) -> (variables, examples)`: what a prompt that retrieves renders with
+(`honed.rag.augment.Augmenter` provides it; prompts cannot depend on retrieval themselves)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +150,28 @@ async def arun_chain(
     store: Store | None = None,
     model: str | None = None,
     params: ParamsArg = None,
+    augment: Augment | None = None,
 ) -> ChainResult:
     """Run the steps in order; step N renders with the inputs and the outputs of steps 1..N-1. A failure
-    is raised with the chain and step prepended to its message."""
+    is raised with the chain and step prepended to its message. A step whose prompt retrieves is
+    prepared by `augment`."""
     values = dict(inputs or {})
     prompts = resolve_steps(chain, store if store is not None else client.store)
     check_chain_variables(chain, prompts, values)
     done: list[StepResult] = []
     for i, (step, prompt) in enumerate(zip(chain.steps, prompts, strict=True), 1):
         try:
-            request = prompt_request(client, prompt, values, model=model, params=params)
+            if prompt.augmented:
+                if augment is None:
+                    raise InvalidInputError(
+                        f"prompt {prompt.name!r} retrieves, but nothing was given to retrieve with",
+                        hint="run it with honed (the CLI, or honed.rag.augment.Augmenter)",
+                    )
+                rendered, examples = augment(prompt, values)
+                chosen = model or prompt.model or client.settings.default_model
+                request = prompt.request(rendered, model=chosen, params=params, examples=examples)
+            else:
+                request = prompt_request(client, prompt, values, model=model, params=params)
             completion = await client.complete(request)
         except HonedError as exc:
             exc.message = f"chain {chain.name!r} step {i} ({step.output}): {exc.message}"
@@ -175,9 +190,13 @@ def run_chain(
     store: Store | None = None,
     model: str | None = None,
     params: ParamsArg = None,
+    augment: Augment | None = None,
 ) -> ChainResult:
     """`arun_chain`, synchronously (not from inside a running event loop)."""
-    return _sync(client, lambda: arun_chain(client, chain, inputs, store=store, model=model, params=params))
+    return _sync(
+        client,
+        lambda: arun_chain(client, chain, inputs, store=store, model=model, params=params, augment=augment),
+    )
 
 
 def read_variables(pairs: Sequence[str], vars_file: Path | None = None) -> dict[str, Any]:

@@ -91,6 +91,16 @@ class RetrieveStep(_Strict):
             check_syntax(value)
         return value
 
+    @field_validator("where")
+    @classmethod
+    def _where(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The filter syntax is plain data checked by a pure function; a malformed filter must fail when
+        # the prompt is read, not at its first retrieval.
+        from honed.rag.filters import check
+
+        _check(lambda: check(value))
+        return value
+
     @model_validator(mode="after")
     def _query_for_search(self) -> RetrieveStep:
         if (self.kb is None) == (self.router is None):

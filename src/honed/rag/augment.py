@@ -14,8 +14,9 @@ tokenizer as chunking (cl100k), which is close to, not equal to, the model's own
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from honed.errors import HonedError, InvalidInputError
 from honed.prompts.spec import ExamplesFrom, Prompt, Resource, RetrieveStep
 from honed.prompts.template import render
-from honed.rag.types import Hit
+from honed.rag.types import Document, Hit
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -156,7 +157,7 @@ class Augmenter:
                 self._sql[key] = SqlSource(url, row_limit=row_limit)
             return self._sql[key]
 
-    def prepare(self, prompt: Prompt) -> None:
+    def prepare(self, prompt: Prompt, *, base: Path | None = None) -> None:
         """Open what `prompt` refers to, so a missing knowledge base or dataset fails before any call."""
         for step in prompt.retrieve or []:
             if step.router is not None:
@@ -172,7 +173,7 @@ class Augmenter:
             if res.kb is not None:
                 self.kb(res.kb).index().chunks()
             if res.file is not None:
-                self._file(name, res)
+                self._file(name, res, base)
 
     def close(self) -> None:
         for kb in self._kbs.values():
@@ -184,9 +185,23 @@ class Augmenter:
 
     # -- per call -------------------------------------------------------------------------------------
 
+    def render_inputs(
+        self, prompt: Prompt, variables: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """(variables, examples) for `prompt`: the `honed.prompts.execute.Augment` hook of chains."""
+        aug = self.augment(prompt, variables)
+        return aug.variables, aug.examples
+
     def augment(
-        self, prompt: Prompt, variables: Mapping[str, Any], *, case_id: str | None = None
+        self,
+        prompt: Prompt,
+        variables: Mapping[str, Any],
+        *,
+        case_id: str | None = None,
+        base: Path | None = None,
     ) -> Augmented:
+        """Retrieve for one call. `base` is the folder `file` resources are relative to (the prompt file's
+        folder; default: the augmenter's)."""
         values = dict(variables)
         out = Augmented(values)
         clash = sorted(prompt.provided() & set(variables))
@@ -201,7 +216,7 @@ class Augmenter:
         if prompt.examples_from is not None:
             out.examples = self._examples(prompt.examples_from, values, case_id)
         for name, res in (prompt.resources or {}).items():
-            values[name] = self._resource(name, res, out.trace)
+            values[name] = self._resource(name, res, out.trace, base)
         return out
 
     def _retrieve(
@@ -236,8 +251,8 @@ class Augmenter:
         }
         if step.mode == "stuff":
             text, docs, total = self._stuff(kb, step.max_tokens or STUFF_DEFAULT_TOKENS)
-            entry.update({"mode": "stuff", "documents": docs, "documents_total": total})
-            entry["chunks"] = [{"id": d, "doc_id": d, "text": ""} for d in docs]
+            entry.update({"mode": "stuff", "documents": [d.id for d in docs], "documents_total": total})
+            entry["chunks"] = [{"id": d.id, "doc_id": d.id, "text": d.text} for d in docs]
             return text, entry
         assert step.query is not None
         query = render(step.query, values, where=f"prompt {prompt.name!r} retrieve query ({step.into})")
@@ -256,12 +271,12 @@ class Augmenter:
         )
         return text, entry
 
-    def _stuff(self, kb: KnowledgeBase, budget: int) -> tuple[str, list[str], int]:
+    def _stuff(self, kb: KnowledgeBase, budget: int) -> tuple[str, list[Document], int]:
         from honed.rag.chunking import count_tokens
 
         docs = kb.documents()
         parts: list[str] = []
-        used: list[str] = []
+        used: list[Document] = []
         total = 0
         for doc in docs:
             text = f"[{len(used) + 1}] ({doc.id}) {doc.text.strip()}"
@@ -269,7 +284,7 @@ class Augmenter:
             if total + n > budget:
                 break
             parts.append(text)
-            used.append(doc.id)
+            used.append(doc)
             total += n
         return "\n\n".join(parts), used, len(docs)
 
@@ -298,9 +313,9 @@ class Augmenter:
                 break
         return out
 
-    def _file(self, name: str, res: Resource) -> str:
+    def _file(self, name: str, res: Resource, base: Path | None = None) -> str:
         assert res.file is not None
-        root = self.base.resolve()
+        root = (base or self.base).resolve()
         path = (root / res.file).resolve()
         if not path.is_relative_to(root):
             raise InvalidInputError(
@@ -311,9 +326,11 @@ class Augmenter:
         except OSError as exc:
             raise InvalidInputError(f"resource {name!r}: cannot read {path} ({exc.strerror})") from None
 
-    def _resource(self, name: str, res: Resource, trace: list[dict[str, Any]]) -> Callable[..., str]:
+    def _resource(
+        self, name: str, res: Resource, trace: list[dict[str, Any]], base: Path | None = None
+    ) -> Callable[..., str]:
         if res.file is not None:
-            text = self._file(name, res)
+            text = self._file(name, res, base)
             return lambda: text
         if res.kb is not None:
             kb = self.kb(res.kb)
@@ -366,12 +383,14 @@ class Augmenter:
         return sql
 
 
+@contextlib.contextmanager
 def augment_once(
     h: Honed, prompt: Prompt, variables: Mapping[str, Any], *, base: Path | None = None
-) -> Augmented:
-    """Augment one call (for `honed prompts run` and scripts); opens and closes what it needs."""
+) -> Iterator[Augmented]:
+    """Augment one call (for `honed prompts run` and scripts). Render inside the `with` block: resources
+    (a SQL source, a knowledge base) are called while the template renders, and close when it ends."""
     aug = Augmenter(h, base=base)
     try:
-        return aug.augment(prompt, variables)
+        yield aug.augment(prompt, variables)
     finally:
         aug.close()
