@@ -1,0 +1,184 @@
+"""`honed kb` as a user runs it: the real console script in a subprocess, over one workspace per module
+with a small knowledge base built through the CLI itself (each subprocess costs seconds, so the tests read
+the same workspace and none of them changes what the others rely on).
+
+Covered: create, ingest (and the no-op re-ingest), list, show, search (table, JSON, `--where`), `eval`
+over a dataset imported with `honed datasets import`, one-line errors, and `honed prompts run` of a
+prompt that retrieves, answered by the real local model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from honed.config import init_workspace
+from tests.support.cli import assert_one_line_error, honed
+
+DOCS = {
+    "returns.md": "# Returns\n\nYou can return any product within 30 days of delivery for a full refund.\n",
+    "shipping.md": "# Shipping\n\nExpress shipping costs $12 and arrives the next day.\n",
+}
+RECORDS = [
+    {
+        "id": "warranty",
+        "text": "All electronics carry a 2-year warranty covering defects.",
+        "category": "care",
+    },
+    {"id": "gift", "text": "Gift cards never expire and work online or in store.", "category": "payments"},
+]
+QUERIES = [
+    {
+        "id": "q1",
+        "inputs": {"query": "how long do I have to return a product"},
+        "context_ids": ["returns.md"],
+    },
+    {"id": "q2", "inputs": {"query": "price of express shipping"}, "context_ids": ["shipping.md"]},
+    {"id": "q3", "inputs": {"query": "do gift cards expire"}, "context_ids": ["gift"]},
+    {"id": "q4", "inputs": {"query": "warranty on electronics"}, "context_ids": ["warranty"]},
+]
+EVAL_SPEC = """\
+name: small
+kb: docs
+dataset: qs
+k: 5
+measures: [MRR, R@5]
+variants:
+  - {id: bm25, method: bm25}
+  - {id: dense, method: dense}
+"""
+PROMPT = """\
+name: rag
+model: local/smollm2-135m-instruct
+params: {max_tokens: 8, temperature: 0}
+messages:
+  - {role: system, content: Answer from the context.}
+  - {role: user, content: "{{ context }}\\n\\nQuestion: {{ question }}"}
+retrieve:
+  - {kb: docs, query: "{{ question }}", k: 2}
+"""
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+class Built:
+    """The module's workspace and what building its knowledge base printed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        docs = root / "docs"
+        docs.mkdir()
+        for name, text in DOCS.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        (docs / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+        self.created = ok(honed("kb", "create", "docs", "--description", "shop policies", cwd=root))
+        self.ingested = ok(honed("kb", "ingest", "docs", "docs", cwd=root))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return honed(*args, cwd=self.root)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(ok(self.run(*args, "--json")).stdout)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return Built(init_workspace(tmp_path_factory.mktemp("kbcli")))
+
+
+def test_create_ingest_list_and_show(ws: Built) -> None:
+    assert ws.created.stdout.startswith("created knowledge base docs")
+    assert (
+        "4 added, 0 updated, 0 removed, 0 unchanged; 4 chunks embedded, 4 in the index" in ws.ingested.stdout
+    )
+    again = ok(ws.run("kb", "ingest", "docs", "docs"))
+    assert "0 added, 0 updated, 0 removed, 4 unchanged; 0 chunks embedded, 4 in the index" in again.stdout
+
+    [listed] = ws.json("kb", "list")
+    assert listed["name"] == "docs" and listed["documents"] == 4 and listed["versions"] == 2  # create, ingest
+    shown = ws.json("kb", "show", "docs")
+    assert shown["documents"] == 4 and shown["config"]["description"] == "shop policies"
+    assert [v["note"] for v in shown["versions"]] == ["created", "ingest: +4 ~0 -0"]
+    assert shown["version"] == shown["versions"][-1]["hash"]
+    [index] = shown["indexes"]
+    assert index["state"] == "current" and index["default"] is True and index["chunks"] == 4
+
+
+def test_search_prints_a_table_or_json_and_filters_by_metadata(ws: Built) -> None:
+    table = ok(ws.run("kb", "search", "docs", "how many days to return a product", "-k", "2"))
+    lines = table.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "returns.md#0" in line)
+    assert "30 days" in lines[first] and "dense=" in lines[first] and "bm25=" in lines[first]
+    assert any("│ 2 " in line for line in lines[first + 1 :])
+
+    query = "warranty on electronics and gift cards"
+    found = ws.json("kb", "search", "docs", query, "--method", "dense", "--where", '{"category": "payments"}')
+    assert found["kb"] == "docs" and found["query"] == query and found["version"]
+    # Only the gift card record has that category; the warranty, a better match, is filtered out.
+    [hit] = found["hits"]
+    assert hit["rank"] == 1 and hit["id"] == "gift#0" and hit["doc_id"] == "gift"
+    assert hit["metadata"]["category"] == "payments" and hit["text"] == RECORDS[1]["text"]
+    assert set(hit["scores"]) == {"dense"}
+
+
+def test_eval_measures_variants_over_a_dataset_with_context_ids(ws: Built) -> None:
+    (ws.root / "qs.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
+    ok(ws.run("datasets", "import", "qs", "qs.jsonl"))
+    (ws.root / "small.yaml").write_text(EVAL_SPEC, encoding="utf-8")
+    report = ws.json("kb", "eval", "small.yaml")
+    assert report["kb"] == "docs" and report["queries"] == 4 and report["judged"] == 4
+    assert report["measures"] == ["MRR", "R@5"] and report["baseline"] == "bm25"
+    by_id = {v["id"]: v for v in report["variants"]}
+    assert set(by_id) == {"bm25", "dense"}
+    # Four queries, each with its one relevant document among four: every one is found in the top 5.
+    assert by_id["dense"]["aggregate"]["R@5"] == 1.0 and by_id["dense"]["aggregate"]["MRR"] == 1.0
+    assert 0 < by_id["bm25"]["aggregate"]["MRR"] <= 1.0
+    assert set(report["comparisons"]["dense"]) == {"MRR", "R@5"}
+
+    table = ok(ws.run("kb", "eval", "small.yaml"))
+    assert "4 queries (4 judged) from qs" in table.stdout
+    assert "dense vs bm25" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["kb", "search", "nope", "refund"], ["no knowledge base 'nope'", "honed kb create nope"]),
+        (["kb", "ingest", "docs", "missing/"], ["missing", "no such file"]),
+        (["kb", "search", "docs", "refund", "--where", "{bad"], ["--where is not valid JSON"]),
+        (["kb", "search", "docs", "refund", "--where", '{"$or": []}'], ["$or"]),
+        (["kb", "ingest", "docs", "--collection", "cranfield"], ["no data folder is set", "HONED_DATA_DIR"]),
+        (["kb", "eval", "bad-measure.yaml"], ["unknown retrieval measure 'MAPP'", "known:"]),
+        (["kb", "eval", "bad-key.yaml"], ["bad-key.yaml", "unknown key 'variantz'"]),
+    ],
+)
+def test_user_errors_are_one_line(ws: Built, args: list[str], fragments: list[str]) -> None:
+    (ws.root / "bad-measure.yaml").write_text(
+        EVAL_SPEC.replace("[MRR, R@5]", "[MRR, MAPP]"), encoding="utf-8"
+    )
+    (ws.root / "bad-key.yaml").write_text(EVAL_SPEC + "variantz: []\n", encoding="utf-8")
+    assert_one_line_error(ws.run(*args), *fragments)
+
+
+@pytest.mark.slow
+def test_prompts_run_retrieves_before_it_asks_the_local_model(ws: Built) -> None:
+    (ws.root / "rag.yaml").write_text(PROMPT, encoding="utf-8")
+    question = "How many days do I have to return a product?"
+    answered = ok(ws.run("prompts", "run", "rag.yaml", "--var", f"question={question}"))
+    assert answered.stdout.strip()
+    assert "rag (file)" in answered.stderr and "out tokens" in answered.stderr
+
+    data = ws.json("prompts", "run", "rag.yaml", "--var", f"question={question}")
+    [entry] = data["retrieved"]
+    assert entry["kb"] == "docs" and entry["query"] == question
+    assert entry["chunks"][0]["id"] == "returns.md#0" and len(entry["chunks"]) == 2
+    user = data["messages"][-1]["content"]
+    assert user.startswith("[1] (returns.md#0) # Returns") and user.endswith(f"Question: {question}")
+    assert data["text"] == answered.stdout.strip() and 0 < data["output_tokens"] <= 8
