@@ -51,18 +51,14 @@ class FinetunedEmbedder:
     steps: int
     losses: list[float]
     seconds: float
-    pairs: int = 0  # pairs trained on per epoch (a batch of one pair has no negatives and is skipped)
+    pairs: int = 0  # distinct pairs trained on (a pair left alone in a batch has no negatives: skipped)
     tokens: int = 0  # query and passage tokens processed over all epochs
+    pairs_per_second: float = 0.0  # training speed: pairs processed (over all epochs) per second
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
         return f"local/{self.name}"
-
-    @property
-    def pairs_per_second(self) -> float:
-        epochs = int(self.params.get("epochs", 1))
-        return self.pairs * epochs / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -85,8 +81,9 @@ def finetune_embedder(
     """Fine-tune `base` on (query, relevant passage) `pairs` with in-batch negatives, and save it as NAME.
 
     Refuses a NAME that exists unless `overwrite`, and fewer pairs than `batch_size` (the negatives come
-    from the batch). Runs on the CPU; expect roughly a second per step of 16 passage-length pairs on
-    two cores."""
+    from the batch). Runs on the CPU: a step of 16 abstract-length pairs (~250 tokens) takes several
+    seconds on two cores, so a few hundred pairs take minutes. `progress(step, total, loss)` is called
+    after each step."""
     checked = _check_pairs(pairs)
     _check_params(epochs, batch_size, learning_rate)
     target = _target(name, settings, overwrite)
@@ -137,7 +134,8 @@ def finetune_embedder(
         "scale": SCALE,
         "loss": "MultipleNegativesRankingLoss",
     }
-    used = len({i for batch in plans[0] for i in batch})
+    used = len({i for plan in plans for batch in plan for i in batch})
+    examples = sum(len(batch) for plan in plans for batch in plan)
     manifest = {
         "name": name,
         "base": base_label,
@@ -163,6 +161,7 @@ def finetune_embedder(
         seconds=seconds,
         pairs=used,
         tokens=tokens,
+        pairs_per_second=examples / seconds if seconds > 0 else 0.0,
         params=params,
     )
 

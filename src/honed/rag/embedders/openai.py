@@ -115,7 +115,7 @@ class OpenAIEmbedder(Embedder):
         return f"{self.base_url}/embeddings"
 
     def _embed_batch(self, texts: Sequence[str]) -> Vectors:
-        # OpenAI rejects empty strings; a space embeds as "nothing" on every server.
+        # OpenAI rejects empty strings; a single space stands in for one.
         body: dict[str, Any] = {"model": self.model, "input": [t or " " for t in texts]}
         if self.dimensions is not None:
             body["dimensions"] = self.dimensions
