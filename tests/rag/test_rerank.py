@@ -86,9 +86,11 @@ def test_cross_encoder_orders_by_the_models_own_scores(cross_encoder_dir: Path) 
     assert [h.score for h in out] == pytest.approx([float(expected[i]) for i in by_model], abs=1e-5)
     assert all(h.scores["rerank"] == h.score and "dense" in h.scores for h in out)
     assert [h.rank for h in out] == [1, 2, 3, 4, 5]
-    # a second load of the same folder scores exactly the same; top_k cuts
+    # a second load of the same folder scores the same (to float precision: another batch size pads the
+    # texts differently); top_k cuts
     again = CrossEncoderReranker(cross_encoder_dir).rerank(QUERY, hits(), top_k=2)
-    assert [(h.chunk.id, h.score) for h in again] == [(h.chunk.id, h.score) for h in out[:2]]
+    assert [h.chunk.id for h in again] == [h.chunk.id for h in out[:2]]
+    assert [h.score for h in again] == pytest.approx([h.score for h in out[:2]], abs=1e-5)
     assert reranker.rerank(QUERY, []) == []
 
 
