@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from honed.cli.common import (
     JsonOption,
@@ -17,6 +16,7 @@ from honed.cli.common import (
     open_honed,
     print_json,
     print_table,
+    progress_bars,
 )
 from honed.experiments import RunReport, analyse, load_spec, parse_spec, resolve, run_experiment
 from honed.experiments.report_html import write_html
@@ -44,21 +44,7 @@ def _run(
     h = open_honed(no_cache=no_cache, require_workspace=False)
     exp = resolve(h, spec_source, base=base)
     total_calls = len(exp.variants) * len(exp.cases) * exp.spec.repeats
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=json_out,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with progress_bars(disable=json_out) as progress:
         err_console.print(
             f"[dim]{exp.spec.name}: {len(exp.variants)} variant(s) x {len(exp.cases)} case(s) x "
             f"{exp.spec.repeats} repeat(s) = {total_calls} calls, dataset {exp.dataset.ref}[/dim]"

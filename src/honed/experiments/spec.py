@@ -110,11 +110,16 @@ def parse_spec(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            raise InvalidInputError(f"{source}: unknown key {loc!r}", hint="check its spelling") from None
-        raise InvalidInputError(f"{source}: {loc}: {err['msg']}") from None
+        raise spec_error(exc, source) from None
+
+
+def spec_error(exc: ValidationError, source: str) -> InvalidInputError:
+    """A spec's first validation error as one line naming the source and the field."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return InvalidInputError(f"{source}: unknown key {loc!r}", hint="check its spelling")
+    return InvalidInputError(f"{source}: {loc}: {err['msg']}")
 
 
 @dataclass(frozen=True)

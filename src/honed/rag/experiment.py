@@ -95,11 +95,9 @@ def parse_retrieval_spec(data: dict[str, Any], *, source: str = "spec") -> Retri
     try:
         return RetrievalSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            raise InvalidInputError(f"{source}: unknown key {loc!r}", hint="check its spelling") from None
-        raise InvalidInputError(f"{source}: {loc}: {err['msg']}") from None
+        from honed.experiments.spec import spec_error
+
+        raise spec_error(exc, source) from None
 
 
 def load_retrieval_spec(path: Path) -> RetrievalSpec:

@@ -69,11 +69,9 @@ class KnowledgeBaseConfig(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
-                raise InvalidInputError(f"{where}: unknown key {loc!r}", hint="check its spelling") from None
-            raise InvalidInputError(f"{where}: {loc}: {err['msg']}") from None
+            from honed.experiments.spec import spec_error
+
+            raise spec_error(exc, where) from None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], *, where: str) -> KnowledgeBaseConfig:
