@@ -103,6 +103,14 @@ class RetrievalError(HonedError):
     """A knowledge base, embedder, vector store or SQL source failed (unreachable server, bad index)."""
 
 
+class FinetuneError(HonedError):
+    """A fine-tuning job could not be created, run or resumed."""
+
+
+class FinetuneCancelled(FinetuneError):
+    """A fine-tuning job stopped because it was cancelled."""
+
+
 class BudgetExceededError(HonedError):
     """A run's cost budget is spent."""
 

@@ -20,6 +20,7 @@ from honed.store.cache import ResponseCache
 from honed.store.embeddings import EmbeddingCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
 from honed.store.kb import KnowledgeBaseRepository
+from honed.store.logs import LogRepository
 from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
 from honed.store.runs import RunRepository
@@ -39,6 +40,7 @@ class Store:
         self.names = NamedVersions(self)
         self.runs = RunRepository(self)
         self.kb = KnowledgeBaseRepository(self)
+        self.logs = LogRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

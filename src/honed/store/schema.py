@@ -229,6 +229,108 @@ kb_chunks = Table(
 )
 
 
+#: One generation, from honed itself (experiments, `honed serve`, the Python API) or a user's application
+#: (the ingestion endpoint). `messages`/`inputs` say what went in, `output` what came out.
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("model", String(300), nullable=False),
+    Column("prompt", String(200), nullable=True),
+    Column("prompt_version", String(HASH_LENGTH), nullable=True),
+    Column("inputs", JSON, nullable=True),
+    Column("messages", JSON, nullable=True),
+    Column("output", Text, nullable=True),
+    Column("params", JSON, nullable=False),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("latency_s", Float, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("trace_id", String(200), nullable=True),
+    Column("session_id", String(200), nullable=True),
+    Column("metadata", JSON, nullable=False),
+    Index(None, "created_at"),
+    Index(None, "prompt", "created_at"),
+    Index(None, "model", "created_at"),
+    Index(None, "trace_id"),
+    Index(None, "session_id"),
+)
+
+#: Explicit feedback (thumbs, rating, correction, comment) and implicit signals (copied, regenerated,
+#: edited) on one logged generation. `value` is numeric where the kind has one (thumbs: 1 up / 0 down).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("log_id", String(100), ForeignKey("logs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("text", Text, nullable=True),
+    Column("source", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "log_id"),
+)
+
+#: An evaluator's score of a logged generation (online evaluation), one per (log, evaluator).
+log_scores = Table(
+    "log_scores",
+    metadata,
+    Column("log_id", String(100), ForeignKey("logs.id", ondelete="CASCADE"), primary_key=True),
+    Column("evaluator", String(200), primary_key=True),
+    Column("evaluator_version", String(HASH_LENGTH), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("passed", Boolean, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: API tokens for `honed serve`: only a hash of the secret is kept; `scopes` is a list (ingest, inference).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("hash", String(HASH_LENGTH), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+#: A fine-tuning job: what to train (`spec`), where it stands, the worker running it, and its result.
+finetune_jobs = Table(
+    "finetune_jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("backend", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("model", String(300), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: A job's history: status changes, messages, metrics (the loss curve), checkpoints; `seq` orders them.
+finetune_events = Table(
+    "finetune_events",
+    metadata,
+    Column("job_id", String(40), ForeignKey("finetune_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("data", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
 def insert_ignore(table: Table, dialect_name: str) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING in the dialect's own syntax (Core has no portable form)."""
     # Imported here: loading the PostgreSQL dialect costs a SQLite-only user ~50 ms at startup.

@@ -1,0 +1,1 @@
+"""Logged generations, feedback, online evaluation, and curation of logs into datasets."""
