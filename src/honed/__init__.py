@@ -18,6 +18,8 @@ from honed.errors import (
     UnknownModelError,
 )
 from honed.hashing import content_hash
+from honed.logs.context import log_context
+from honed.logs.tracing import feedback, log, trace
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params, Usage
 
@@ -45,5 +47,9 @@ __all__ = [
     "__version__",
     "connect",
     "content_hash",
+    "feedback",
     "load_settings",
+    "log",
+    "log_context",
+    "trace",
 ]

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from pydantic import ValidationError
 
 from honed.config import Settings, load_settings
+from honed.errors import InvalidInputError
+from honed.logs.context import current_view
+from honed.logs.record import FeedbackRecord, LogRecord
+from honed.logs.tracing import as_text
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
 
 if TYPE_CHECKING:
+    from honed.logs.tracing import Generation, Tracer
+    from honed.logs.writer import LogWriter
     from honed.store import Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Honed:
@@ -27,6 +40,8 @@ class Honed:
         self._use_cache = use_cache
         self._store: Store | None = None
         self._client: ModelClient | None = None
+        self._writer: LogWriter | None = None
+        self._writer_lock = threading.Lock()
 
     @property
     def has_store(self) -> bool:
@@ -44,8 +59,117 @@ class Honed:
     def client(self) -> ModelClient:
         if self._client is None:
             store = self.store if self.has_store else None
-            self._client = ModelClient(self.settings, store=store, use_cache=self._use_cache)
+            sink = None
+            if store is not None and self.settings.logging.enabled:
+                from honed.logs.calls import CallLogger
+
+                key_vars = [e.api_key_env for e in self.settings.endpoints.values() if e.api_key_env]
+                sink = CallLogger(self.log_writer, key_vars)
+            self._client = ModelClient(self.settings, store=store, use_cache=self._use_cache, log_sink=sink)
         return self._client
+
+    @property
+    def log_writer(self) -> LogWriter:
+        """The workspace's background log writer (started on first use, closed by `close()`)."""
+        with self._writer_lock:
+            if self._writer is None:
+                from honed.logs.writer import LogWriter
+
+                cfg = self.settings.logging
+                self._writer = LogWriter(
+                    self.store, batch_size=cfg.batch_size, interval_s=cfg.flush_interval_s
+                )
+            return self._writer
+
+    def flush_logs(self) -> None:
+        """Wait until every generation logged so far in this process is written to the store."""
+        with self._writer_lock:
+            writer = self._writer
+        if writer is not None:
+            writer.flush()
+
+    # -- logging the application's own generations ----------------------------------------------------
+
+    def log(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        output: Any = None,
+        **fields: Any,
+    ) -> str:
+        """Log one generation of your application; returns its id (for `feedback`). Never waits for the
+        database: the record is validated here, then queued for the background writer.
+
+        `fields` are the other `LogRecord` fields (prompt, prompt_version, params, input_tokens,
+        output_tokens, latency_s, cost_usd, error, trace_id, session_id, metadata, id, created_at,
+        source); those not given come from the active `log_context`. Source defaults to "app".
+        """
+        ctx = current_view()
+        data: dict[str, Any] = {k: v for k, v in ctx.items() if k != "metadata" and fields.get(k) is None}
+        data.setdefault("source", "app")
+        ctx_meta = ctx.get("metadata")
+        if ctx_meta or "metadata" in fields:
+            data["metadata"] = {**(ctx_meta or {}), **(fields.pop("metadata", None) or {})}
+        data.update({k: v for k, v in fields.items() if v is not None})
+        data["model"] = model
+        if messages is not None:
+            data["messages"] = [dict(m) for m in messages]
+        if inputs is not None:
+            data["inputs"] = dict(inputs)
+        data["output"] = as_text(output)
+        try:
+            record = LogRecord.model_validate(data)
+        except ValidationError as exc:
+            raise record_error("log", exc) from None
+        row = record.model_dump()
+        if row["messages"] is not None:  # as LogRecord.row() gives them, in one serializer pass
+            row["messages"] = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+        self.log_writer.submit(row)
+        return record.id
+
+    def feedback(
+        self,
+        log_id: str,
+        kind: str,
+        value: float | str | bool | None = None,
+        *,
+        text: str | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Attach feedback to a logged generation; returns the feedback id. Written before returning;
+        an unknown `log_id` is a NotFoundError and writes nothing.
+
+        `kind`: thumbs (value 1/0 or "up"/"down"), rating (value), correction or comment (text), or an
+        implicit signal such as copied, regenerated, edited."""
+        try:
+            record = FeedbackRecord(log_id=log_id, kind=kind, value=value, text=text, source=source)
+        except ValidationError as exc:
+            raise record_error("feedback", exc) from None
+        self.flush_logs()  # so feedback on an id logged a moment ago finds it
+        self.store.logs.add_feedback([record.row()])
+        return record.id
+
+    @overload
+    def trace(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def trace(self, /, *, model: str | None = None, **fields: Any) -> Tracer: ...
+    def trace(self, fn: Callable[P, R] | None = None, /, *, model: str | None = None, **fields: Any) -> Any:
+        """Decorator: log every call of a function (sync or async) with its bound arguments as inputs,
+        its return value as output, its latency, and its exception (re-raised). `@h.trace` or
+        `@h.trace(model="my-app/answer", prompt="qa")`; model defaults to the function's name."""
+        from honed.logs.tracing import Tracer
+
+        tracer = Tracer(lambda: self.log, model, fields)
+        return tracer if fn is None else tracer(fn)
+
+    def generation(self, *, model: str, **fields: Any) -> AbstractContextManager[Generation]:
+        """`with h.generation(model=..., inputs=...) as g: ...; g.output = ...` logs the block as one
+        generation (timed; an exception is logged and re-raised); `g.log_id` is its id afterwards."""
+        from honed.logs.tracing import generation
+
+        return generation(self.log, model=model, **fields)
 
     def complete(
         self,
@@ -74,8 +198,14 @@ class Honed:
         return asyncio.run(main())
 
     def close(self) -> None:
+        """Write what is buffered (cache entries, queued logs) and close the store."""
         if self._client is not None:
             self._client.flush()
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        self._client = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -85,6 +215,14 @@ class Honed:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def record_error(what: str, exc: ValidationError) -> InvalidInputError:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or what
+    return InvalidInputError(
+        f"invalid {what}: {where}: {err['msg']}", hint=f"see the {what} fields in `help(Honed.{what})`"
+    )
 
 
 def connect(path: str | Path | None = None, *, use_cache: bool | None = None, **overrides: Any) -> Honed:

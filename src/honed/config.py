@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str] = {
     "HONED_DATA_DIR": "data_dir",
     "HONED_MODEL_CACHE": "local.cache_dir",
     "HONED_LOCAL_MAX_BATCH": "local.max_batch",
+    "HONED_LOGGING": "logging.enabled",
 }
 
 
@@ -80,6 +81,15 @@ class LocalConfig(_Strict):
         return self.cache_dir or Path(platformdirs.user_cache_dir("honed")) / "models"
 
 
+class LoggingConfig(_Strict):
+    """Generation logging. `enabled` logs every model call honed makes (not served from the cache);
+    `Honed.log` and the ingestion endpoint log whatever it says."""
+
+    enabled: bool = True
+    batch_size: int = Field(default=1000, ge=1)
+    flush_interval_s: float = Field(default=0.2, ge=0)
+
+
 class Price(_Strict):
     """USD per million tokens."""
 
@@ -97,6 +107,7 @@ class Settings(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @property
     def data_folder(self) -> Path | None:
@@ -262,6 +273,11 @@ cache = true
 # base_url = "http://localhost:8000/v1"
 # api_key_env = "VLLM_API_KEY"
 # max_concurrency = 32
+
+# Every model call honed makes is logged in the workspace database (`honed logs list`); HONED_LOGGING=0
+# or `enabled = false` turns that off.
+# [logging]
+# enabled = true
 
 # Prices in USD per million tokens, overriding the built-in table.
 # [prices."openai/gpt-4o-mini"]

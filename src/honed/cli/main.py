@@ -7,7 +7,23 @@ import sys
 import typer
 
 from honed import __version__
-from honed.cli import datasets, db, evals, experiments, kb, models, prompts, review, serve, workspace
+from honed.cli import (
+    curate,
+    datasets,
+    db,
+    evals,
+    experiments,
+    finetune,
+    finetune_compare,
+    kb,
+    logs,
+    models,
+    prompts,
+    review,
+    serve,
+    tokens,
+    workspace,
+)
 from honed.errors import HonedError
 
 app = typer.Typer(
@@ -26,7 +42,15 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(evals.app, name="eval")
 app.add_typer(kb.app, name="kb")
+# Commands whose modules build on a group's own helpers are attached here, so neither module imports the
+# other: `logs curate` reuses the log filters of cli/logs.py; `finetune export|compare` the data options.
+logs.app.command("curate")(curate.curate)
+finetune.app.command("export")(curate.export)
+finetune.app.command("compare")(finetune_compare.compare)
+app.add_typer(logs.app, name="logs")
+app.add_typer(finetune.app, name="finetune")
 app.command("serve")(serve.serve)
+app.add_typer(tokens.app, name="tokens")
 app.command("review")(review.review)
 
 

@@ -1,63 +1,61 @@
-"""`honed serve`: the OpenAI-compatible HTTP server for local models."""
+"""`honed serve`: the OpenAI-compatible HTTP server for honed's models, and log ingestion for apps."""
 
 from __future__ import annotations
-
-import ipaddress
 
 import typer
 
 from honed.cli.common import err_console, open_honed
 from honed.errors import ConfigError
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback only for now)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; other than loopback, API tokens are required."
+    ),
     port: int = typer.Option(8000, "--port", "-p"),
     endpoint: list[str] = typer.Option(["local"], "--endpoint", help="Endpoints to serve (repeatable)."),
     warm: bool = typer.Option(
         True, "--warm/--no-warm", help="Load the local model before accepting requests."
     ),
+    require_token: bool = typer.Option(
+        False, "--require-token", help="Require API tokens on loopback too (always required elsewhere)."
+    ),
 ) -> None:
-    """Serve /v1/models and /v1/chat/completions so any OpenAI client can use honed's models.
+    """Serve /v1/models and /v1/chat/completions so any OpenAI client can use honed's models, and
+    /v1/logs and /v1/feedback so applications in any language can log generations and feedback.
 
     Example: honed serve --port 8000, then
       OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none").chat.completions.create(
           model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Hi"}])
+
+    To listen on the network: honed tokens create my-app --scope inference --scope ingest, then
+    honed serve --host 0.0.0.0, and send the printed token as the API key (Authorization: Bearer ...).
     """
-    if not _is_loopback(host):
-        raise ConfigError(
-            f"refusing to listen on {host}: only loopback addresses are served until API tokens exist",
-            hint="use --host 127.0.0.1 and put a reverse proxy with authentication in front",
-        )
     import uvicorn
 
     from honed.serve import create_app
+    from honed.serve.auth import TokenGate, check_can_listen
 
     h = open_honed(no_cache=True)
-    client = h.client
-    for name in endpoint:
-        client.resolve(f"{name}/-")  # unknown endpoints fail before the server starts
-    if warm:
-        for name in endpoint:
-            client.resolve(f"{name}/-")[0].warm()
-    app = create_app(client, served_endpoints=tuple(endpoint))
-    err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)})")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
-        ) from exc
+        store = h.store if h.has_store else None
+        # Refuse before loading any model: a server nobody may call is a mistake to report at once.
+        required = check_can_listen(host, store, require_token=require_token)
+        gate = TokenGate(store) if required and store is not None else None
+        client = h.client
+        for name in endpoint:
+            client.resolve(f"{name}/-")  # unknown endpoints fail before the server starts
+        if warm:
+            for name in endpoint:
+                client.resolve(f"{name}/-")[0].warm()
+        app = create_app(client, served_endpoints=tuple(endpoint), store=store, gate=gate)
+        auth = "API token required" if gate is not None else "no token needed on loopback"
+        err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})")
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
+            ) from exc
     finally:
         h.close()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from honed.errors import BudgetExceededError, HonedError, OutputParseError
 from honed.evals.evaluators import EvalInput, Score
 from honed.experiments.spec import Experiment, Variant
+from honed.logs.context import log_context
 from honed.models.types import ChatRequest, Completion, Params
 
 if TYPE_CHECKING:
@@ -238,7 +239,14 @@ async def _call_all(
                 outcome.within_budget = False
                 return
             try:
-                out: Completion | HonedError = await h.client.complete(p.request)
+                with log_context(
+                    source="experiment",
+                    prompt=p.variant.prompt.name,
+                    prompt_version=p.variant.prompt_version.hash,
+                    inputs=p.case.inputs,
+                    metadata={"run_id": run.id, "variant": p.variant.id, "case_id": p.case.id},
+                ):
+                    out: Completion | HonedError = await h.client.complete(p.request)
             except HonedError as exc:
                 out = exc
             if isinstance(out, Completion) and not out.cached and out.cost_usd:

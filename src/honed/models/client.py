@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from honed.store import Store
 
 OnResult = Callable[[int, "Completion | HonedError"], None]
+LogSink = Callable[[ChatRequest, "Completion | HonedError", float], str]
+"""`sink(request, outcome, latency_s) -> log id` records one call that reached a model: its completion, or
+the error it ended in. It runs on the caller's thread (so it sees the caller's log context) and must not
+block: `honed.logs.calls.CallLogger` queues a row for the background writer."""
 
 _FLUSH_EVERY = 64
 _FLUSH_SECONDS = 0.5
@@ -53,8 +57,11 @@ class ModelClient:
         store: Store | None = None,
         registry: Registry | None = None,
         use_cache: bool | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.settings = settings
+        #: where each call that reached a model is logged (None: not logged); cache hits are not calls
+        self.log_sink = log_sink
         self.store = store
         self.registry = registry or default_registry()
         self.use_cache = (settings.cache if use_cache is None else use_cache) and store is not None
@@ -155,8 +162,16 @@ class ModelClient:
                 hint="drop `tools` from the prompt or use a model behind an OpenAI-compatible endpoint",
             )
         async with self._semaphore(ref.endpoint, provider, endpoint):
-            result, latency = await self._call_with_retries(provider, ref, request)
+            started = time.perf_counter()
+            try:
+                result, latency = await self._call_with_retries(provider, ref, request)
+            except HonedError as exc:
+                if self.log_sink is not None:
+                    self.log_sink(request, exc, time.perf_counter() - started)
+                raise
         completion = self._completion(request, key, result, latency)
+        if self.log_sink is not None:
+            completion = dataclasses.replace(completion, log_id=self.log_sink(request, completion, latency))
         if self.use_cache:
             self._remember(key, request, completion)
             if len(self._pending) >= _FLUSH_EVERY or time.monotonic() - self._last_flush > _FLUSH_SECONDS:

@@ -180,6 +180,8 @@ class Completion:
     cached: bool = False
     request_key: str = ""
     tool_calls: tuple[dict[str, Any], ...] | None = None
+    #: the id this call was logged under (`Honed.feedback(log_id, ...)`); None when it was not logged
+    log_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,4 +196,5 @@ class Completion:
             "cached": self.cached,
             "request_key": self.request_key,
             "tool_calls": list(self.tool_calls) if self.tool_calls else None,
+            "log_id": self.log_id,
         }

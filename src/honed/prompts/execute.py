@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from honed.errors import HonedError, InvalidInputError
+from honed.logs.context import log_context
 from honed.models.types import ChatRequest, Completion, Params
 from honed.prompts.chain import Chain
 from honed.prompts.registry import get_prompt
@@ -101,7 +102,34 @@ def run_prompt(
 ) -> Completion:
     """Render and run `prompt` synchronously (not from inside a running event loop)."""
     request = prompt_request(client, prompt, variables, model=model, params=params)
-    return _sync(client, lambda: client.complete(request))
+    with log_context(prompt=prompt.name, prompt_version=prompt.version(), inputs=dict(variables or {})):
+        return _sync(client, lambda: client.complete(request))
+
+
+def run_prompt_many(
+    client: ModelClient,
+    prompt: Prompt,
+    many: Sequence[Mapping[str, Any]],
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+) -> list[Completion | HonedError]:
+    """Run `prompt` once per variables mapping, concurrently (so the local model batches them); failures
+    come back in place. Each call is logged with the prompt's name, version and its own inputs."""
+    version = prompt.version()
+
+    async def one(variables: Mapping[str, Any]) -> Completion | HonedError:
+        try:
+            request = prompt_request(client, prompt, variables, model=model, params=params)
+            with log_context(prompt=prompt.name, prompt_version=version, inputs=dict(variables)):
+                return await client.complete(request)
+        except HonedError as exc:
+            return exc
+
+    async def all_of_them() -> list[Completion | HonedError]:
+        return list(await asyncio.gather(*(one(v) for v in many)))
+
+    return _sync(client, all_of_them)
 
 
 def resolve_steps(chain: Chain, store: Store | None) -> list[Prompt]:
@@ -172,7 +200,12 @@ async def arun_chain(
                 request = prompt.request(rendered, model=chosen, params=params, examples=examples)
             else:
                 request = prompt_request(client, prompt, values, model=model, params=params)
-            completion = await client.complete(request)
+            with log_context(
+                prompt=prompt.name,
+                prompt_version=prompt.version(),
+                inputs={k: v for k, v in values.items() if k in prompt.variables()},
+            ):
+                completion = await client.complete(request)
         except HonedError as exc:
             exc.message = f"chain {chain.name!r} step {i} ({step.output}): {exc.message}"
             raise

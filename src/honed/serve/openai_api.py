@@ -3,6 +3,8 @@
 Any OpenAI client (the official SDK, LangChain, curl) can use a local model, or later a fine-tuned adapter
 of it, through this. Requests go through the same `ModelClient` as everything else (concurrency, dynamic
 batching in the local provider), without the response cache: an inference server must not replay answers.
+Each generation is logged with source "serve" (and the caller's `X-Honed-Session-Id` / `X-Honed-Trace-Id`)
+and its log id comes back in `X-Honed-Log-Id`, so an app can attach feedback to it via `/v1/feedback`.
 """
 
 from __future__ import annotations
@@ -10,31 +12,61 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from honed.errors import (
-    EndpointUnreachableError,
-    HonedError,
-    InvalidInputError,
-    OutputParseError,
-    ProviderError,
-    UnknownModelError,
-)
+from honed.errors import HonedError, OutputParseError, UnknownModelError
+from honed.logs.context import log_context
 from honed.models.client import ModelClient
-from honed.models.types import ChatRequest, Completion, Params
+from honed.models.types import ChatRequest, Completion, Message, Params
+from honed.serve.auth import AuthMiddleware, TokenGate
+from honed.serve.ingest import ingest_router
+from honed.serve.responses import HttpError, error_for, error_response, provider_secrets
+
+if TYPE_CHECKING:
+    from honed.store import Store
 
 CREATED = int(time.time())
+
+
+class FunctionCallIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
 
 
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+    def message(self) -> Message:
+        """honed's message: developer is system, and tool calls are flat `{"id", "name", "arguments"}`."""
+        out: Message = {
+            "role": "system" if self.role == "developer" else self.role,
+            "content": _text(self.content),
+        }
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class ChatCompletionIn(BaseModel):
@@ -61,27 +93,44 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return "".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
 
 
-def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        status_code=status, content={"error": {"message": message, "type": kind, "param": None, "code": code}}
-    )
+def _choice(index: int, completion: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    finish = completion.finish_reason or "stop"
+    if completion.tool_calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in completion.tool_calls
+        ]
+        # OpenAI's shape: a turn that only calls tools has null content and says why it stopped.
+        message["content"] = completion.text or None
+        finish = "tool_calls"
+    return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
 
 
-def _status_for(exc: HonedError) -> tuple[int, str]:
-    if isinstance(exc, UnknownModelError):
-        return 404, "model_not_found"
-    if isinstance(exc, InvalidInputError):
-        return 400, "invalid_request_error"
-    if isinstance(exc, EndpointUnreachableError):
-        return 502, "upstream_unreachable"
-    if isinstance(exc, ProviderError):
-        return (503 if exc.retryable else 502), "upstream_error"
-    return 500, "server_error"
+def _header_id(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is not None and not 0 < len(value) <= 200:
+        raise HttpError(f"the {name} header must be 1 to 200 characters", status=400, param=name)
+    return value
 
 
-def create_app(client: ModelClient, *, served_endpoints: tuple[str, ...] = ("local",)) -> FastAPI:
-    """The app. Model names without an endpoint (`smollm2-135m-instruct`) mean the first served endpoint."""
+def create_app(
+    client: ModelClient,
+    *,
+    served_endpoints: tuple[str, ...] = ("local",),
+    store: Store | None = None,
+    gate: TokenGate | None = None,
+) -> FastAPI:
+    """The app. Model names without an endpoint (`smollm2-135m-instruct`) mean the first served endpoint.
+
+    `store` backs the ingestion routes (`/v1/logs`, `/v1/feedback`); with a `gate` every request needs a
+    bearer token with the path's scope.
+    """
     app = FastAPI(title="honed", version="1", docs_url=None, redoc_url=None)
+    secrets = provider_secrets(e.api_key_env for e in client.settings.endpoints.values())
+    if gate is not None:
+        app.add_middleware(AuthMiddleware, gate=gate, secrets=secrets)
+    app.include_router(ingest_router(store, secrets))
 
     def ref_for(model: str) -> str:
         if "/" in model:
@@ -95,12 +144,13 @@ def create_app(client: ModelClient, *, served_endpoints: tuple[str, ...] = ("loc
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return _error(400, f"invalid request: {where}: {first['msg']}", "invalid_request_error")
+        return error_response(
+            400, f"invalid request: {where}: {first['msg']}", "invalid_request_error", param=where or None
+        )
 
     @app.exception_handler(HonedError)
     async def _honed(request: Request, exc: HonedError) -> JSONResponse:
-        status, kind = _status_for(exc)
-        return _error(status, exc.one_line(), kind)
+        return error_for(exc, secrets)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -113,13 +163,16 @@ def create_app(client: ModelClient, *, served_endpoints: tuple[str, ...] = ("loc
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatCompletionIn) -> Any:
+    async def chat(body: ChatCompletionIn, request: Request) -> Any:
         if body.stream:
-            return _error(
+            return error_response(
                 400,
                 "streaming is not supported by honed serve yet; send stream=false",
                 "invalid_request_error",
+                param="stream",
             )
+        session_id = _header_id(request, "X-Honed-Session-Id")
+        trace_id = _header_id(request, "X-Honed-Trace-Id")
         ref = ref_for(body.model)
         params = Params.from_dict(
             {
@@ -137,37 +190,32 @@ def create_app(client: ModelClient, *, served_endpoints: tuple[str, ...] = ("loc
         schema = None
         if body.response_format and body.response_format.get("type") == "json_schema":
             schema = (body.response_format.get("json_schema") or {}).get("schema") or {}
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
-            for m in body.messages
-        ]
+        messages = [m.message() for m in body.messages]
         requests = [
-            ChatRequest.of(ref, messages, params, response_schema=schema, sample_index=i, tools=body.tools)  # type: ignore[arg-type]
+            ChatRequest.of(ref, messages, params, response_schema=schema, sample_index=i, tools=body.tools)
             for i in range(body.n)
         ]
-        results = await asyncio.gather(*(_complete(client, r) for r in requests))
+        # The tasks gather() makes copy this context, so each sample is logged with the caller's ids.
+        with log_context(source="serve", session_id=session_id, trace_id=trace_id):
+            results = await asyncio.gather(*(_complete(client, r) for r in requests))
         usage_in = results[0].usage.input_tokens
         usage_out = sum(r.usage.output_tokens for r in results)
-        return {
+        log_ids = [r.log_id for r in results if r.log_id]
+        content = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.model,
-            "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": r.text},
-                    "finish_reason": r.finish_reason or "stop",
-                    "logprobs": None,
-                }
-                for i, r in enumerate(results)
-            ],
+            "choices": [_choice(i, r) for i, r in enumerate(results)],
             "usage": {
                 "prompt_tokens": usage_in,
                 "completion_tokens": usage_out,
                 "total_tokens": usage_in + usage_out,
             },
         }
+        # One id per choice, in order (a comma-separated list when n > 1), for feedback on what was shown.
+        headers = {"X-Honed-Log-Id": ",".join(log_ids)} if log_ids else None
+        return JSONResponse(content, headers=headers)
 
     return app
 

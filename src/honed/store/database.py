@@ -19,11 +19,13 @@ from honed.store import migrate as migrations
 from honed.store.cache import ResponseCache
 from honed.store.embeddings import EmbeddingCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
+from honed.store.jobs import JobRepository
 from honed.store.kb import KnowledgeBaseRepository
 from honed.store.logs import LogRepository
 from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
 from honed.store.runs import RunRepository
+from honed.store.tokens import TokenRepository
 
 
 class Store:
@@ -41,6 +43,8 @@ class Store:
         self.runs = RunRepository(self)
         self.kb = KnowledgeBaseRepository(self)
         self.logs = LogRepository(self)
+        self.jobs = JobRepository(self)
+        self.tokens = TokenRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

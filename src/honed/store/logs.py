@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select
+from sqlalchemy import Select, and_, delete, exists, func, or_, select
 
 from honed.errors import NotFoundError
 from honed.store.schema import feedback, log_scores, logs
@@ -28,7 +28,8 @@ class LogFilter:
     """Which logs to select. Every field narrows; None means "any".
 
     `feedback` is a kind that must be present (e.g. "correction"); `thumbs` requires a thumbs value
-    (1 up, 0 down); `min_scores` maps evaluator -> minimum value of its score on the log.
+    (1 up, 0 down); `approved` keeps what a person vouched for: the latest thumbs is up, or someone gave
+    a correction (the output it should have been); `min_scores` maps evaluator -> minimum score.
     """
 
     prompt: str | None = None
@@ -42,6 +43,7 @@ class LogFilter:
     has_error: bool | None = None
     feedback: str | None = None
     thumbs: int | None = None
+    approved: bool = False
     min_rating: float | None = None
     min_scores: dict[str, float] = field(default_factory=dict)
     limit: int | None = None
@@ -178,16 +180,19 @@ class LogRepository:
             conds.append(logs.c.error.is_not(None) if f.has_error else logs.c.error.is_(None))
         if f.feedback is not None:
             conds.append(exists().where(and_(feedback.c.log_id == logs.c.id, feedback.c.kind == f.feedback)))
+        # The latest thumbs wins: a user who changed their mind counts once, as they ended.
+        latest = (
+            select(feedback.c.value)
+            .where(and_(feedback.c.log_id == logs.c.id, feedback.c.kind == "thumbs"))
+            .order_by(feedback.c.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         if f.thumbs is not None:
-            # The latest thumbs wins: a user who changed their mind counts once, as they ended.
-            latest = (
-                select(feedback.c.value)
-                .where(and_(feedback.c.log_id == logs.c.id, feedback.c.kind == "thumbs"))
-                .order_by(feedback.c.created_at.desc())
-                .limit(1)
-                .scalar_subquery()
-            )
             conds.append(latest == float(f.thumbs))
+        if f.approved:
+            corrected = exists().where(and_(feedback.c.log_id == logs.c.id, feedback.c.kind == "correction"))
+            conds.append(or_(latest == 1.0, corrected))
         if f.min_rating is not None:
             conds.append(
                 exists().where(

@@ -16,6 +16,7 @@ from typing import Any
 
 from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators.base import EvalInput, Evaluator
+from honed.logs.context import log_context
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
 
@@ -119,7 +120,8 @@ class JudgeBase(Evaluator):
         return ChatRequest(self.model, messages, params, sample_index=sample_index)
 
     async def call(self, requests: Sequence[ChatRequest]) -> list[Completion | HonedError]:
-        return await self._client().complete_many(requests)
+        with log_context(source="judge", metadata={"evaluator": self.name}):
+            return await self._client().complete_many(requests)
 
     async def aclose(self) -> None:
         if self.client is not None:

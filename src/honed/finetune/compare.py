@@ -1,0 +1,359 @@
+"""Did the fine-tune help? The fine-tuned model with a short prompt against the base model with the long one.
+
+The comparison is an ordinary experiment (so `honed experiments show RUN` shows it, and an interrupted one
+resumes): two variants, `baseline` (the comparison base) and `candidate`, on the same frozen split of one
+pinned dataset version, scored by the same evaluators, one sample per case. On top of the run's paired
+analysis it reports what the fine-tune is for: tokens per call (the short prompt's saving), latency per
+call (p50/p95) and the cost of 1,000 calls at each model's price.
+
+Latency is measured apart from the quality run: that run sends every call at once, so a call's latency
+there is mostly time queued behind the others (the local model batches them). A short probe afterwards
+makes `latency_calls` calls per side one at a time, uncached, after one warm-up call, which is the wait a
+single user of each side sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from honed.datasets import get_dataset
+from honed.errors import InvalidInputError
+from honed.experiments import Experiment, RunReport, analyse, parse_spec, resolve, run_experiment
+from honed.models.prices import FREE_ENDPOINTS
+
+if TYPE_CHECKING:
+    from honed.api import Honed
+    from honed.experiments.runner import Progress
+
+__all__ = [
+    "BASELINE",
+    "CANDIDATE",
+    "FinetuneComparison",
+    "Side",
+    "compare_finetune",
+    "comparison_experiment",
+    "job_models",
+    "parse_evaluator",
+    "parse_price",
+    "run_comparison",
+]
+
+BASELINE = "baseline"
+CANDIDATE = "candidate"
+Price = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's cost profile: tokens and latency per call, and the cost of 1,000 such calls."""
+
+    variant: str
+    model: str
+    prompt: str
+    calls: int
+    errors: int
+    cached: int
+    mean_input_tokens: float | None
+    mean_output_tokens: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_calls: int  # how many calls the latency figures come from
+    latency_mode: str  # "one at a time" (the probe) or "batched run" (no probe was made)
+    price: Price | None  # USD per million (input, output) tokens; None when unknown
+    price_source: str  # "override", "table", "local" (free: runs here), "free", or "unknown"
+    cost_per_1k_usd: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["price"] = None if self.price is None else {"input": self.price[0], "output": self.price[1]}
+        return out
+
+
+@dataclass(frozen=True)
+class FinetuneComparison:
+    """The report of `compare_finetune`; `quality` holds, per evaluator, both sides and their paired
+    difference (candidate - baseline) with its bootstrap CI and permutation p."""
+
+    run_id: str
+    dataset: str
+    split: str | None
+    n_cases: int
+    baseline: Side
+    candidate: Side
+    quality: dict[str, dict[str, Any]]
+    report: RunReport = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_cases": self.n_cases,
+            "baseline": self.baseline.to_dict(),
+            "candidate": self.candidate.to_dict(),
+            "quality": self.quality,
+        }
+
+
+def parse_price(text: str) -> tuple[str, Price]:
+    """`MODEL=IN,OUT` (USD per million input and output tokens) as (model, (in, out))."""
+    model, sep, rest = text.rpartition("=")
+    parts = rest.split(",")
+    try:
+        if not sep or not model or len(parts) != 2:
+            raise ValueError
+        price = (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise InvalidInputError(
+            f"--price {text!r} is not MODEL=IN,OUT",
+            hint="give USD per million input and output tokens, e.g. --price openai/ft:gpt-4o-mini=0.3,1.2",
+        ) from None
+    if min(price) < 0:
+        raise InvalidInputError(f"--price {text!r}: prices cannot be negative")
+    return model, price
+
+
+def parse_evaluator(text: str) -> dict[str, Any]:
+    """An evaluator spec from the command line: a type name (`exact`) or a JSON object."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return {"type": text}
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"--evaluator {text!r} is not valid JSON ({exc})") from None
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise InvalidInputError(f"--evaluator {text!r} needs a `type`", hint='e.g. {"type": "contains"}')
+    return spec
+
+
+def job_models(h: Honed, job_id: str) -> tuple[str, str]:
+    """(fine-tuned model, base model) of a finished fine-tuning job."""
+    from honed.finetune.jobs import get_job
+
+    job = get_job(h, job_id)
+    if not job.model:
+        raise InvalidInputError(
+            f"fine-tuning job {job_id} has no model yet (status {job.status})",
+            hint=f"wait for it to finish: honed finetune wait {job_id}",
+        )
+    return job.model, job.spec.base_model
+
+
+def comparison_experiment(
+    h: Honed,
+    *,
+    dataset: str,
+    candidate_model: str,
+    baseline_model: str,
+    baseline_prompt: str,
+    candidate_prompt: str | None = None,
+    split: str | None = None,
+    evaluators: Sequence[Mapping[str, Any]] = ({"type": "exact"},),
+    name: str | None = None,
+) -> Experiment:
+    """The comparison as a resolved experiment: the dataset pinned, the split (default: `test` when the
+    dataset has one, else every case: an eval set kept apart needs no split), prompts and evaluators
+    checked, before any call is made."""
+    if not evaluators:
+        raise InvalidInputError("no evaluators given", hint="e.g. --evaluator exact")
+    pinned = get_dataset(h.store, dataset)  # the version as of now: every side sees the same cases
+    if split is None and "test" in pinned.split_counts():
+        split = "test"
+    spec = parse_spec(
+        {
+            "name": name or f"finetune-compare-{pinned.name}",
+            "dataset": pinned.ref,
+            "split": split,
+            "repeats": 1,
+            "variants": [
+                {"id": BASELINE, "prompt": baseline_prompt, "model": baseline_model},
+                {"id": CANDIDATE, "prompt": candidate_prompt or baseline_prompt, "model": candidate_model},
+            ],
+            "evaluators": [dict(e) for e in evaluators],
+        },
+        source="finetune compare",
+    )
+    return resolve(h, spec)
+
+
+def run_comparison(
+    h: Honed,
+    exp: Experiment,
+    *,
+    prices: Mapping[str, Price] | None = None,
+    new: bool = False,
+    progress: Progress | None = None,
+    n_boot: int = 10_000,
+    latency_calls: int = 10,
+) -> FinetuneComparison:
+    """Run (or resume) a `comparison_experiment` and report quality, tokens, latency and cost per side."""
+    run = run_experiment(h, exp, new=new, progress=progress)
+    report = analyse(h.store, run.id, baseline=BASELINE, n_boot=n_boot)
+    rows = h.store.runs.results(run.id)
+    probe = latency_probe(h, exp, latency_calls, run_id=run.id) if latency_calls > 0 else {}
+    sides = {
+        v.id: _side(h, v.id, v.model, v.describe()["prompt"], rows, dict(prices or {}), probe.get(v.id))
+        for v in exp.variants
+    }
+    return FinetuneComparison(
+        run_id=run.id,
+        dataset=exp.dataset.ref,
+        split=exp.spec.split,
+        n_cases=len(exp.cases),
+        baseline=sides[BASELINE],
+        candidate=sides[CANDIDATE],
+        quality=_quality(report),
+        report=report,
+    )
+
+
+def compare_finetune(
+    h: Honed,
+    *,
+    dataset: str,
+    candidate_model: str,
+    baseline_model: str,
+    baseline_prompt: str,
+    candidate_prompt: str | None = None,
+    split: str | None = None,
+    evaluators: Sequence[Mapping[str, Any]] = ({"type": "exact"},),
+    prices: Mapping[str, Price] | None = None,
+    name: str | None = None,
+    new: bool = False,
+    progress: Progress | None = None,
+    n_boot: int = 10_000,
+    latency_calls: int = 10,
+) -> FinetuneComparison:
+    """The fine-tuned model (candidate) against the base (baseline) on one frozen split: see the module."""
+    exp = comparison_experiment(
+        h,
+        dataset=dataset,
+        candidate_model=candidate_model,
+        baseline_model=baseline_model,
+        baseline_prompt=baseline_prompt,
+        candidate_prompt=candidate_prompt,
+        split=split,
+        evaluators=evaluators,
+        name=name,
+    )
+    return run_comparison(
+        h, exp, prices=prices, new=new, progress=progress, n_boot=n_boot, latency_calls=latency_calls
+    )
+
+
+def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
+    """Per variant, the latencies of `calls` uncached calls made one at a time (after a warm-up call,
+    which loads a model or adapter and is not counted). Prompts that retrieve are not probed."""
+    from honed.experiments.runner import plan
+    from honed.logs.context import log_context
+
+    if any(v.prompt.augmented for v in exp.variants):
+        return {}
+    requests: dict[str, list[Any]] = {}
+    for p in plan(exp, set()):
+        requests.setdefault(p.variant.id, []).append(p.request)
+
+    async def main() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        try:
+            for variant, reqs in requests.items():
+                latencies = []
+                for i, request in enumerate(reqs[: calls + 1]):
+                    completion = await h.client.complete(request)
+                    if i > 0:
+                        latencies.append(completion.latency_s)
+                out[variant] = latencies
+        finally:
+            await h.client.aclose_providers()
+        return out
+
+    cache, h.client.use_cache = h.client.use_cache, False
+    try:
+        with log_context(source="experiment", metadata={"run_id": run_id, "purpose": "latency probe"}):
+            return asyncio.run(main())
+    finally:
+        h.client.use_cache = cache
+
+
+def _quality(report: RunReport) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for ev, result in report.stats.items():
+        sides = {}
+        for v in (BASELINE, CANDIDATE):
+            s = result.summaries[v]
+            sides[v] = {
+                "mean": s.mean,
+                "ci": None if s.ci is None else [s.ci.low, s.ci.high],
+                "pass_rate": s.pass_rate,
+                "scored": s.n_scored,
+                "errors": s.n_errors,
+            }
+        c = result.comparisons[CANDIDATE]
+        out[ev] = {
+            **sides,
+            "diff": c.mean_diff,
+            "diff_ci": None if c.ci is None else [c.ci.low, c.ci.high],
+            "p_value": c.p_value,
+            "cases": c.n_used,
+            "verdict": c.verdict,
+        }
+    return out
+
+
+def _side(
+    h: Honed,
+    variant: str,
+    model: str,
+    prompt: str,
+    rows: list[dict[str, Any]],
+    prices: dict[str, Price],
+    probed: list[float] | None = None,
+) -> Side:
+    mine = [r for r in rows if r["variant"] == variant]
+    answered = [r for r in mine if r["output"] is not None]  # calls that returned text cost tokens
+    price, source = _price(h, model, prices)
+    mean_in = float(np.mean([r["input_tokens"] for r in answered])) if answered else None
+    mean_out = float(np.mean([r["output_tokens"] for r in answered])) if answered else None
+    # Without a probe: a cached row keeps the latency of the call that produced it, still a per-call latency.
+    measured = probed if probed else [r["latency_s"] for r in answered]
+    latencies = np.array(measured, dtype=np.float64)
+    p50, p95 = (float(np.percentile(latencies, q)) for q in (50, 95)) if measured else (None, None)
+    cost = None
+    if price is not None and mean_in is not None and mean_out is not None:
+        cost = (mean_in * price[0] + mean_out * price[1]) / 1_000_000 * 1000
+    return Side(
+        variant=variant,
+        model=model,
+        prompt=prompt,
+        calls=len(mine),
+        errors=sum(1 for r in mine if r["error"] is not None),
+        cached=sum(1 for r in answered if r["cached"]),
+        mean_input_tokens=mean_in,
+        mean_output_tokens=mean_out,
+        latency_p50_s=p50,
+        latency_p95_s=p95,
+        latency_calls=len(measured),
+        latency_mode="one at a time" if probed else "batched run",
+        price=price,
+        price_source=source,
+        cost_per_1k_usd=cost,
+    )
+
+
+def _price(h: Honed, model: str, overrides: dict[str, Price]) -> tuple[Price | None, str]:
+    if model in overrides:
+        return overrides[model], "override"
+    found = h.client.prices.price(model)
+    if found is None:
+        return None, "unknown"
+    endpoint = model.partition("/")[0]
+    if endpoint in FREE_ENDPOINTS and found == (0.0, 0.0):
+        return found, "local" if endpoint == "local" else "free"
+    return found, "table"

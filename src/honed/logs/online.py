@@ -1,0 +1,164 @@
+"""Online evaluation: any registered evaluator, run on a deterministic sample of logged generations.
+
+The sample is decided by the log id alone (a hash of it against the rate), so running again picks the
+same logs, a larger rate picks a superset, and two evaluators at the same rate score the same logs.
+A log already scored by the same evaluator version is skipped, so a re-run only scores what is new, and
+a changed evaluator (a new version) re-scores. A `correction` feedback on a log is the evaluator's
+reference: the output a user said it should have been.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from honed.errors import InvalidInputError
+from honed.evals.evaluators import BuildContext, EvalInput, Evaluator, Score, build_evaluator
+from honed.store.logs import LogFilter
+
+if TYPE_CHECKING:
+    from honed.api import Honed
+
+_CHUNK = 200
+
+
+def in_sample(log_id: str, rate: float) -> bool:
+    """Whether `log_id` is in a sample of `rate` (0..1): the first 8 bytes of its SHA-256 as a fraction."""
+    if rate >= 1:
+        return True
+    digest = hashlib.sha256(log_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineEvalResult:
+    """What one pass did: logs matching the filter, in the sample, already scored, scored now (and how
+    many of those the evaluator could not judge)."""
+
+    evaluator: str
+    version: str
+    matched: int
+    sampled: int
+    skipped: int
+    scored: int
+    errors: int
+    mean: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evaluator": self.evaluator,
+            "version": self.version,
+            "matched": self.matched,
+            "sampled": self.sampled,
+            "skipped": self.skipped,
+            "scored": self.scored,
+            "errors": self.errors,
+            "mean": self.mean,
+        }
+
+
+def evaluator_from(h: Honed, evaluator: str | Mapping[str, Any] | Evaluator) -> Evaluator:
+    """An evaluator from a type name (`"exact"`), a spec as in eval specs, or an evaluator itself."""
+    if isinstance(evaluator, Evaluator):
+        return evaluator
+    spec: Mapping[str, Any] = {"type": evaluator} if isinstance(evaluator, str) else evaluator
+    root = h.settings.root
+    return build_evaluator(spec, context=BuildContext(client=h.client, root=root))
+
+
+def _eval_input(log: dict[str, Any], feedback: list[dict[str, Any]]) -> EvalInput:
+    corrections = [f["text"] for f in feedback if f["kind"] == "correction" and f.get("text")]
+    inputs = log.get("inputs")
+    if not inputs and log.get("messages"):
+        users = [m for m in log["messages"] if m.get("role") == "user"]
+        inputs = {"input": users[-1].get("content")} if users else {}
+    metadata = dict(log.get("metadata") or {})
+    return EvalInput(
+        output=log.get("output") or "",
+        inputs=dict(inputs or {}),
+        reference=corrections[-1] if corrections else None,
+        metadata=metadata,
+        id=log["id"],
+        tool_calls=metadata.get("tool_calls"),
+    )
+
+
+def _score_row(log_id: str, ev: Evaluator, s: Score) -> dict[str, Any]:
+    return {
+        "log_id": log_id,
+        "evaluator": ev.name,
+        "evaluator_version": ev.version,
+        "value": s.value,
+        "passed": s.passed,
+        "reason": s.reason or None,
+        "error": s.error,
+        "created_at": datetime.now(UTC),
+    }
+
+
+async def aevaluate_logs(
+    h: Honed,
+    evaluator: str | Mapping[str, Any] | Evaluator,
+    *,
+    where: LogFilter | None = None,
+    sample: float = 1.0,
+) -> OnlineEvalResult:
+    """Score the sampled logs matching `where` (logs that ended in an error are left out) that this
+    evaluator version has not scored yet, writing each chunk's scores as it finishes."""
+    if not 0 < sample <= 1:
+        raise InvalidInputError(f"sample rate {sample} is out of range", hint="use a fraction in (0, 1]")
+    ev = evaluator_from(h, evaluator)
+    store = h.store
+    where = replace(where or LogFilter(), has_error=False)
+    logs = await asyncio.to_thread(store.logs.query, where)
+    picked = [log for log in logs if in_sample(log["id"], sample)]
+    have = await asyncio.to_thread(store.logs.scores_for, [log["id"] for log in picked])
+    todo = [log for log in picked if have[log["id"]].get(ev.name, {}).get("evaluator_version") != ev.version]
+    scored = errors = 0
+    values: list[float] = []
+    try:
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start : start + _CHUNK]
+            feedback = await asyncio.to_thread(store.logs.feedback_for, [log["id"] for log in chunk])
+            scores = await ev.evaluate_many([_eval_input(log, feedback[log["id"]]) for log in chunk])
+            rows = [_score_row(log["id"], ev, s) for log, s in zip(chunk, scores, strict=True)]
+            await asyncio.to_thread(store.logs.put_scores, rows)
+            scored += len(rows)
+            errors += sum(1 for s in scores if s.error is not None)
+            values += [s.value for s in scores if s.value is not None]
+    finally:
+        await ev.aclose()
+    return OnlineEvalResult(
+        ev.name,
+        ev.version,
+        matched=len(logs),
+        sampled=len(picked),
+        skipped=len(picked) - len(todo),
+        scored=scored,
+        errors=errors,
+        mean=sum(values) / len(values) if values else None,
+    )
+
+
+def evaluate_logs(
+    h: Honed,
+    evaluator: str | Mapping[str, Any] | Evaluator,
+    *,
+    where: LogFilter | None = None,
+    sample: float = 1.0,
+) -> OnlineEvalResult:
+    """`aevaluate_logs`, synchronously (not from inside a running event loop). Logs queued by this
+    process are written first, so they can be scored."""
+    h.flush_logs()
+
+    async def main() -> OnlineEvalResult:
+        try:
+            return await aevaluate_logs(h, evaluator, where=where, sample=sample)
+        finally:
+            h.client.flush()
+
+    return asyncio.run(main())

@@ -1,0 +1,216 @@
+"""Log and feedback ingestion over HTTP, for applications not written in Python.
+
+`POST /v1/logs` and `POST /v1/feedback` are all-or-nothing: every record is validated with the same models
+the Python API uses, ids are checked against the batch and the database, and only then is the batch
+written, in one transaction. A client that gets an error knows nothing was kept and can fix and resend
+the whole batch without creating duplicates. The work runs in a worker thread: validating 10,000 records
+and writing them must not stall the event loop that serves chat completions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from honed.errors import StoreError
+from honed.logs.record import FeedbackRecord, LogRecord
+from honed.serve.responses import HttpError, scrub
+from honed.store.schema import feedback, logs
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from honed.store import Store
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_RECORDS = 10_000
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_CHUNK = 500
+
+
+def ingest_router(store: Store | None, secrets: tuple[str, ...] = ()) -> APIRouter:
+    """The ingestion routes over `store` (None: a server outside a workspace, which answers 503).
+
+    `secrets` (provider API keys) are masked in what `GET /v1/logs/ID` returns, should one have reached
+    a stored log's error text.
+    """
+    router = APIRouter()
+
+    def need_store() -> Store:
+        if store is None:
+            raise HttpError(
+                "this server has no database, so it cannot keep logs",
+                status=503,
+                kind="server_error",
+                hint="run `honed serve` inside a honed workspace (`honed init`) or set HONED_DATABASE_URL",
+            )
+        return store
+
+    @router.post("/v1/logs")
+    async def post_logs(request: Request) -> dict[str, Any]:
+        target = need_store()
+        body = await read_json(request)
+        return await run_in_threadpool(ingest_logs, target, body)
+
+    @router.post("/v1/feedback")
+    async def post_feedback(request: Request) -> dict[str, Any]:
+        target = need_store()
+        body = await read_json(request)
+        return await run_in_threadpool(ingest_feedback, target, body)
+
+    @router.get("/v1/logs/{log_id}")
+    async def get_log(log_id: str) -> Any:
+        entry = await run_in_threadpool(need_store().logs.get, log_id)
+        body = jsonable_encoder({"log": entry.log, "feedback": entry.feedback, "scores": entry.scores})
+        if not secrets:
+            return body
+        return json.loads(scrub(json.dumps(body), [json.dumps(s)[1:-1] for s in secrets]))
+
+    return router
+
+
+async def read_json(request: Request, limit: int | None = None) -> Any:
+    """The body as JSON; 413 past `limit` bytes (default MAX_BODY_BYTES), checked while reading, whatever
+    Content-Length says."""
+    limit = MAX_BODY_BYTES if limit is None else limit
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(f"the request body is not JSON: {exc}", status=400) from None
+
+
+def ingest_logs(store: Store, body: Any) -> dict[str, Any]:
+    """Validate and write a batch of logs (all or none); the `{"accepted", "ids"}` answer."""
+    records = _validate(_items(body, "logs"), LogRecord, "logs")
+    ids = [r.id for r in records]
+    _check_unique(ids, "logs", "log")
+    _check_new(store, logs, ids, "logs", "log")
+    try:
+        store.logs.insert_many([r.row() for r in records])
+    except StoreError:
+        # Another writer stored one of these ids since the check: say which, as the check would have.
+        _check_new(store, logs, ids, "logs", "log")
+        raise
+    return {"accepted": len(ids), "ids": ids}
+
+
+def ingest_feedback(store: Store, body: Any) -> dict[str, Any]:
+    """Validate and write a batch of feedback (all or none); unknown log ids are a 404 naming one."""
+    records = _validate(_items(body, "feedback"), FeedbackRecord, "feedback")
+    ids = [r.id for r in records]
+    _check_unique(ids, "feedback", "feedback")
+    _check_new(store, feedback, ids, "feedback", "feedback")
+    try:
+        store.logs.add_feedback([r.row() for r in records])
+    except StoreError:
+        _check_new(store, feedback, ids, "feedback", "feedback")
+        raise
+    return {"accepted": len(ids), "ids": ids}
+
+
+def _items(body: Any, key: str) -> list[Any]:
+    if isinstance(body, dict):
+        extra = sorted(set(body) - {key})
+        if extra or key not in body:
+            raise HttpError(
+                f'the body must be {{"{key}": [...]}} or a JSON list'
+                + (f"; unknown key {extra[0]!r}" if extra else f"; {key!r} is missing"),
+                status=400,
+                param=extra[0] if extra else key,
+            )
+        body = body[key]
+    if not isinstance(body, list):
+        raise HttpError(f"{key!r} must be a JSON list of records", status=400, param=key)
+    if len(body) > MAX_RECORDS:
+        raise HttpError(
+            f"a batch holds at most {MAX_RECORDS:,} records, this one has {len(body):,}",
+            status=413,
+            code="batch_too_large",
+            param=key,
+            hint="split it into several requests",
+        )
+    return body
+
+
+def _validate(items: list[Any], model: type[M], key: str) -> list[M]:
+    out: list[M] = []
+    bad: list[tuple[int, ValidationError]] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError as exc:
+            bad.append((i, exc))
+    if bad:
+        index, error = bad[0]
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        where = f"{key}[{index}]" + (f".{field}" if field else "")
+        more = f" (and {len(bad) - 1} more invalid records)" if len(bad) > 1 else ""
+        raise HttpError(
+            f"{where}: {first['msg']}{more}; none of the {len(items)} records were kept",
+            status=422,
+            param=where,
+            hint="fix the record and send the whole batch again",
+        )
+    return out
+
+
+def _check_unique(ids: Sequence[str], key: str, what: str) -> None:
+    seen: dict[str, int] = {}
+    for i, record_id in enumerate(ids):
+        if record_id in seen:
+            raise HttpError(
+                f"{key}[{i}] repeats the {what} id {record_id!r} of {key}[{seen[record_id]}]; "
+                "none of the batch was kept",
+                status=409,
+                code="duplicate_id",
+                param=f"{key}[{i}].id",
+            )
+        seen[record_id] = i
+
+
+def _check_new(store: Store, table: Table, ids: Sequence[str], key: str, what: str) -> None:
+    wanted = sorted(set(ids))
+    found: set[str] = set()
+    with store.read() as conn:
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i : i + _CHUNK]
+            found.update(conn.execute(select(table.c.id).where(table.c.id.in_(part))).scalars())
+    if found:
+        index = next(i for i, record_id in enumerate(ids) if record_id in found)
+        raise HttpError(
+            f"{key}[{index}]: a {what} with id {ids[index]!r} is already stored"
+            + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+            + "; none of the batch was kept",
+            status=409,
+            code="duplicate_id",
+            param=f"{key}[{index}].id",
+            hint="ids are unique: leave `id` out to have one made, or resend only the new records",
+        )
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(
+        f"the request body is larger than {limit:,} bytes",
+        status=413,
+        code="body_too_large",
+        hint=f"send at most {MAX_RECORDS:,} records per request, in several requests",
+    )

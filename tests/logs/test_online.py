@@ -1,0 +1,65 @@
+"""Online evaluation of logged generations: a deterministic sample, scored once per evaluator version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from honed.api import connect
+from honed.errors import InvalidInputError
+from honed.logs.online import evaluate_logs, in_sample
+from honed.models.types import ChatRequest
+from honed.store.logs import LogFilter
+from honed.testing import scripted
+
+
+def test_the_sample_depends_on_the_id_only_and_grows_monotonically() -> None:
+    ids = [f"log-{i}" for i in range(4000)]
+    tenth = {i for i in ids if in_sample(i, 0.1)}
+    fifth = {i for i in ids if in_sample(i, 0.2)}
+    assert tenth <= fifth and 300 < len(tenth) < 500 and 700 < len(fifth) < 900
+    assert tenth == {i for i in ids if in_sample(i, 0.1)}
+
+
+def test_a_code_evaluator_scores_a_sample_once_per_version(workspace: Path) -> None:
+    with connect() as h:
+        ids = [h.log(model="app/m", inputs={"i": i}, output="Yes" if i % 2 else "no") for i in range(400)]
+        h.log(model="app/m", inputs={"i": -1}, error="timeout")
+        spec = {"type": "regex", "pattern": "^Yes"}
+        first = evaluate_logs(h, spec, sample=0.25)
+        assert first.matched == 400 and first.skipped == 0 and first.scored == first.sampled
+        assert 60 < first.sampled < 140
+        scored = {r["id"] for r in h.store.logs.query(LogFilter(min_scores={"regex": 0}))}
+        assert scored == {i for i in ids if in_sample(i, 0.25)}
+        again = evaluate_logs(h, spec, sample=0.25)
+        assert (again.sampled, again.skipped, again.scored) == (first.sampled, first.sampled, 0)
+        # a changed evaluator is a new version: it scores again and replaces the old scores
+        changed = evaluate_logs(h, {"type": "regex", "pattern": "^no"}, sample=0.25)
+        assert changed.scored == first.sampled and changed.version != first.version
+        passing = h.store.logs.query(LogFilter(min_scores={"regex": 1}))
+        assert passing and all(r["output"] == "no" for r in passing)
+        with pytest.raises(InvalidInputError):
+            evaluate_logs(h, spec, sample=0)
+
+
+def test_a_judge_scores_logs_against_corrections_and_its_calls_are_logged_as_judge(workspace: Path) -> None:
+    seen: list[ChatRequest] = []
+
+    def judge_reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return '{"reasoning": "fine", "score": 4}'
+
+    with connect(use_cache=False) as h, scripted("judge", judge_reply) as judge:
+        log_id = h.log(model="app/m", inputs={"question": "Capital of France?"}, output="Lyon")
+        h.feedback(log_id, "correction", text="Paris")
+        spec = {"type": "llm_judge", "model": judge, "rubric": "Is it right?", "name": "right"}
+        result = evaluate_logs(h, spec, where=LogFilter(source="app"))
+        assert result.scored == 1 and result.mean == 4.0
+        assert "Paris" in seen[0].messages[-1]["content"]  # the correction is the reference
+        (score,) = h.store.logs.get(log_id).scores
+        assert score["evaluator"] == "right" and score["value"] == 4.0
+        h.flush_logs()
+        judged = h.store.logs.query(LogFilter(source="judge"))
+        assert len(judged) == 1 and judged[0]["model"] == judge
+        assert evaluate_logs(h, spec, where=LogFilter(source="app")).scored == 0 and len(seen) == 1
