@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 import honed
@@ -16,7 +17,9 @@ from honed.api import Honed
 from honed.finetune.backend import FinetuneSpec
 from honed.finetune.jobs import create_job
 from honed.finetune.worker import run_job
+from honed.serve import create_app
 from tests.finetune.lora_data import BASE, SYSTEM, TINY, examples
+from tests.support.servers import running
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +69,16 @@ def test_a_job_trains_records_its_curve_and_its_model_answers(h: Honed, workspac
     assert tuned.model == job.model
     assert tuned.text != base.text
     assert '"code"' in tuned.text, tuned.text  # the trained format
+
+    # The registered model is served to the official openai SDK like any other (`honed serve`'s app).
+    app = create_app(h.client, served_endpoints=("local",), store=h.store)
+    with running(app) as base_url:
+        sdk = openai.OpenAI(base_url=base_url, api_key="unused-on-loopback", max_retries=0)
+        assert f"smollm2-135m-instruct+ft-{job.id}" in {m.id for m in sdk.models.list().data}
+        reply = sdk.chat.completions.create(
+            model=f"smollm2-135m-instruct+ft-{job.id}", messages=messages, max_tokens=12, temperature=0
+        )
+    assert reply.choices[0].message.content == tuned.text
 
 
 def test_early_stopping_keeps_the_best_adapter(h: Honed) -> None:

@@ -6,15 +6,12 @@ The repository runs on real SQLite and PostgreSQL; the app's checks run through 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import openai
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -28,7 +25,7 @@ from honed.serve.auth import TokenGate, check_can_listen, scope_for
 from honed.store import Store
 from honed.store.schema import api_tokens
 from honed.testing import scripted
-from tests.support.stub_openai import free_port
+from tests.support.servers import running
 
 
 @pytest.fixture
@@ -143,24 +140,6 @@ def test_missing_wrong_or_revoked_tokens_get_401_and_write_nothing(store: Store,
         batch2 = [{"id": "l2", "model": "m", "inputs": {"q": 2}}]
         assert http.post("/v1/logs", json=batch2, headers=auth).status_code == 401
     assert [r["id"] for r in store.logs.query()] == ["l1"]
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """`app` on a real socket on 127.0.0.1 in a thread; yields the /v1 base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 def test_the_openai_sdk_chats_with_a_token_and_gets_the_log_id(workspace: Path) -> None:
