@@ -11,9 +11,9 @@ import random
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Where a log came from. `app` is the user's application (Python API or HTTP ingestion).
 Source = Literal["app", "serve", "experiment", "api", "judge"]
@@ -24,6 +24,14 @@ EXPLICIT_KINDS = ("thumbs", "rating", "correction", "comment")
 IMPLICIT_KINDS = ("copied", "regenerated", "edited", "accepted", "rejected")
 _KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,39}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A timestamp stored as UTC; one without a zone is taken to be UTC already.
+UTCTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 def new_log_id() -> str:
@@ -44,7 +52,7 @@ class LogRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(default_factory=new_log_id)
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: UTCTime = Field(default_factory=lambda: datetime.now(UTC))
     source: Source = "app"
     model: str = Field(min_length=1, max_length=300)
     prompt: str | None = Field(default=None, max_length=200)
@@ -68,11 +76,6 @@ class LogRecord(BaseModel):
         if not _ID.match(value):
             raise ValueError("ids use letters, digits, '.', '_', ':' and '-' (at most 100)")
         return value
-
-    @field_validator("created_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _has_input(self) -> LogRecord:
@@ -101,7 +104,7 @@ class FeedbackRecord(BaseModel):
     value: float | None = None
     text: str | None = None
     source: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: UTCTime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("value", mode="before")
     @classmethod
@@ -121,11 +124,6 @@ class FeedbackRecord(BaseModel):
                 "or a lowercase name of your own)"
             )
         return value
-
-    @field_validator("created_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> FeedbackRecord:
