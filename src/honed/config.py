@@ -81,13 +81,27 @@ class LocalConfig(_Strict):
         return self.cache_dir or Path(platformdirs.user_cache_dir("honed")) / "models"
 
 
+class OnlineEvalRule(_Strict):
+    """One online evaluation: an evaluator (a type name or a spec as in eval specs) scoring a sample of
+    the logs that arrive, optionally only those of one prompt, model or source."""
+
+    evaluator: str | dict[str, Any]
+    sample: float = Field(default=1.0, gt=0, le=1)
+    prompt: str | None = None
+    model: str | None = None
+    source: str | None = None
+
+
 class LoggingConfig(_Strict):
     """Generation logging. `enabled` logs every model call honed makes (not served from the cache);
-    `Honed.log` and the ingestion endpoint log whatever it says."""
+    `Honed.log` and the ingestion endpoint log whatever it says. `online_eval` rules score incoming logs
+    while `honed serve` runs, every `online_eval_interval_s` seconds."""
 
     enabled: bool = True
     batch_size: int = Field(default=1000, ge=1)
     flush_interval_s: float = Field(default=0.2, ge=0)
+    online_eval: list[OnlineEvalRule] = Field(default_factory=list)
+    online_eval_interval_s: float = Field(default=10.0, gt=0)
 
 
 class Price(_Strict):

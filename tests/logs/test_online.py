@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,45 @@ def test_a_judge_scores_logs_against_corrections_and_its_calls_are_logged_as_jud
         judged = h.store.logs.query(LogFilter(source="judge"))
         assert len(judged) == 1 and judged[0]["model"] == judge
         assert evaluate_logs(h, spec, where=LogFilter(source="app")).scored == 0 and len(seen) == 1
+
+
+def test_rules_score_the_logs_that_arrive_while_a_server_runs(workspace: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from honed.config import OnlineEvalRule
+    from honed.logs.online import OnlineEvaluation
+
+    with connect() as h:
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        before = h.log(model="app/m", inputs={"i": 0}, output="Yes", created_at=yesterday)
+        h.flush_logs()
+        rules = [
+            OnlineEvalRule(evaluator={"type": "regex", "pattern": "^Y"}, prompt="qa"),
+            OnlineEvalRule(evaluator="json_valid", model="app/json"),
+        ]
+        online = OnlineEvaluation(h.settings, rules, interval_s=0.05).start()
+        try:
+            qa = [h.log(model="m/m", prompt="qa", inputs={"i": i}, output=o) for i, o in enumerate("NYY")]
+            other = h.log(model="app/m", prompt="other", inputs={"i": 9}, output="Yes")
+            js = h.log(model="app/json", inputs={"i": 10}, output='{"a": 1}')
+            h.flush_logs()
+            deadline = time.monotonic() + 30
+            while len(h.store.logs.scores_for([*qa, js])[js]) == 0 or online.passes < 2:
+                assert time.monotonic() < deadline, online.last_error
+                time.sleep(0.05)
+        finally:
+            online.stop()
+        scores = h.store.logs.scores_for([before, *qa, other, js])
+    regex = {i: s["regex"]["value"] for i, s in scores.items() if "regex" in s}
+    assert regex == {qa[0]: 0.0, qa[1]: 1.0, qa[2]: 1.0}  # "N", "Y", "Y" against ^Y
+    assert scores[js]["json_valid"]["passed"] is True
+    assert scores[before] == {} and scores[other] == {}  # older than the server, or another prompt
+
+
+def test_a_rule_naming_an_unknown_evaluator_fails_before_serving(workspace: Path) -> None:
+    from honed.config import OnlineEvalRule
+    from honed.errors import HonedError
+    from honed.logs.online import OnlineEvaluation
+
+    with connect() as h, pytest.raises(HonedError, match="nope"):
+        OnlineEvaluation(h.settings, [OnlineEvalRule(evaluator="nope")], interval_s=1)

@@ -317,7 +317,7 @@ def evaluate(
 
     Examples:
       honed logs eval '{"type": "regex", "pattern": "^[A-Z]"}' --sample 0.2 --since 1d
-      honed logs eval '{"type": "llm_judge", "name": "helpful", "model": "openai/gpt-4o-mini", ...}' --prompt qa
+      honed logs eval '{"type": "llm_judge", "name": "helpful", "model": "openai/gpt-4o-mini"}' --prompt qa
     """
     from honed.logs.online import evaluate_logs
 

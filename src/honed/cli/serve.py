@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from honed.cli.common import err_console, open_honed
+from honed.config import Settings
 from honed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from honed.logs.online import OnlineEvaluation
 
 
 def serve(
@@ -49,13 +55,31 @@ def serve(
             for name in endpoint:
                 client.resolve(f"{name}/-")[0].warm()
         app = create_app(client, served_endpoints=tuple(endpoint), store=store, gate=gate)
+        online = _online_evaluation(h.settings) if store is not None else None
         auth = "API token required" if gate is not None else "no token needed on loopback"
         err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})")
+        if online is not None:
+            names = ", ".join(str(r.evaluator) for r in online.rules)
+            err_console.print(f"online evaluation every {online.interval_s:g} s: {names}", markup=False)
         try:
             uvicorn.run(app, host=host, port=port, log_level="warning")
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
             ) from exc
+        finally:
+            if online is not None:
+                online.stop()
     finally:
         h.close()
+
+
+def _online_evaluation(settings: Settings) -> OnlineEvaluation | None:
+    """The `[logging] online_eval` rules, started; None when there are none."""
+    if not settings.logging.online_eval:
+        return None
+    from honed.logs.online import OnlineEvaluation
+
+    return OnlineEvaluation(
+        settings, settings.logging.online_eval, interval_s=settings.logging.online_eval_interval_s
+    ).start()

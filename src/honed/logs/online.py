@@ -4,19 +4,23 @@ The sample is decided by the log id alone (a hash of it against the rate), so ru
 same logs, a larger rate picks a superset, and two evaluators at the same rate score the same logs.
 A log already scored by the same evaluator version is skipped, so a re-run only scores what is new, and
 a changed evaluator (a new version) re-scores. A `correction` feedback on a log is the evaluator's
-reference: the output a user said it should have been.
+reference: the output a user said it should have been. `OnlineEvaluation` runs the `[logging]
+online_eval` rules continuously in a long-running process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from honed.errors import InvalidInputError
+from honed.config import OnlineEvalRule, Settings
+from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators import BuildContext, EvalInput, Evaluator, Score, build_evaluator
 from honed.store.logs import LogFilter
 
@@ -162,3 +166,66 @@ def evaluate_logs(
             h.client.flush()
 
     return asyncio.run(main())
+
+
+class OnlineEvaluation:
+    """Scores the logs that arrive while a long-running process (`honed serve`) runs: every
+    `interval_s`, each rule's evaluator scores its sample of the logs written since the evaluation
+    started, in a background thread.
+
+    It opens its own connection to the workspace (store and model client): the server's client belongs
+    to the server's event loop. A pass is cheap when nothing arrived, because logs a rule's evaluator
+    version has scored are skipped. A failing pass (a judge endpoint down) is reported on stderr and
+    tried again at the next interval; it never stops the server.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Sequence[OnlineEvalRule],
+        *,
+        interval_s: float,
+        since: datetime | None = None,
+    ) -> None:
+        from honed.api import Honed
+
+        self.rules = list(rules)
+        self.interval_s = interval_s
+        self.since = since or datetime.now(UTC)
+        self.passes = 0
+        self.last_error: str | None = None
+        self._h = Honed(settings, use_cache=False)
+        # Built now, so a rule naming an unknown evaluator fails before the server starts.
+        self._evaluators = [evaluator_from(self._h, rule.evaluator) for rule in self.rules]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> list[OnlineEvalResult]:
+        """One pass over every rule (what the thread does each interval)."""
+        results = []
+        for rule, ev in zip(self.rules, self._evaluators, strict=True):
+            where = LogFilter(prompt=rule.prompt, model=rule.model, source=rule.source, since=self.since)
+            results.append(evaluate_logs(self._h, ev, where=where, sample=rule.sample))
+        self.passes += 1
+        return results
+
+    def start(self) -> OnlineEvaluation:
+        self._thread = threading.Thread(target=self._loop, name="honed-online-eval", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30) -> None:
+        """Stop after the pass under way (if any) and close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._h.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+                self.last_error = None
+            except HonedError as exc:
+                self.last_error = exc.one_line()
+                sys.stderr.write(f"honed online evaluation: {self.last_error} (retrying)\n")
