@@ -1,8 +1,8 @@
 """Fine-tuning: exporting training data, jobs that train (local LoRA, OpenAI), and comparing the result.
 
-    job = create_job(h, FinetuneSpec(backend="local", base_model="local/smollm2-135m-instruct",
-                                     training=""), training_examples, validation_examples)
-    model = job.result(timeout=3600)   # e.g. "local/smollm2-135m-instruct+ft-<job id>"
+`create_job(h, FinetuneSpec(backend="local", base_model="local/smollm2-135m-instruct", training=""),
+training_examples, validation_examples)` starts a job; `job.result(timeout=3600)` waits for its model,
+e.g. "local/smollm2-135m-instruct+ft-<job id>".
 """
 
 from honed.finetune.backend import FinetuneSpec, TrainResult
