@@ -18,6 +18,7 @@ from honed.cli import (
     kb,
     logs,
     models,
+    optimize,
     prompts,
     review,
     serve,
@@ -51,6 +52,7 @@ app.add_typer(logs.app, name="logs")
 app.add_typer(finetune.app, name="finetune")
 app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(optimize.app, name="optimize")
 app.command("review")(review.review)
 
 

@@ -1,0 +1,220 @@
+"""Climbing the ladder: every step of a plan run as one experiment, and the ledger of what each bought.
+
+The steps are the variants of ONE experiment, in order, so they share the pinned dataset version and the
+evaluators, and the run caches and resumes like any experiment (`honed experiments show RUN` shows it).
+The ledger reads the run's analysis twice over: each step against the previous one (what that change
+bought) and against the first (what the path so far bought), both paired on the same cases with a
+bootstrap CI, a permutation p and a verdict. Tokens, latency and cost come from the run's result rows.
+The ledger is stored as a version of the name `ladder-ledger/PLAN`, so `honed optimize show` reads it back.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from honed.datasets import get_dataset
+from honed.errors import InvalidInputError
+from honed.evals.stats import Comparison, Interval, ManyResult
+from honed.experiments import Experiment, analyse, parse_spec, resolve, run_experiment
+
+if TYPE_CHECKING:
+    from honed.api import Honed
+    from honed.experiments.runner import Progress
+    from honed.optimize.plan import LadderPlan
+
+__all__ = ["KIND", "Ledger", "LedgerStep", "ladder_experiment", "run_ladder", "stored_ledger"]
+
+KIND = "ladder-ledger"
+
+
+@dataclass(frozen=True)
+class LedgerStep:
+    """One step's row: quality per evaluator, its paired difference per evaluator against the previous
+    and the first step (None for the first step), and what a call costs."""
+
+    id: str
+    prompt: str
+    model: str
+    params: dict[str, Any]
+    note: str | None
+    calls: int
+    errors: int
+    cached: int
+    quality: dict[str, dict[str, Any]]
+    vs_previous: dict[str, dict[str, Any]] | None
+    vs_first: dict[str, dict[str, Any]] | None
+    mean_input_tokens: float | None
+    mean_output_tokens: float | None
+    latency_p50_s: float | None
+    cost_usd: float | None  # every call of the step at the model's price; None when the price is unknown
+    cost_per_1k_usd: float | None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    name: str
+    run_id: str
+    run_status: str
+    dataset: str
+    dataset_hash: str
+    split: str | None
+    n_cases: int
+    primary: str
+    evaluators: list[str]
+    steps: list[LedgerStep]
+
+    def step(self, step_id: str) -> LedgerStep:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise InvalidInputError(f"no step {step_id!r} in ladder {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ladder_experiment(h: Honed, plan: LadderPlan) -> Experiment:
+    """The plan as a resolved experiment: the dataset pinned, prompts pushed, evaluators built, and the
+    primary evaluator checked, before any call is made."""
+    pinned = get_dataset(h.store, plan.dataset)  # every step sees this version
+    spec = parse_spec(
+        {
+            "name": plan.name,
+            "dataset": pinned.ref,
+            "split": plan.split,
+            "repeats": plan.repeats,
+            "variants": [
+                {
+                    "id": s.id,
+                    "prompt": s.prompt,
+                    "params": s.params,
+                    **({"model": s.model} if s.model else {}),
+                }
+                for s in plan.steps
+            ],
+            "evaluators": [dict(e) for e in plan.evaluators],
+        },
+        source=plan.source,
+    )
+    exp = resolve(h, spec, base=plan.base)
+    if not exp.cases:
+        raise InvalidInputError(
+            f"{plan.source}: dataset {pinned.ref} has no cases"
+            + (f" in split {plan.split!r}" if plan.split else ""),
+            hint=f"splits: {', '.join(sorted(pinned.split_counts())) or 'none'}",
+        )
+    names = [e.name for e in exp.evaluators]
+    if plan.primary is not None and plan.primary not in names:
+        raise InvalidInputError(
+            f"{plan.source}: primary: no evaluator named {plan.primary!r}", hint=f"one of {', '.join(names)}"
+        )
+    return exp
+
+
+def run_ladder(
+    h: Honed, plan: LadderPlan, *, new: bool = False, progress: Progress | None = None, n_boot: int = 10_000
+) -> Ledger:
+    """Run (or resume) every step of `plan`, then build, store and return its ledger."""
+    exp = ladder_experiment(h, plan)
+    primary = plan.primary or exp.evaluators[0].name
+    run = run_experiment(h, exp, new=new, progress=progress)
+    ledger = build_ledger(h, plan, exp, run.id, primary, n_boot=n_boot)
+    h.store.names.record(KIND, plan.name, ledger.to_dict(), note=f"run {run.id} ({run.status})")
+    return ledger
+
+
+def stored_ledger(h: Honed, name: str, ref: str | None = None) -> dict[str, Any]:
+    """The ledger last stored for the plan `name` (or the version `ref` names), as `Ledger.to_dict()`."""
+    _, body = h.store.names.get(KIND, name, ref)
+    return body
+
+
+def build_ledger(
+    h: Honed, plan: LadderPlan, exp: Experiment, run_id: str, primary: str, *, n_boot: int = 10_000
+) -> Ledger:
+    """The ledger of a finished ladder run (see the module docstring)."""
+    ids = [v.id for v in exp.variants]
+    notes = {s.id: s.note for s in plan.steps}
+    first = analyse(h.store, run_id, baseline=ids[0], n_boot=n_boot)
+    # Each step against its predecessor: an analysis per baseline, all with the same seed.
+    previous: dict[str, dict[str, ManyResult]] = {}
+    for prev, step in itertools.pairwise(ids):
+        report = first if prev == ids[0] else analyse(h.store, run_id, baseline=prev, n_boot=n_boot)
+        previous[step] = report.stats
+    rows = h.store.runs.results(run_id)
+    steps = []
+    for v in exp.variants:
+        mine = [r for r in rows if r["variant"] == v.id]
+        answered = [r for r in mine if r["output"] is not None]  # calls that returned text cost tokens
+        tokens_in = [r["input_tokens"] for r in answered]
+        tokens_out = [r["output_tokens"] for r in answered]
+        # A cached row keeps the latency of the call that produced it: still a per-call latency.
+        latencies = [r["latency_s"] for r in answered]
+        price = h.client.prices.price(v.model)
+        cost = None if price is None else (sum(tokens_in) * price[0] + sum(tokens_out) * price[1]) / 1e6
+        steps.append(
+            LedgerStep(
+                id=v.id,
+                prompt=v.describe()["prompt"],
+                model=v.model,
+                params=v.params,
+                note=notes.get(v.id),
+                calls=len(mine),
+                errors=sum(1 for r in mine if r["error"] is not None),
+                cached=sum(1 for r in answered if r["cached"]),
+                quality={ev: _quality(result, v.id) for ev, result in first.stats.items()},
+                vs_previous=None
+                if v.id == ids[0]
+                else {ev: _delta(r.comparisons[v.id], r.baseline) for ev, r in previous[v.id].items()},
+                vs_first=None
+                if v.id == ids[0]
+                else {ev: _delta(r.comparisons[v.id], r.baseline) for ev, r in first.stats.items()},
+                mean_input_tokens=float(np.mean(tokens_in)) if answered else None,
+                mean_output_tokens=float(np.mean(tokens_out)) if answered else None,
+                latency_p50_s=float(np.percentile(latencies, 50)) if answered else None,
+                cost_usd=cost,
+                cost_per_1k_usd=cost / len(answered) * 1000 if cost is not None and answered else None,
+            )
+        )
+    return Ledger(
+        name=exp.spec.name,
+        run_id=run_id,
+        run_status=first.run.status,
+        dataset=exp.dataset.ref,
+        dataset_hash=exp.dataset.hash,
+        split=exp.spec.split,
+        n_cases=len(exp.cases),
+        primary=primary,
+        evaluators=list(first.evaluators),
+        steps=steps,
+    )
+
+
+def _interval(ci: Interval | None) -> list[float] | None:
+    return None if ci is None else [ci.low, ci.high]
+
+
+def _quality(result: ManyResult, variant: str) -> dict[str, Any]:
+    s = result.summaries[variant]
+    return {
+        "mean": s.mean,
+        "ci": _interval(s.ci),
+        "pass_rate": s.pass_rate,
+        "scored": s.n_scored,
+        "errors": s.n_errors,
+    }
+
+
+def _delta(c: Comparison, against: str) -> dict[str, Any]:
+    return {
+        "against": against,
+        "diff": c.mean_diff,
+        "ci": _interval(c.ci),
+        "p_value": c.p_value,
+        "cases": c.n_used,
+        "verdict": c.verdict,
+    }
