@@ -336,6 +336,11 @@ def start_worker(store: Store, settings: Settings, job_id: str) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    # Until the child has exec'ed the worker, /proc shows this process's command line, and a reader would
+    # take the job for interrupted: wait for the exec (or the child's death) before recording the pid.
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and not pid_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     # Recorded here as well as by the worker, so a worker that dies before its first write still reads
     # as interrupted rather than queued forever.
     store.jobs.update(job_id, pid=proc.pid, only_if_status=frozenset({"queued"}))
