@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, delete, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 
 from honed.errors import NotFoundError
-from honed.store.schema import feedback, log_scores, logs
+from honed.store.schema import feedback, log_scores, logs, upsert
 
 if TYPE_CHECKING:
     from honed.store.database import Store
@@ -99,13 +99,7 @@ class LogRepository:
         if not rows:
             return
         with self._store.write() as conn:
-            for row in rows:
-                conn.execute(
-                    delete(log_scores).where(
-                        and_(log_scores.c.log_id == row["log_id"], log_scores.c.evaluator == row["evaluator"])
-                    )
-                )
-            conn.execute(log_scores.insert(), list(rows))
+            conn.execute(upsert(log_scores, ("log_id", "evaluator"), self._store.dialect), list(rows))
 
     # -- reading ----------------------------------------------------------------------------------------
 

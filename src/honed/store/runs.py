@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.sql.dml import Insert
 
 from honed.errors import NotFoundError
-from honed.store.schema import results, runs, scores, utcnow
+from honed.store.schema import results, runs, scores, upsert, utcnow
 
 if TYPE_CHECKING:
     from honed.store.database import Store
@@ -39,20 +38,6 @@ class Run:
     budget_usd: float | None
     created_at: datetime
     updated_at: datetime
-
-
-def _upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pg = pg_insert(table)
-        cols = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in key}
-        return pg.on_conflict_do_update(index_elements=list(key), set_=cols)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    lite = sqlite_insert(table)
-    cols = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key}
-    return lite.on_conflict_do_update(index_elements=list(key), set_=cols)
 
 
 class RunRepository:
@@ -141,7 +126,7 @@ class RunRepository:
             return
         now = utcnow()
         with self._store.write() as conn:
-            stmt = _upsert(table, key, conn.dialect.name)
+            stmt = upsert(table, key, conn.dialect.name)
             for start in range(0, len(rows), _CHUNK):
                 conn.execute(stmt, [{"created_at": now, **r} for r in rows[start : start + _CHUNK]])
 

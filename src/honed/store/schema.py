@@ -6,6 +6,7 @@ schema test compares the migrated database against, so the two cannot drift apar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -341,3 +342,18 @@ def insert_ignore(table: Table, dialect_name: str) -> Insert:
     from sqlalchemy.dialects import sqlite
 
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column, in the dialect's own syntax."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg = pg_insert(table)
+        cols = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in key}
+        return pg.on_conflict_do_update(index_elements=list(key), set_=cols)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    lite = sqlite_insert(table)
+    cols = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key}
+    return lite.on_conflict_do_update(index_elements=list(key), set_=cols)
