@@ -4,16 +4,25 @@
 # Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"` for a quick loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "installing Debian's postgresql package (the store tests start a throwaway server)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    else
-        echo "PostgreSQL server binaries are missing: sudo apt-get install postgresql" >&2
+# need PACKAGE WHY TEST...: install Debian's PACKAGE unless one of the TEST paths (globs) exists.
+need() {
+    local package=$1 why=$2
+    shift 2
+    for path in "$@"; do
+        if compgen -G "$path" >/dev/null; then
+            return 0
+        fi
+    done
+    if [ "$(id -u)" != 0 ]; then
+        echo "$package is missing: sudo apt-get install $package" >&2
         exit 1
     fi
-fi
+    echo "installing Debian's $package package ($why)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+need postgresql "the store tests start a throwaway server" "/usr/lib/postgresql/*/bin/initdb"
+need chromium "the HTML report tests render pages in it" /usr/bin/chromium
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 echo "== ruff"

@@ -603,3 +603,16 @@ def test_an_experiment_records_retrieval_scores_it_and_pins_the_kb_version(
     kb.ingest([write_docs(workspace / "docs", {**DOCS, "returns.md": "Returns: 45 days, no questions."})])
     changed = resolve(h, spec, base=workspace)
     assert changed.hash != exp.hash and changed.body()["knowledge"] == {"docs": kb.version.hash}
+
+
+def test_gold_mode_gives_the_case_its_own_gold_documents(kb: KnowledgeBase, augmenter: Augmenter) -> None:
+    texts = {d.id: d.text for d in kb.documents()}
+    prompt = qa(retrieve=[{"kb": "docs", "mode": "gold"}])
+    out = augmenter.augment(prompt, {"question": "x"}, gold=["warranty.md", "returns.md#0", "warranty.md"])
+    assert out.variables["context"] == "\n\n".join(
+        numbered([("warranty.md", texts["warranty.md"]), ("returns.md", texts["returns.md"])])
+    )
+    assert out.trace[0]["mode"] == "gold" and out.trace[0]["documents"] == ["warranty.md", "returns.md"]
+    assert augmenter.augment(prompt, {"question": "x"}).variables["context"] == ""  # no gold ids
+    with pytest.raises(InvalidInputError, match=r"'nope\.md' is not a document of knowledge base 'docs'"):
+        augmenter.augment(prompt, {"question": "x"}, gold=["nope.md"])

@@ -375,7 +375,12 @@ def render_html(report: RunReport) -> str:
 
 def write_html(report: RunReport, path: Path) -> Path:
     """Write the report to `path` atomically (a temporary file in the same folder, then a rename)."""
-    text = render_html(report)
+    return write_page(render_html(report), path)
+
+
+def write_page(text: str, path: Path) -> Path:
+    """Write a page to `path` atomically: a temporary file in the same folder, then a rename, so a reader
+    never sees half a page; an OSError is an InvalidInputError naming the path."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

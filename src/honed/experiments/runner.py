@@ -71,7 +71,9 @@ def plan(
             try:
                 if v.prompt.augmented:
                     assert augmenter is not None
-                    aug = augmenter.augment(v.prompt, case.inputs, case_id=case.id, base=v.base)
+                    aug = augmenter.augment(
+                        v.prompt, case.inputs, case_id=case.id, base=v.base, gold=case.context_ids
+                    )
                     messages = v.prompt.render(aug.variables, examples=aug.examples)
                     retrieved = aug.trace
                 else:

@@ -190,7 +190,7 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     cases = tuple(dataset.split(spec.split)) if spec.split else dataset.cases
     variants: list[Variant] = []
     for vs in spec.all_variants():
-        version, prompt, folder = _prompt(h, vs.prompt, base)
+        version, prompt, folder = prompt_for(h, vs.prompt, base)
         model = vs.model or prompt.model or h.settings.default_model
         params = Params.from_dict({**prompt.params, **vs.params}).to_dict()
         vid = vs.id or _variant_id(prompt, version, model, vs, spec)
@@ -240,7 +240,9 @@ def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]
     return tuple(sorted(set(pinned)))
 
 
-def _prompt(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt, Path | None]:
+def prompt_for(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt, Path | None]:
+    """The prompt a variant names: a YAML file (relative to `base`, pushed first) or a stored `NAME@REF`;
+    with its stored version and the folder its file was read from (None when stored)."""
     if ref.endswith((".yaml", ".yml")):
         path = Path(ref) if base is None or Path(ref).is_absolute() else base / ref
         prompt = load_prompt(path)

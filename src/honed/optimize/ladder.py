@@ -5,6 +5,9 @@ evaluators, and the run caches and resumes like any experiment (`honed experimen
 The ledger reads the run's analysis twice over: each step against the previous one (what that change
 bought) and against the first (what the path so far bought), both paired on the same cases with a
 bootstrap CI, a permutation p and a verdict. Tokens, latency and cost come from the run's result rows.
+Each step's results are also sorted into failure categories (`honed.optimize.failures`), so the ledger
+shows not only how much a step bought but which kind of failure it removed. With a `diagnose:` section
+the diagnosis runs first, on the same dataset version, and its verdict is kept with the ledger.
 The ledger is stored as a version of the name `ladder-ledger/PLAN`, so `honed optimize show` reads it back.
 """
 
@@ -20,6 +23,8 @@ from honed.datasets import get_dataset
 from honed.errors import InvalidInputError
 from honed.evals.stats import Comparison, Interval, ManyResult
 from honed.experiments import Experiment, analyse, parse_spec, resolve, run_experiment
+from honed.optimize.failures import step_failures
+from honed.optimize.steps import Notify, Resolved, resolve_steps
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -52,6 +57,9 @@ class LedgerStep:
     latency_p50_s: float | None
     cost_usd: float | None  # every call of the step at the model's price; None when the price is unknown
     cost_per_1k_usd: float | None
+    failures: dict[str, int] | None = None
+    changes: list[str] | None = None
+    finetune: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class Ledger:
     primary: str
     evaluators: list[str]
     steps: list[LedgerStep]
+    correct: str | None = None
+    format: str | None = None
+    diagnosis: dict[str, Any] | None = None
 
     def step(self, step_id: str) -> LedgerStep:
         for s in self.steps:
@@ -77,10 +88,18 @@ class Ledger:
         return asdict(self)
 
 
-def ladder_experiment(h: Honed, plan: LadderPlan) -> Experiment:
-    """The plan as a resolved experiment: the dataset pinned, prompts pushed, evaluators built, and the
-    primary evaluator checked, before any call is made."""
+def ladder_experiment(
+    h: Honed, plan: LadderPlan, *, notify: Notify | None = None
+) -> tuple[Experiment, list[Resolved]]:
+    """The plan as a resolved experiment: the dataset pinned, every step's prompt derived and pushed, its
+    fine-tuning done, evaluators built, before any step's call is made."""
     pinned = get_dataset(h.store, plan.dataset)  # every step sees this version
+    if plan.split is not None and not pinned.split(plan.split):
+        raise InvalidInputError(
+            f"{plan.source}: dataset {pinned.ref} has no cases in split {plan.split!r}",
+            hint=f"splits: {', '.join(sorted(pinned.split_counts())) or 'none'}",
+        )
+    resolved = resolve_steps(h, plan, pinned, notify=notify)
     spec = parse_spec(
         {
             "name": plan.name,
@@ -88,13 +107,7 @@ def ladder_experiment(h: Honed, plan: LadderPlan) -> Experiment:
             "split": plan.split,
             "repeats": plan.repeats,
             "variants": [
-                {
-                    "id": s.id,
-                    "prompt": s.prompt,
-                    "params": s.params,
-                    **({"model": s.model} if s.model else {}),
-                }
-                for s in plan.steps
+                {"id": r.step.id, "prompt": r.ref, "params": r.params, "model": r.model} for r in resolved
             ],
             "evaluators": [dict(e) for e in plan.evaluators],
         },
@@ -112,17 +125,29 @@ def ladder_experiment(h: Honed, plan: LadderPlan) -> Experiment:
         raise InvalidInputError(
             f"{plan.source}: primary: no evaluator named {plan.primary!r}", hint=f"one of {', '.join(names)}"
         )
-    return exp
+    return exp, resolved
 
 
 def run_ladder(
-    h: Honed, plan: LadderPlan, *, new: bool = False, progress: Progress | None = None, n_boot: int = 10_000
+    h: Honed,
+    plan: LadderPlan,
+    *,
+    new: bool = False,
+    progress: Progress | None = None,
+    notify: Notify | None = None,
+    n_boot: int = 10_000,
 ) -> Ledger:
-    """Run (or resume) every step of `plan`, then build, store and return its ledger."""
-    exp = ladder_experiment(h, plan)
+    """Run (or resume) the diagnosis, if the plan has one, and every step of `plan`, then build, store
+    and return its ledger."""
+    diagnosis = None
+    if plan.diagnose is not None:
+        from honed.optimize.diagnose import diagnose_plan
+
+        diagnosis = diagnose_plan(h, plan, new=new, progress=progress, n_boot=n_boot).to_dict()
+    exp, resolved = ladder_experiment(h, plan, notify=notify)
     primary = plan.primary or exp.evaluators[0].name
     run = run_experiment(h, exp, new=new, progress=progress)
-    ledger = build_ledger(h, plan, exp, run.id, primary, n_boot=n_boot)
+    ledger = build_ledger(h, plan, exp, resolved, run.id, primary, n_boot=n_boot, diagnosis=diagnosis)
     h.store.names.record(KIND, plan.name, ledger.to_dict(), note=f"run {run.id} ({run.status})")
     return ledger
 
@@ -134,11 +159,20 @@ def stored_ledger(h: Honed, name: str, ref: str | None = None) -> dict[str, Any]
 
 
 def build_ledger(
-    h: Honed, plan: LadderPlan, exp: Experiment, run_id: str, primary: str, *, n_boot: int = 10_000
+    h: Honed,
+    plan: LadderPlan,
+    exp: Experiment,
+    resolved: list[Resolved],
+    run_id: str,
+    primary: str,
+    *,
+    n_boot: int = 10_000,
+    diagnosis: dict[str, Any] | None = None,
 ) -> Ledger:
     """The ledger of a finished ladder run (see the module docstring)."""
     ids = [v.id for v in exp.variants]
     notes = {s.id: s.note for s in plan.steps}
+    by_step = {r.step.id: r for r in resolved}
     first = analyse(h.store, run_id, baseline=ids[0], n_boot=n_boot)
     # Each step against its predecessor: an analysis per baseline, all with the same seed.
     previous: dict[str, dict[str, ManyResult]] = {}
@@ -146,6 +180,16 @@ def build_ledger(
         report = first if prev == ids[0] else analyse(h.store, run_id, baseline=prev, n_boot=n_boot)
         previous[step] = report.stats
     rows = h.store.runs.results(run_id)
+    gold = {c.id: list(c.context_ids) for c in exp.cases}
+    failures = step_failures(
+        h.store,
+        run_id,
+        [(r["variant"], r["case_id"], int(r["sample_index"])) for r in rows],
+        gold,
+        primary=primary,
+        correct=plan.correct,
+        form=plan.format,
+    )
     steps = []
     for v in exp.variants:
         mine = [r for r in rows if r["variant"] == v.id]
@@ -169,15 +213,18 @@ def build_ledger(
                 quality={ev: _quality(result, v.id) for ev, result in first.stats.items()},
                 vs_previous=None
                 if v.id == ids[0]
-                else {ev: _delta(r.comparisons[v.id], r.baseline) for ev, r in previous[v.id].items()},
+                else {ev: delta(r.comparisons[v.id], r.baseline) for ev, r in previous[v.id].items()},
                 vs_first=None
                 if v.id == ids[0]
-                else {ev: _delta(r.comparisons[v.id], r.baseline) for ev, r in first.stats.items()},
+                else {ev: delta(r.comparisons[v.id], r.baseline) for ev, r in first.stats.items()},
                 mean_input_tokens=float(np.mean(tokens_in)) if answered else None,
                 mean_output_tokens=float(np.mean(tokens_out)) if answered else None,
                 latency_p50_s=float(np.percentile(latencies, 50)) if answered else None,
                 cost_usd=cost,
                 cost_per_1k_usd=cost / len(answered) * 1000 if cost is not None and answered else None,
+                failures=failures.get(v.id),
+                changes=by_step[v.id].changes,
+                finetune=by_step[v.id].finetune,
             )
         )
     return Ledger(
@@ -191,10 +238,14 @@ def build_ledger(
         primary=primary,
         evaluators=list(first.evaluators),
         steps=steps,
+        correct=plan.correct,
+        format=plan.format,
+        diagnosis=diagnosis,
     )
 
 
-def _interval(ci: Interval | None) -> list[float] | None:
+def interval(ci: Interval | None) -> list[float] | None:
+    """A CI as JSON: [low, high], or None."""
     return None if ci is None else [ci.low, ci.high]
 
 
@@ -202,18 +253,19 @@ def _quality(result: ManyResult, variant: str) -> dict[str, Any]:
     s = result.summaries[variant]
     return {
         "mean": s.mean,
-        "ci": _interval(s.ci),
+        "ci": interval(s.ci),
         "pass_rate": s.pass_rate,
         "scored": s.n_scored,
         "errors": s.n_errors,
     }
 
 
-def _delta(c: Comparison, against: str) -> dict[str, Any]:
+def delta(c: Comparison, against: str) -> dict[str, Any]:
+    """A paired comparison as JSON: the difference against `against`, its CI, p and verdict."""
     return {
         "against": against,
         "diff": c.mean_diff,
-        "ci": _interval(c.ci),
+        "ci": interval(c.ci),
         "p_value": c.p_value,
         "cases": c.n_used,
         "verdict": c.verdict,

@@ -2,36 +2,112 @@
 
     name: catalogue-ladder
     dataset: catalogue@latest      # pinned to a version when run
-    split: test                    # optional
-    primary: correct               # the evaluator the ladder climbs on (default: the first)
-    evaluators: [{type: contains, name: correct}, {type: json_valid, name: format}]
+    split: test                    # the cases every step is measured on
+    primary: strict                # the evaluator the ladder climbs on (default: the first)
+    correct: correct               # the evaluator of content, and ...
+    format: format                 # ... of form: the two axes, kept apart in failures and diagnosis
+    target: '{"answer": "{{ reference }}"}'   # a case's ideal output: demonstrations, fine-tuning replies
+    evaluators: [{type: python, name: correct, function: "checks.py:correct"}, ...]
+    diagnose: {step: instructions, kb: catalogue}   # optional: which axis holds the prompt back
     steps:
-      - {id: baseline, prompt: prompts/bare.yaml, model: local/smollm2-135m-instruct}
-      - {id: instructions, prompt: prompts/instructions.yaml}   # inherits the model
-      - {id: fine-tuned, model: local/smollm2-135m-instruct+ft-abc}  # inherits the prompt
+      - {id: baseline, prompt: prompts/bare.yaml}
+      - {id: instructions, prompt: prompts/instructions.yaml}
+      - {id: few-shot, few_shot: {split: train, k: 3}}          # demonstrations from the dataset
+      - {id: rag, retrieve: {kb: catalogue, k: 3, into: facts}}  # retrieved context in the prompt
+      - {id: fine-tuned, finetune: {split: train}, few_shot: none}
 
-A step states only what it changes: every field it leaves out (prompt, model, params) is the previous
-step's, and a field it sets replaces the previous value whole (params are not merged, so a step reads
-the same wherever it sits). Prompt files are relative to the plan file's folder.
+A step states only what it changes: every field it leaves out is the previous step's. `prompt`, `model`
+and `params` replace the previous value whole (params are not merged, so a step reads the same wherever it
+sits). `few_shot` and `retrieve` change the prompt the step inherits (see `honed.optimize.derive`), so
+"few-shot, then RAG" keeps the demonstrations; a step that names a new `prompt` file starts from that file.
+`finetune` trains the step's model on the step's own prompt, as rendered for the cases of a training
+split, and later steps inherit the fine-tuned model. Prompt files are relative to the plan file's folder.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from honed.errors import InvalidInputError
 from honed.experiments.spec import read_spec_file, spec_error
+from honed.prompts.template import check_syntax
 from honed.store.names import check_name
 
-__all__ = ["LadderPlan", "Step", "load_plan", "parse_plan"]
+__all__ = [
+    "DiagnoseSpec",
+    "FewShot",
+    "FinetuneStep",
+    "LadderPlan",
+    "Retrieve",
+    "Step",
+    "load_plan",
+    "parse_plan",
+]
+
+DEFAULT_TARGET = "{{ reference }}"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FewShot(_Strict):
+    """Demonstrations from the plan's dataset: `k` cases of `split`, the most similar to each case
+    (`select: similar`, dynamic few-shot) or the first `k` by id (`fixed`). A demonstration's user turn is
+    `input` (a template over the example case's inputs; default: the prompt's last user message), its
+    reply the plan's `target`."""
+
+    split: str = "train"
+    k: int = Field(default=3, ge=1, le=50)
+    select: Literal["similar", "fixed"] = "similar"
+    input: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_syntax(value)
+        return value
+
+
+class Retrieve(_Strict):
+    """Retrieval a step adds to its prompt (replacing any the prompt had): the `k` best chunks of `kb`
+    for `query` (default: the prompt's last user message) into the variable `into`. When the prompt's
+    templates do not read `into`, the context goes before the last user message under its name
+    ("Facts:" for `into: facts`)."""
+
+    kb: str
+    k: int = Field(default=3, ge=1, le=1000)
+    method: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    into: str = Field(default="context", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    query: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    where: dict[str, Any] | None = None
+
+
+class FinetuneStep(_Strict):
+    """Fine-tune the step's model on `split` (never the evaluated split): the step's prompt rendered for
+    each case as the input, the plan's `target` as the reply. `backend` defaults to `local` for local
+    models and `openai` otherwise. A finished job with the same data and settings is reused."""
+
+    split: str = "train"
+    validation_split: str | None = None
+    backend: str | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class DiagnoseSpec(_Strict):
+    """The diagnosis run before the ladder (see `honed.optimize.diagnose`): the prompt of `step`
+    (default: the first) with gold context from `kb`, and with `few_shot` demonstrations."""
+
+    step: str | None = None
+    kb: str
+    few_shot: FewShot = Field(default_factory=FewShot)
 
 
 class _StepSpec(_Strict):
@@ -40,6 +116,9 @@ class _StepSpec(_Strict):
     model: str | None = None
     params: dict[str, Any] | None = None
     note: str | None = None
+    few_shot: FewShot | Literal["none"] | None = None
+    retrieve: Retrieve | Literal["none"] | None = None
+    finetune: FinetuneStep | None = None
 
 
 class _PlanSpec(_Strict):
@@ -48,19 +127,34 @@ class _PlanSpec(_Strict):
     split: str | None = None
     repeats: int = Field(default=1, ge=1, le=100)
     primary: str | None = None
+    correct: str | None = None
+    format: str | None = None
+    target: str = DEFAULT_TARGET
     evaluators: list[dict[str, Any]] = Field(min_length=1)
+    diagnose: DiagnoseSpec | None = None
     steps: list[_StepSpec] = Field(min_length=1)
+
+    @field_validator("target")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        check_syntax(value)
+        return value
 
 
 @dataclass(frozen=True)
 class Step:
-    """One rung with everything inherited filled in. `model` None: the prompt's model or the default."""
+    """One rung with everything inherited filled in. `model` None: the prompt's model or the default.
+    `sets` names the fields the step itself set (the rest it inherited)."""
 
     id: str
     prompt: str
     model: str | None
     params: dict[str, Any]
     note: str | None = None
+    few_shot: FewShot | Literal["none"] | None = None
+    retrieve: Retrieve | Literal["none"] | None = None
+    finetune: FinetuneStep | None = None
+    sets: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -75,6 +169,10 @@ class LadderPlan:
     #: The folder prompt files are read from (the plan file's); None for a plan built in code.
     base: Path | None = None
     source: str = "ladder plan"
+    correct: str | None = None
+    format: str | None = None
+    target: str = DEFAULT_TARGET
+    diagnose: DiagnoseSpec | None = None
 
 
 def load_plan(path: Path) -> LadderPlan:
@@ -110,9 +208,35 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
                 f"{source}: steps.0.prompt: the first step must set a prompt",
                 hint="later steps inherit it; e.g. prompt: prompts/bare.yaml",
             )
+        if s.finetune is not None and spec.split is not None and s.finetune.split == spec.split:
+            raise InvalidInputError(
+                f"{source}: steps.{i}.finetune.split: {s.finetune.split!r} is the split the ladder is "
+                "measured on",
+                hint="train on another split (e.g. train), or the fine-tuned step is graded on its own data",
+            )
         model = s.model or model
         params = dict(s.params) if s.params is not None else params
-        steps.append(Step(s.id, prompt, model, dict(params), s.note))
+        sets = frozenset(k for k in ("prompt", "model", "params") if getattr(s, k) is not None)
+        steps.append(
+            Step(s.id, prompt, model, dict(params), s.note, s.few_shot, s.retrieve, s.finetune, sets)
+        )
+    names = [str(e.get("name") or e.get("type")) for e in spec.evaluators]
+    for key in ("primary", "correct", "format"):
+        value = getattr(spec, key)
+        if value is not None and value not in names:
+            raise InvalidInputError(
+                f"{source}: {key}: no evaluator named {value!r}", hint=f"one of {', '.join(names)}"
+            )
+    if spec.diagnose is not None:
+        if spec.diagnose.step is not None and spec.diagnose.step not in seen:
+            raise InvalidInputError(
+                f"{source}: diagnose.step: no step {spec.diagnose.step!r}", hint=f"one of {', '.join(seen)}"
+            )
+        if spec.correct is None:
+            raise InvalidInputError(
+                f"{source}: diagnose needs `correct:`, the evaluator of content",
+                hint="e.g. correct: correct (and format: format for the evaluator of form)",
+            )
     return LadderPlan(
         name=spec.name,
         dataset=spec.dataset,
@@ -123,4 +247,8 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
         steps=tuple(steps),
         base=base,
         source=source,
+        correct=spec.correct,
+        format=spec.format,
+        target=spec.target,
+        diagnose=spec.diagnose,
     )

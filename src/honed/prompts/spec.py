@@ -70,13 +70,15 @@ class RetrieveStep(_Strict):
     puts the `k` best chunks for the rendered `query` there, numbered `[1] (chunk id) text` for
     citations; `mode: stuff` fits whole documents instead, in id order, without retrieval. Either way
     `max_tokens` caps what goes in (chunks or documents in order, until the next would not fit).
+    `mode: gold` is an oracle for diagnosis: the documents the case's `context_ids` name (what perfect
+    retrieval would find), formatted like `stuff`; a case without gold ids gets an empty context.
     Instead of `kb`, a `router` (a `honed.rag.routing.RouterConfig` mapping) picks the knowledge base per
     query, or none: then the variable is empty and the trace records the decision."""
 
     kb: str | None = None
     router: dict[str, Any] | None = None
     into: str = Field(default="context", pattern=_IDENT)
-    mode: Literal["search", "stuff"] = "search"
+    mode: Literal["search", "stuff", "gold"] = "search"
     query: str | None = None
     k: int = Field(default=5, ge=1, le=1000)
     method: Literal["dense", "bm25", "hybrid"] = "hybrid"

@@ -88,6 +88,7 @@ class Augmenter:
         self._sql: dict[str, SqlSource] = {}
         self._embedder: Embedder | None = None
         self._routers: dict[str, Router] = {}
+        self._gold: dict[str, dict[str, Document]] = {}  # kb name -> its documents by id
         self._lock = threading.RLock()
 
     # -- opened parts ---------------------------------------------------------------------------------
@@ -199,9 +200,10 @@ class Augmenter:
         *,
         case_id: str | None = None,
         base: Path | None = None,
+        gold: Sequence[str] = (),
     ) -> Augmented:
         """Retrieve for one call. `base` is the folder `file` resources are relative to (the prompt file's
-        folder; default: the augmenter's)."""
+        folder; default: the augmenter's); `gold` is the case's gold context ids (`mode: gold` steps)."""
         values = dict(variables)
         out = Augmented(values)
         clash = sorted(prompt.provided() & set(variables))
@@ -211,7 +213,7 @@ class Augmenter:
                 hint="rename the input or the step's `into` / the resource",
             )
         for step in prompt.retrieve or []:
-            values[step.into], entry = self._retrieve(prompt, step, values)
+            values[step.into], entry = self._retrieve(prompt, step, values, gold)
             out.trace.append(entry)
         if prompt.examples_from is not None:
             out.examples = self._examples(prompt.examples_from, values, case_id)
@@ -220,7 +222,7 @@ class Augmenter:
         return out
 
     def _retrieve(
-        self, prompt: Prompt, step: RetrieveStep, values: dict[str, Any]
+        self, prompt: Prompt, step: RetrieveStep, values: dict[str, Any], gold: Sequence[str] = ()
     ) -> tuple[str, dict[str, Any]]:
         name = step.kb
         decision: dict[str, Any] | None = None
@@ -233,13 +235,13 @@ class Augmenter:
                 return "", {"into": step.into, "route": decision, "chunks": []}
             name = routed.kb
         assert name is not None
-        text, entry = self._retrieve_from(prompt, step, values, name)
+        text, entry = self._retrieve_from(prompt, step, values, name, gold)
         if decision is not None:
             entry["route"] = decision
         return text, entry
 
     def _retrieve_from(
-        self, prompt: Prompt, step: RetrieveStep, values: dict[str, Any], name: str
+        self, prompt: Prompt, step: RetrieveStep, values: dict[str, Any], name: str, gold: Sequence[str] = ()
     ) -> tuple[str, dict[str, Any]]:
         kb = self.kb(name)
         index = kb.index()
@@ -249,9 +251,10 @@ class Augmenter:
             "index": index.id,
             "into": step.into,
         }
-        if step.mode == "stuff":
-            text, docs, total = self._stuff(kb, step.max_tokens or STUFF_DEFAULT_TOKENS)
-            entry.update({"mode": "stuff", "documents": [d.id for d in docs], "documents_total": total})
+        if step.mode in ("stuff", "gold"):
+            pool = kb.documents() if step.mode == "stuff" else self._gold_documents(kb, gold)
+            text, docs, total = _stuff(pool, step.max_tokens or STUFF_DEFAULT_TOKENS)
+            entry.update({"mode": step.mode, "documents": [d.id for d in docs], "documents_total": total})
             entry["chunks"] = [{"id": d.id, "doc_id": d.id, "text": d.text} for d in docs]
             return text, entry
         assert step.query is not None
@@ -271,22 +274,25 @@ class Augmenter:
         )
         return text, entry
 
-    def _stuff(self, kb: KnowledgeBase, budget: int) -> tuple[str, list[Document], int]:
-        from honed.rag.chunking import count_tokens
+    def _gold_documents(self, kb: KnowledgeBase, gold: Sequence[str]) -> list[Document]:
+        """The documents `gold` names, in its order: by document id, or by the document of a chunk id."""
+        from honed.rag.attribution import doc_part
 
-        docs = kb.documents()
-        parts: list[str] = []
-        used: list[Document] = []
-        total = 0
-        for doc in docs:
-            text = f"[{len(used) + 1}] ({doc.id}) {doc.text.strip()}"
-            n = count_tokens(text) + 1
-            if total + n > budget:
-                break
-            parts.append(text)
-            used.append(doc)
-            total += n
-        return "\n\n".join(parts), used, len(docs)
+        with self._lock:
+            if kb.name not in self._gold:
+                self._gold[kb.name] = {d.id: d for d in kb.documents()}
+            by_id = self._gold[kb.name]
+        out: list[Document] = []
+        for gid in gold:
+            doc = by_id.get(gid) or by_id.get(doc_part(gid) or "")
+            if doc is None:
+                raise InvalidInputError(
+                    f"gold context {gid!r} is not a document of knowledge base {kb.name!r}",
+                    hint="a case's context_ids name documents (or chunks) of the knowledge base",
+                )
+            if doc not in out:
+                out.append(doc)
+        return out
 
     def _examples(
         self, spec: ExamplesFrom, values: Mapping[str, Any], case_id: str | None
@@ -381,6 +387,24 @@ class Augmenter:
             return rows_as_context(result)
 
         return sql
+
+
+def _stuff(docs: Sequence[Document], budget: int) -> tuple[str, list[Document], int]:
+    """Whole documents, numbered, in order, until the next would pass `budget` tokens."""
+    from honed.rag.chunking import count_tokens
+
+    parts: list[str] = []
+    used: list[Document] = []
+    total = 0
+    for doc in docs:
+        text = f"[{len(used) + 1}] ({doc.id}) {doc.text.strip()}"
+        n = count_tokens(text) + 1
+        if total + n > budget:
+            break
+        parts.append(text)
+        used.append(doc)
+        total += n
+    return "\n\n".join(parts), used, len(docs)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,434 @@
+"""A ladder's ledger (and its diagnosis) as one self-contained HTML page.
+
+The page reads a ledger as `Ledger.to_dict()` returns it: plain JSON-compatible dicts, so a stored ledger of
+any age renders. Fields newer than the ledger (failure categories, changes, fine-tuning, the diagnosis) may
+be missing and are then said to be missing, never invented. Like the run report
+(`honed.experiments.report_html`, whose style and escaping helpers this shares), it needs nothing but
+itself: inline CSS and SVG, no scripts, fonts or links; every string from a user is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from honed.errors import InvalidInputError
+from honed.experiments.report_html import (
+    _CSS,
+    _e,
+    _hash,
+    _Html,
+    _latency,
+    _p,
+    _table,
+    _usd,
+    _verdict,
+    write_page,
+)
+from honed.experiments.svg import Mark, dot_plot, scatter
+from honed.optimize.charts import SERIES_COLOURS, Point, Series, ladder_chart, stacked_bars
+
+__all__ = ["render_ladder_html", "write_ladder_html"]
+
+STEP_FAILURES = (
+    ("ok", "ok", "#2f9e44"),
+    ("format", "format (right content, wrong form)", "#f08c00"),
+    ("retrieval_miss", "retrieval miss", "#1c7ed6"),
+    ("generation_miss", "generation miss", "#7048e8"),
+    ("other", "other", "#868e96"),
+    ("error", "error", "#e03131"),
+)
+DIAGNOSIS_FAILURES = (
+    ("ok", "ok", "#2f9e44"),
+    ("format", "right content, wrong form", "#f08c00"),
+    ("context", "fixed by gold context", "#1c7ed6"),
+    ("persistent", "wrong even with gold context", "#7048e8"),
+    ("error", "error", "#e03131"),
+)
+AXES = {
+    "context": "what the model knows: give it the context (retrieval, prompt stuffing)",
+    "behaviour": "how the model acts: show and constrain it (few-shot, output format, fine-tuning)",
+    "both": "what the model knows and how it acts: the techniques add up",
+    "neither": "no detectable gap on either axis on these cases",
+}
+
+NUMERIC = ' class="n"'
+_EXTRA_CSS = """
+.wide{overflow-x:auto}.ci{display:block;color:#6c757d;font-size:11.5px;white-space:nowrap}
+td ul{margin:2px 0 0;padding-left:16px;font-size:12px;color:#495057}
+table.ledger{table-layout:fixed;width:100%}table.ledger .v{white-space:normal}
+table.ledger th:first-child{background:#f1f3f5;width:180px}
+.axis{font-size:38px;font-weight:800;letter-spacing:.08em;text-transform:uppercase;margin:10px 0 0}
+.axis-context{color:#1c7ed6}.axis-behaviour{color:#f08c00}.axis-both{color:#7048e8}.axis-neither{color:#495057}
+.warn{color:#c92a2a;font-weight:600}ol.rec li{margin:4px 0}.summary{max-width:900px}
+"""
+
+
+def _f(value: object) -> float | None:
+    """A number to show, or None (also for non-numbers and NaN: a hand-edited ledger must not crash)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _interval(value: object) -> tuple[float, float] | None:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        return None
+    low, high = _f(value[0]), _f(value[1])
+    return None if low is None or high is None else (low, high)
+
+
+def _na(text: str = "n/a") -> _Html:
+    return _Html(f'<span class="na">{_e(text)}</span>')
+
+
+def _mean_ci(q: object) -> _Html:
+    """A mean with its CI under it, or n/a."""
+    mean = _f(q.get("mean")) if isinstance(q, Mapping) else None
+    if mean is None or not isinstance(q, Mapping):
+        return _na()
+    ci = _interval(q.get("ci"))
+    return _Html(f"{mean:.3f}" + (f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>' if ci else ""))
+
+
+def _diff_ci(d: object) -> _Html:
+    diff = _f(d.get("diff")) if isinstance(d, Mapping) else None
+    if diff is None or not isinstance(d, Mapping):
+        return _na()
+    ci = _interval(d.get("ci"))
+    return _Html(f"{diff:+.3f}" + (f'<span class="ci">[{ci[0]:+.3f}, {ci[1]:+.3f}]</span>' if ci else ""))
+
+
+def _mark(label: str, q: object, *, x: float | None = None, highlight: bool = False) -> Mark:
+    """A chart mark from a quality entry {"mean", "ci", ...} (anything else is a mark with no value)."""
+    if not isinstance(q, Mapping):
+        return Mark(label, None, x=x, highlight=highlight)
+    ci = _interval(q.get("ci"))
+    low, high = ci if ci else (None, None)
+    return Mark(label, _f(q.get("mean")), low, high, x=x, highlight=highlight)
+
+
+def _tokens(value: object) -> str:
+    v = _f(value)
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def _facts(items: Sequence[tuple[str, object]]) -> str:
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, _Html) else _e(v)}</dd>" for k, v in items)
+    return f"<dl>{dl}</dl>"
+
+
+def _status(status: object) -> _Html:
+    text = str(status or "unknown")
+    return _Html(_e(text) if text == "completed" else f'<span class="warn">{_e(text)}</span>')
+
+
+def _compare(d: Mapping[str, Any] | None, ev: str) -> Mapping[str, Any]:
+    got = (d or {}).get(ev)
+    return got if isinstance(got, Mapping) else {}
+
+
+def _roles(ledger: Mapping[str, Any], evaluators: Sequence[str]) -> dict[str, str]:
+    """Each evaluator's name as the page shows it: the content and form evaluators say which they are."""
+    out = {ev: ev for ev in evaluators}
+    for key, role in (("correct", "content"), ("format", "form")):
+        name = ledger.get(key)
+        if isinstance(name, str) and name in out and name != ledger.get("primary"):
+            out[name] = f"{name} ({role})"
+    return out
+
+
+def _header(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], primary: str) -> str:
+    name = str(ledger.get("name") or "ladder")
+    run = str(ledger.get("run_id") or "n/a")
+    evaluators = ", ".join(_roles(ledger, ledger.get("evaluators") or []).values())
+    facts = [
+        ("dataset", _Html(f"{_e(ledger.get('dataset') or 'n/a')} {_hash(ledger.get('dataset_hash'))}")),
+        ("split", ledger.get("split") or "all cases"),
+        ("cases", ledger.get("n_cases", "n/a")),
+        ("run", _Html(f"<code>{_e(run)}</code> · {_status(ledger.get('run_status'))}")),
+        ("primary evaluator", primary or "n/a"),
+        ("evaluators", evaluators or "n/a"),
+    ]
+    return (
+        f"<header><h1>{_e(name)}</h1>"
+        f'<p class="sub">optimisation ladder · {len(steps)} step(s), each one change on the one before, '
+        "all run on the same pinned cases</p>"
+        f"{_facts(facts)}</header>"
+    )
+
+
+def _ladder(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], primary: str) -> str:
+    evaluators = [str(e) for e in ledger.get("evaluators") or []]
+    names = _roles(ledger, evaluators)
+    others = [e for e in evaluators if e != primary]
+    series = []
+    for k, ev in enumerate([primary, *others]):
+        points = []
+        for s in steps:
+            q = (s.get("quality") or {}).get(ev) or {}
+            ci = _interval(q.get("ci"))
+            d = _compare(s.get("vs_previous"), ev) if ev == primary else {}
+            points.append(
+                Point(
+                    _f(q.get("mean")),
+                    ci[0] if ci else None,
+                    ci[1] if ci else None,
+                    diff=_f(d.get("diff")),
+                    verdict=str(d["verdict"]) if d.get("verdict") is not None else None,
+                )
+            )
+        colour = SERIES_COLOURS[(k - 1) % len(SERIES_COLOURS)] if k else "#2f6fb3"
+        series.append(Series(names.get(ev, ev), points, colour=colour, primary=k == 0))
+    chart = ladder_chart(
+        [str(s.get("id", "")) for s in steps],
+        series,
+        title=f"{primary}: mean per step with CI, and the other evaluators",
+        y_label="mean score",
+    )
+    return (
+        f"<h2>The ladder</h2>{chart}"
+        f'<p class="note">Mean {_e(primary)} score per step (solid line) with its confidence interval; the '
+        "other evaluators dashed, beside it. Each step is compared with the step before it on the same cases "
+        "(paired bootstrap CI, permutation p): a filled green dot and ▲ say it is better, red and ▼ worse, "
+        "a hollow grey dot that no difference was detected.</p>"
+    )
+
+
+def _note_cell(s: Mapping[str, Any]) -> _Html:
+    out = _e(s.get("note") or "")
+    items = [str(c) for c in s.get("changes") or []]
+    ft = s.get("finetune")
+    if isinstance(ft, Mapping):
+        reused = " (reused)" if ft.get("reused") else ""
+        items.append(
+            f"fine-tuned {ft.get('model', '?')}{reused} by job {ft.get('job', '?')} "
+            f"on {ft.get('train_examples', '?')} examples"
+        )
+    if items:
+        out += "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+    return _Html(out or '<span class="na">–</span>')
+
+
+def _calls(s: Mapping[str, Any]) -> _Html:
+    errors = s.get("errors") or 0
+    failed = f' <span class="warn">({_e(errors)} failed)</span>' if errors else ""
+    return _Html(f"{_e(s.get('calls', 'n/a'))}{failed}")
+
+
+def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], primary: str) -> str:
+    """One column per step, as on the chart above it; one row per measure (numeric rows right-aligned)."""
+    names = _roles(ledger, [str(e) for e in ledger.get("evaluators") or []])
+    prev = [_compare(s.get("vs_previous"), primary) for s in steps]
+    first = [_compare(s.get("vs_first"), primary) for s in steps]
+    quality: list[tuple[str, bool, list[object]]] = [
+        (f"{label} [CI]", True, [_mean_ci((s.get("quality") or {}).get(ev)) for s in steps])
+        for ev, label in names.items()
+    ]
+    rows: list[tuple[str, bool, list[object]]] = [
+        ("note", False, [_note_cell(s) for s in steps]),
+        ("prompt", False, [_Html(f"<code>{_e(s.get('prompt', ''))}</code>") for s in steps]),
+        ("model", False, [s.get("model", "") for s in steps]),
+        ("calls", True, [_calls(s) for s in steps]),
+        *quality,
+        (f"Δ {primary} vs previous [CI]", True, [_diff_ci(d) if d else _na("first step") for d in prev]),
+        ("p (permutation)", True, [_p(_f(d.get("p_value"))) if d else "" for d in prev]),
+        ("verdict", True, [_verdict(str(d["verdict"])) if d.get("verdict") else "" for d in prev]),
+        (f"Δ {primary} vs first [CI]", True, [_diff_ci(d) if d else "" for d in first]),
+        ("input tokens", True, [_tokens(s.get("mean_input_tokens")) for s in steps]),
+        ("output tokens", True, [_tokens(s.get("mean_output_tokens")) for s in steps]),
+        ("p50 latency", True, [_latency(_f(s.get("latency_p50_s")), 0) for s in steps]),
+        ("cost / 1k calls", True, [_usd(_f(s.get("cost_per_1k_usd"))) for s in steps]),
+    ]
+    head = "".join(f'<th class="n">{i + 1}. {_e(s.get("id", ""))}</th>' for i, s in enumerate(steps))
+    body = "".join(
+        f"<tr><th>{_e(label)}</th>"
+        + "".join(
+            f"<td{NUMERIC if numeric else ''}>{c if isinstance(c, _Html) else _e(c)}</td>" for c in cells
+        )
+        + "</tr>"
+        for label, numeric, cells in rows
+    )
+    wide = 180 + 130 * len(steps)  # columns stay readable; a long ladder scrolls sideways
+    return (
+        f'<h2>The ledger</h2><div class="wide"><table class="ledger" style="min-width:{wide}px">'
+        f"<thead><tr><th></th>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+        '<p class="note">Tokens are means per answered call; latency the median per call; cost at the '
+        "model's price per 1,000 calls (unknown when the price is).</p>"
+    )
+
+
+def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
+    out = [
+        "<h2>Quality vs cost and latency</h2>"
+        f'<p class="note">One point per step: its mean {_e(primary)} with the CI; the first step in orange. '
+        "Up and to the left is better.</p>"
+    ]
+    for key, label, what in (
+        ("cost_per_1k_usd", "cost per 1,000 calls (USD)", "cost"),
+        ("latency_p50_s", "median latency per call (s)", "latency"),
+    ):
+        marks = [
+            _mark(
+                str(s.get("id", "")),
+                (s.get("quality") or {}).get(primary),
+                x=_f(s.get(key)),
+                highlight=i == 0,
+            )
+            for i, s in enumerate(steps)
+        ]
+        shown = [m for m in marks if m.x is not None and m.value is not None]
+        out.append(f"<h3>{_e(primary)} vs {_e(label)}</h3>")
+        if shown:
+            y_label = f"mean {primary}"
+            out.append(
+                scatter(
+                    marks,
+                    title=f"{y_label} vs {label}",
+                    x_label=label,
+                    y_label=y_label,
+                    width=1040,
+                    height=360,
+                )
+            )
+        missing = [m.label for m in marks if m not in shown]
+        if missing:
+            listed = _e(", ".join(missing))
+            out.append(f'<p class="note">Not plotted ({_e(what)} unknown, or no score): {listed}.</p>')
+    return "".join(out)
+
+
+def _counts_table(
+    rows: Sequence[tuple[str, Mapping[str, Any]]], categories: Sequence[tuple[str, str, str]], first: str
+) -> str:
+    body = [
+        [label, _tokens(c.get("n")), *[_tokens(c.get(key, 0)) for key, _, _ in categories]]
+        for label, c in rows
+    ]
+    headers = [first, "results", *[key.replace("_", " ") for key, _, _ in categories]]
+    return _table(headers, body, numeric=range(1, len(headers)))
+
+
+def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
+    rows = [(str(s.get("id", "")), s["failures"]) for s in steps if isinstance(s.get("failures"), Mapping)]
+    out = ["<h2>Failure categories per step</h2>"]
+    if not rows:
+        return out[0] + '<p class="note">This ledger has no failure categories.</p>'
+    counts = [(label, {k: int(_f(v) or 0) for k, v in c.items()}) for label, c in rows]
+    out.append(stacked_bars(counts, STEP_FAILURES, title="results per failure category, per step"))
+    out.append(_counts_table(rows, STEP_FAILURES, "step"))
+    out.append(
+        '<p class="note">Each result in one category: ok (the primary evaluator passed); format (right '
+        "content, wrong form: behaviour); retrieval miss (wrong, and no gold context retrieved); generation "
+        "miss (wrong although the gold context was retrieved); other (wrong, nothing retrieved); error.</p>"
+    )
+    missing = [str(s.get("id", "")) for s in steps if not isinstance(s.get("failures"), Mapping)]
+    if missing:
+        out.append(f'<p class="note">No categories for: {_e(", ".join(missing))}.</p>')
+    return "".join(out)
+
+
+def _diagnosis(d: Mapping[str, Any] | None) -> str:
+    head = "<h2>Diagnosis: context or behaviour?</h2>"
+    if not isinstance(d, Mapping):
+        return head + '<p class="note">No diagnosis was run.</p>'
+    axis = str(d.get("axis") or "unknown")
+    kind = axis if axis in AXES else "neither"
+    facts = [
+        ("prompt", _Html(f"<code>{_e(d.get('prompt', 'n/a'))}</code>")),
+        ("model", d.get("model", "n/a")),
+        ("cases", d.get("n_cases", "n/a")),
+        ("run", _Html(f"<code>{_e(d.get('run_id', 'n/a'))}</code> · {_status(d.get('run_status'))}")),
+    ]
+    out = [
+        head,
+        f'<p class="axis axis-{kind}">{_e(axis)}</p>',
+        f'<p class="note">{_e(AXES.get(axis, "an axis this page does not know"))}</p>',
+        f'<p class="summary">{_e(d.get("summary") or "")}</p>',
+        _facts(facts),
+        "<h3>Recommendation</h3>",
+    ]
+    recs = [r for r in d.get("recommendation") or [] if isinstance(r, Mapping)]
+    lis = "".join(f"<li><b>{_e(r.get('technique', ''))}</b>: {_e(r.get('why', ''))}</li>" for r in recs)
+    out.append(f'<ol class="rec">{lis}</ol>' if recs else '<p class="note">None.</p>')
+    ablations = [a for a in d.get("ablations") or [] if isinstance(a, Mapping)]
+    evs = list(dict.fromkeys(ev for a in ablations for ev in a.get("quality") or {}))
+    rows = [
+        [
+            _Html(f"<b>{_e(a.get('id', ''))}</b>"),
+            a.get("description", ""),
+            *[_mean_ci((a.get("quality") or {}).get(ev)) for ev in evs],
+        ]
+        for a in ablations
+    ]
+    table = _table(["ablation", "what it changes", *evs], rows, numeric=range(2, 2 + len(evs)))
+    out.append(f"<h3>Ablations</h3>{table}")
+    primary = str(d.get("primary") or (evs[0] if evs else ""))
+    if primary in evs:
+        marks = [
+            _mark(str(a.get("id", "")), (a.get("quality") or {}).get(primary), highlight=a is ablations[0])
+            for a in ablations
+        ]
+        out.append(dot_plot(marks, title=f"{primary} per ablation", axis_label=f"mean {primary}", width=1040))
+    effects = [
+        [
+            e.get("name", ""),
+            e.get("evaluator", ""),
+            _Html(f"{_e(e.get('variant', ''))} vs {_e(e.get('against', ''))}"),
+            _diff_ci(e),
+            _p(_f(e.get("p_value"))),
+            _verdict(str(e.get("verdict", ""))),
+            e.get("meaning", ""),
+        ]
+        for e in d.get("effects") or []
+        if isinstance(e, Mapping)
+    ]
+    headers = ["effect", "evaluator", "variant vs against", "diff [CI]", "p", "verdict", "meaning"]
+    out.append(f"<h3>Effects</h3>{_table(headers, effects, numeric=(3, 4))}")
+    failures = d.get("failures")
+    if isinstance(failures, Mapping):
+        counts = {k: int(_f(v) or 0) for k, v in failures.items() if not k.endswith("_ci")}
+        out.append("<h3>Failures of the prompt as it is</h3>")
+        out.append(
+            stacked_bars([("as-is", counts)], DIAGNOSIS_FAILURES, title="as-is results by failure kind")
+        )
+        out.append(_counts_table([("as-is", failures)], DIAGNOSIS_FAILURES, "ablation"))
+    return "".join(out)
+
+
+def render_ladder_html(ledger: dict[str, Any], diagnosis: dict[str, Any] | None = None) -> str:
+    """The ledger (as `Ledger.to_dict()`) and its diagnosis (else the ledger's own) as one HTML page."""
+    steps = [s for s in ledger.get("steps") or [] if isinstance(s, Mapping)]
+    evaluators = [str(e) for e in ledger.get("evaluators") or []]
+    primary = str(ledger.get("primary") or (evaluators[0] if evaluators else ""))
+    name, run = str(ledger.get("name") or "ladder"), str(ledger.get("run_id") or "n/a")
+    sections = [
+        _header(ledger, steps, primary),
+        _ladder(ledger, steps, primary),
+        _ledger_table(ledger, steps, primary),
+        _tradeoffs(steps, primary),
+        _failures(steps),
+        _diagnosis(diagnosis if diagnosis is not None else ledger.get("diagnosis")),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(name)}: honed optimisation ladder</title><style>{_CSS}{_EXTRA_CSS}</style></head>"
+        f"<body>{''.join(sections)}"
+        f'<footer class="note"><p>Generated by honed from ladder run {_e(run)}.</p></footer></body></html>\n'
+    )
+
+
+def write_ladder_html(ledger: dict[str, Any], path: Path, diagnosis: dict[str, Any] | None = None) -> Path:
+    """Write the page to `path` atomically: a temporary file in the same folder, then a rename, so a reader
+    never sees half a page. The folder must exist (a typo in it should not create a tree of folders)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"cannot write the report to {path}: the folder {folder} does not exist",
+            hint="create it first, or choose another path",
+        )
+    return write_page(render_ladder_html(ledger, diagnosis), path)
