@@ -31,3 +31,27 @@ def test_compare_example_checker(tmp_path: Path) -> None:
     module_spec.loader.exec_module(checks)
     assert checks.answer_correct('{"answer": "The Beatles"}', ["beatles"])[0] is True
     assert checks.answer_correct("The Beatles", ["beatles"])[0] is False
+
+
+LADDER = PROJECT_ROOT / "examples" / "ladder"
+
+
+def test_ladder_example_plan_and_checks() -> None:
+    import importlib.util
+
+    from honed.optimize import load_plan
+
+    plan = load_plan(LADDER / "ladder.yaml")
+    assert [s.id for s in plan.steps] == ["baseline", "instructions", "few-shot", "rag", "fine-tuned"]
+    assert all(s.model is None for s in plan.steps)  # one setting (default_model) picks the endpoint
+    assert plan.diagnose is not None and plan.diagnose.step == "instructions"
+    for name in ("bare", "instructions"):
+        assert load_prompt(LADDER / "prompts" / f"{name}.yaml").model is None
+    module_spec = importlib.util.spec_from_file_location("ladder_checks", LADDER / "checks.py")
+    assert module_spec is not None and module_spec.loader is not None
+    checks = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(checks)
+    assert checks.strict('{"answer": "$89"}', "$89")[0] is True
+    assert checks.strict('{"answer": "$189"}', "$89")[0] is False
+    assert checks.correct("It costs $89.", "$89")[0] is True and checks.format("It costs $89.")[0] is False
+    assert checks.correct('{"answer": "12 years"}', "2 years")[0] is False

@@ -227,9 +227,32 @@ def _finetune(
             say(f"step {step.id}: waiting for fine-tuning job {job.id} ({job.status})")
         else:
             say(f"step {step.id}: reusing fine-tuning job {job.id} ({job.model})")
-        job.result()
+        _follow(job, say)
         return job.refresh(), True, len(train)
     job = create_job(h, FinetuneSpec(**{**wanted.to_dict(), "training": ""}), train, validation)
     say(f"step {step.id}: fine-tuning {base_model} on {len(train)} examples ({backend}), job {job.id}")
-    job.result()
+    _follow(job, say)
     return job.refresh(), False, len(train)
+
+
+def _follow(job: FinetuneJob, say: Notify) -> None:
+    """Wait for `job`, passing its training metrics on as they arrive; a failed job raises."""
+    import time
+
+    seq = 0
+    while True:
+        done = job.done()
+        for event in job.events(seq):
+            seq = event["seq"]
+            data = event.get("data") or {}
+            if event["kind"] == "metric" and data.get("step") is not None:
+                values = ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, int | float) else f"{k} {v}"
+                    for k, v in data.items()
+                    if k != "step"
+                )
+                say(f"  job {job.id} step {data['step']}: {values}")
+        if done:
+            break
+        time.sleep(1.0)
+    job.result()
