@@ -51,6 +51,16 @@ def needs_both(req: ChatRequest) -> str:
     return as_json(value) if demos_in(req.messages) else f"I think it is {value}"
 
 
+def recording(seen: list[ChatRequest]) -> Callable[[ChatRequest], str]:
+    """`needs_both`, appending each request it answers to `seen` (to count the calls that reach it)."""
+
+    def answer(req: ChatRequest) -> str:
+        seen.append(req)
+        return needs_both(req)
+
+    return answer
+
+
 def diagnose(workspace: Path, model: Callable[[ChatRequest], str]) -> dict[str, object]:
     plan = setup_catalogue(workspace, TAIL)
     with scripted("app", model):

@@ -19,7 +19,7 @@ from honed.models.types import ChatRequest
 from honed.optimize import load_plan, run_ladder
 from honed.prompts import get_prompt
 from tests.optimize.catalogue import PRODUCTS, TRAIN, setup_catalogue
-from tests.optimize.test_diagnose import needs_both
+from tests.optimize.test_diagnose import recording
 from tests.support.cli import assert_one_line_error, honed
 
 pytestmark = pytest.mark.slow  # the knowledge base embeds with the real local embedder
@@ -39,12 +39,7 @@ def test_steps_derive_their_prompts_and_the_ledger_says_why_results_fail(workspa
 
     plan = setup_catalogue(workspace, TAIL)
     seen: list[ChatRequest] = []
-
-    def model(req: ChatRequest) -> str:
-        seen.append(req)
-        return needs_both(req)
-
-    with scripted("app", model):
+    with scripted("app", recording(seen)):
         h = Honed(load_settings(start=workspace))
         try:
             ledger = run_ladder(h, load_plan(plan), n_boot=2000)

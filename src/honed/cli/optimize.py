@@ -34,6 +34,9 @@ def run(
     plan: Path = typer.Argument(..., help="Ladder plan (YAML): dataset, evaluators, diagnose and steps."),
     new: bool = typer.Option(False, "--new", help="Start a new run even if an unfinished one exists."),
     report: Path | None = ReportOption,
+    until: str | None = typer.Option(
+        None, "--until", help="Climb only up to this step (e.g. on an endpoint that cannot fine-tune)."
+    ),
     no_cache: bool = NoCacheOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -41,11 +44,13 @@ def run(
 
     Examples:
       honed optimize run ladder.yaml --report ladder.html
-      HONED_DEFAULT_MODEL=vllm/llama-3.1-8b honed optimize run ladder.yaml   # the same plan elsewhere
+      HONED_DEFAULT_MODEL=vllm/llama-3.1-8b honed optimize run ladder.yaml --until rag   # elsewhere
     """
-    from honed.optimize import load_plan, run_ladder
+    from honed.optimize import load_plan, run_ladder, up_to
 
     parsed = load_plan(plan)
+    if until is not None:
+        parsed = up_to(parsed, until)
     h = open_honed(no_cache=no_cache, require_workspace=True)
     try:
         with progress_bars(disable=json_out) as progress:

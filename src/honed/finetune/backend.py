@@ -113,6 +113,11 @@ class TrainingBackend(Protocol):
         """Refuse, with an InvalidInputError, a job this backend cannot run (before it is created)."""
         ...
 
+    def probe(self, settings: Settings, base_model: str) -> None:
+        """Refuse, with an InvalidInputError or the endpoint's own error, a base model this backend cannot
+        train here: cheap, before any training data is built (so a ladder fails before its first call)."""
+        ...
+
     def run(self, ctx: JobContext) -> TrainResult:
         """Train (blocking, in the worker process). Raise `FinetuneCancelled` if a cancel stopped it."""
         ...

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from honed.config import Settings
 from honed.errors import FinetuneCancelled, FinetuneError, InvalidInputError
 from honed.finetune.backend import ChatExample, FinetuneSpec, JobContext, TrainResult
 from honed.finetune.jobs import example_problem
@@ -120,14 +121,13 @@ class LocalBackend:
 
     name = PROVIDER
 
+    def probe(self, settings: Settings, base_model: str) -> None:
+        _require_base(base_model)
+
     def check(
         self, spec: FinetuneSpec, training: list[ChatExample], validation: list[ChatExample] | None
     ) -> None:
-        if spec.base_model not in BASE_MODELS:
-            raise InvalidInputError(
-                f"the local backend trains only {PROVIDER}/{weights.BASE_MODEL}, not {spec.base_model!r}",
-                hint=f"use --model {PROVIDER}/{weights.BASE_MODEL}, or --backend openai for API models",
-            )
+        _require_base(spec.base_model)
         LocalHyperparameters.from_dict(spec.hyperparameters)
         for what, examples in (("training", training), ("validation", validation or [])):
             for i, example in enumerate(examples, 1):
@@ -435,3 +435,11 @@ def _replace(tmp: Path, folder: Path) -> None:
     os.rename(tmp, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _require_base(base_model: str) -> None:
+    if base_model not in BASE_MODELS:
+        raise InvalidInputError(
+            f"the local backend trains only {PROVIDER}/{weights.BASE_MODEL}, not {base_model!r}",
+            hint=f"use --model {PROVIDER}/{weights.BASE_MODEL}, or --backend openai for API models",
+        )

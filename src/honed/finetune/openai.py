@@ -82,6 +82,25 @@ class OpenAIBackend:
                 exc.message = f"validation data: {exc.message}"
                 raise
 
+    def probe(self, settings: Settings, base_model: str) -> None:
+        """List one job: an OpenAI-compatible server without the fine-tuning API (vLLM, honed serve)
+        answers 404, a wrong key 401, before any data is uploaded. Listing jobs costs nothing."""
+        endpoint, _ = _split_model(base_model)
+        remote = _Remote.open(settings, endpoint, max_retries=1)
+        try:
+            remote.call(lambda c: c.fine_tuning.jobs.list(limit=1))
+        except ProviderError as exc:
+            if exc.status in (404, 405, 501):
+                raise InvalidInputError(
+                    f"endpoint {endpoint!r} ({remote.provider.base_url}) has no fine-tuning API: "
+                    f"GET fine_tuning/jobs answered HTTP {exc.status}",
+                    hint="fine-tune on an endpoint that has one (e.g. openai), or name a model already "
+                    "fine-tuned elsewhere",
+                ) from None
+            raise
+        finally:
+            remote.close()
+
     def run(self, ctx: JobContext) -> TrainResult:
         """Upload, create (once), poll to the end, and return `ENDPOINT/ft:...` with the final metrics."""
         endpoint, _ = _split_model(ctx.spec.base_model)

@@ -3,7 +3,7 @@ experiment, a ledger of what each step bought in quality, tokens, latency and co
 
 from honed.optimize.diagnose import Diagnosis, diagnose_plan, stored_diagnosis
 from honed.optimize.ladder import KIND, Ledger, LedgerStep, ladder_experiment, run_ladder, stored_ledger
-from honed.optimize.plan import LadderPlan, Step, load_plan, parse_plan
+from honed.optimize.plan import LadderPlan, Step, load_plan, parse_plan, up_to
 from honed.optimize.report import render_ladder_html, write_ladder_html
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "run_ladder",
     "stored_diagnosis",
     "stored_ledger",
+    "up_to",
     "write_ladder_html",
 ]

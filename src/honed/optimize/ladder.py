@@ -24,7 +24,7 @@ from honed.errors import InvalidInputError
 from honed.evals.stats import Comparison, Interval, ManyResult
 from honed.experiments import Experiment, analyse, parse_spec, resolve, run_experiment
 from honed.optimize.failures import step_failures
-from honed.optimize.steps import Notify, Resolved, resolve_steps
+from honed.optimize.steps import Notify, Resolved, check_finetuning, resolve_steps
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -139,6 +139,7 @@ def run_ladder(
 ) -> Ledger:
     """Run (or resume) the diagnosis, if the plan has one, and every step of `plan`, then build, store
     and return its ledger."""
+    check_finetuning(h, plan)
     diagnosis = None
     if plan.diagnose is not None:
         from honed.optimize.diagnose import diagnose_plan

@@ -26,7 +26,7 @@ split, and later steps inherit the fine-tuned model. Prompt files are relative t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ __all__ = [
     "Step",
     "load_plan",
     "parse_plan",
+    "up_to",
 ]
 
 DEFAULT_TARGET = "{{ reference }}"
@@ -252,3 +253,19 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
         target=spec.target,
         diagnose=spec.diagnose,
     )
+
+
+def up_to(plan: LadderPlan, step_id: str) -> LadderPlan:
+    """`plan` cut after the step `step_id`: the ladder climbed that far (and its diagnosis)."""
+    ids = [s.id for s in plan.steps]
+    if step_id not in ids:
+        raise InvalidInputError(
+            f"{plan.source}: no step {step_id!r} to stop at", hint=f"one of {', '.join(ids)}"
+        )
+    kept = plan.steps[: ids.index(step_id) + 1]
+    if plan.diagnose is not None and plan.diagnose.step not in (None, *(s.id for s in kept)):
+        raise InvalidInputError(
+            f"{plan.source}: the diagnosis uses step {plan.diagnose.step!r}, which comes after {step_id!r}",
+            hint=f"stop at {plan.diagnose.step!r} or later",
+        )
+    return replace(plan, steps=kept)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from honed.errors import InvalidInputError
+from honed.errors import HonedError, InvalidInputError
 from honed.experiments.spec import prompt_for
 from honed.hashing import content_hash
 from honed.optimize.derive import last_user, with_context, with_few_shot, without_few_shot
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from honed.finetune.jobs import FinetuneJob
     from honed.optimize.plan import FewShot, FinetuneStep, LadderPlan, Retrieve, Step
 
-__all__ = ["Resolved", "apply_changes", "resolve_steps", "training_examples"]
+__all__ = ["Resolved", "apply_changes", "check_finetuning", "resolve_steps", "training_examples"]
 
 Notify = Callable[[str], None]
 
@@ -142,6 +142,42 @@ def resolve_steps(
     return out
 
 
+def check_finetuning(h: Honed, plan: LadderPlan) -> None:
+    """Refuse, before the diagnosis or any step runs, a `finetune` step whose backend cannot train its
+    base model here (an endpoint with no fine-tuning API, a missing key): minutes of calls would otherwise
+    end in that error. The hint says how to climb the rungs before it."""
+    from honed.finetune.registry import get_backend
+
+    model: str | None = None
+    for i, step in enumerate(plan.steps):
+        if i == 0:
+            _, first, _ = prompt_for(h, step.prompt, plan.base)
+            model = step.model or first.model or h.settings.default_model
+        elif "model" in step.sets:
+            model = step.model
+        if step.finetune is None:
+            continue
+        if model is not None:  # None: the base is an earlier step's fine-tuned model, not made yet
+            try:
+                get_backend(_backend(step.finetune, model)).probe(h.settings, model)
+            except HonedError as exc:
+                hints = [exc.hint] if exc.hint else []
+                if i:
+                    hints.append(
+                        f"or climb the steps before it: honed optimize run {plan.source} "
+                        f"--until {plan.steps[i - 1].id}"
+                    )
+                raise InvalidInputError(
+                    f"{plan.source}: step {step.id} cannot fine-tune {model}: {exc.message}",
+                    hint="; ".join(hints) or None,
+                ) from None
+        model = None
+
+
+def _backend(spec: FinetuneStep, base_model: str) -> str:
+    return spec.backend or ("local" if base_model.startswith("local/") else "openai")
+
+
 def training_examples(
     h: Honed, prompt: Prompt, cases: list[Case], target: str, *, base: Any = None
 ) -> list[dict[str, Any]]:
@@ -208,7 +244,7 @@ def _finetune(
     if spec.validation_split is not None:
         vcases = list(dataset.split(spec.validation_split))
         validation = training_examples(h, prompt, vcases, plan.target, base=plan.base) or None
-    backend = spec.backend or ("local" if base_model.startswith("local/") else "openai")
+    backend = _backend(spec, base_model)
     wanted = FinetuneSpec(
         backend=backend,
         base_model=base_model,
