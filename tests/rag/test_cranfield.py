@@ -87,8 +87,14 @@ def test_fine_tuned_embedder_against_the_base_on_held_out_queries(cran: Honed) -
     dataset = get_dataset(cran.store, "cran-queries")
     held_out = {c.inputs["query"] for c in dataset.split("test")}
     assert pairs and not {q for q, _ in pairs} & held_out  # no held-out query is trained on
-    result = finetune_embedder(pairs, name="cran-ft", settings=cran.settings, epochs=1, batch_size=16)
-    assert result.losses[-1] < result.losses[0]
+    # One pair for each of 64 training queries: enough for a different embedder, and 4 steps instead of the
+    # ~5 minutes all pairs take on two cores (test_embedder_finetune checks that training lowers the loss).
+    one_each: dict[str, str] = {}
+    for query, passage in pairs:
+        one_each.setdefault(query, passage)
+    subset = list(one_each.items())[:64]
+    result = finetune_embedder(subset, name="cran-ft", settings=cran.settings, epochs=1, batch_size=16)
+    assert result.pairs == 64 and result.steps == 4
     report = run(
         cran,
         split="test",

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from honed.errors import InvalidInputError
 
@@ -40,6 +39,8 @@ def mcnemar(b: int, c: int, *, exact: bool | None = None, correction: bool = Tru
     """McNemar's test on the discordant counts; `exact=None` picks exact when b + c < 25."""
     if b < 0 or c < 0:
         raise InvalidInputError(f"discordant counts must be >= 0, got b={b}, c={c}")
+    from scipy import stats as sps  # a second to import: not at module level, which every CLI command loads
+
     n = b + c
     if exact if exact is not None else n < EXACT_BELOW:
         p = 1.0 if n == 0 else min(1.0, 2.0 * float(sps.binom.cdf(min(b, c), n, 0.5)))

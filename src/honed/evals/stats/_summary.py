@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from honed.errors import InvalidInputError
 
@@ -34,6 +33,8 @@ def check_options(confidence: float, n_boot: int, n_perm: int = 1) -> None:
 
 
 def z_value(confidence: float) -> float:
+    from scipy import stats as sps  # a second to import: not at module level, which every CLI command loads
+
     return float(sps.norm.ppf(0.5 + confidence / 2.0))
 
 
