@@ -31,4 +31,5 @@ echo "== ruff"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+# Both cores (up to 4 elsewhere); a test file stays on one worker, so its module fixtures are built once.
+exec .venv/bin/pytest -n auto --maxprocesses 4 --dist loadfile "$@"

@@ -63,8 +63,7 @@ class Honed:
             if store is not None and self.settings.logging.enabled:
                 from honed.logs.calls import CallLogger
 
-                key_vars = [e.api_key_env for e in self.settings.endpoints.values() if e.api_key_env]
-                sink = CallLogger(self.log_writer, key_vars)
+                sink = CallLogger(self.log_writer)
             self._client = ModelClient(self.settings, store=store, use_cache=self._use_cache, log_sink=sink)
         return self._client
 

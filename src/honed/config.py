@@ -16,11 +16,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from honed.errors import ConfigError, WorkspaceNotFoundError
+from honed.secrets import mask, register_env
 
 CONFIG_FILE = "honed.toml"
 DATA_DIR = ".honed"
@@ -35,6 +37,10 @@ ENV_VARS: dict[str, str] = {
     "HONED_MODEL_CACHE": "local.cache_dir",
     "HONED_LOCAL_MAX_BATCH": "local.max_batch",
     "HONED_LOGGING": "logging.enabled",
+    "HONED_SERVE_MAX_BODY_BYTES": "serve.max_body_bytes",
+    "HONED_SERVE_MAX_JSON_DEPTH": "serve.max_json_depth",
+    "HONED_SERVE_ALLOW_ORIGINS": "serve.allow_origins",
+    "HONED_SERVE_ALLOWED_HOSTS": "serve.allowed_hosts",
 }
 
 
@@ -104,6 +110,75 @@ class LoggingConfig(_Strict):
     online_eval_interval_s: float = Field(default=10.0, gt=0)
 
 
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_origin(text: str) -> str:
+    """An origin as browsers send it (`scheme://host[:port]`, lowercase, the port only when not the
+    scheme's default), so two spellings of one origin compare equal. ValueError unless `text` is an
+    http(s) origin: no path, query or user."""
+    error = ValueError(f"{text!r} is not an origin: give scheme://host[:port], e.g. http://localhost:3000")
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        raise error from None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise error
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return origin_of(scheme, host, port)
+
+
+def origin_of(scheme: str, host: str, port: int | None) -> str:
+    """The serialized origin of `scheme://host:port` (no port when it is the scheme's default)."""
+    shown = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
+    return f"{scheme}://{host}{shown}"
+
+
+class ServeConfig(_Strict):
+    """`honed serve`: the largest request body and JSON nesting it takes, the web pages (origins) that may
+    call it besides its own, and the host names it answers to (the Host header) besides the address it
+    listens on. In the environment the lists are comma-separated."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=2, le=512)
+    allow_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+
+    @field_validator("allow_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normal_origin(v) for v in value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for v in value:
+            if not _HOST_PATTERN.fullmatch(v):
+                raise ValueError(
+                    f"{v!r} is not a host name: give NAME, NAME:PORT, *.DOMAIN or * (no scheme, no path)"
+                )
+        return tuple(v.lower() for v in value)
+
+
 class Price(_Strict):
     """USD per million tokens."""
 
@@ -122,6 +197,7 @@ class Settings(_Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @property
     def data_folder(self) -> Path | None:
@@ -233,6 +309,8 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise _config_error(exc, config_path, text) from None
+    for endpoint in settings.endpoints.values():
+        register_env(endpoint.api_key_env)  # its key is masked wherever an error could show it
     return _resolve_relative_paths(settings)
 
 
@@ -293,6 +371,13 @@ cache = true
 # [logging]
 # enabled = true
 
+# `honed serve`: the largest request body, and web pages and host names it answers besides its own address
+# (--max-body-bytes, --allow-origin, --allowed-host, or HONED_SERVE_*).
+# [serve]
+# max_body_bytes = 8388608
+# allow_origins = ["http://localhost:3000"]
+# allowed_hosts = ["honed.example.com"]
+
 # Prices in USD per million tokens, overriding the built-in table.
 # [prices."openai/gpt-4o-mini"]
 # input = 0.15
@@ -316,6 +401,6 @@ def init_workspace(path: Path) -> Path:
 
 
 def mask_url(text: str) -> str:
-    """`text` (a database URL, or a message quoting one) with every `user:password@` reduced to
-    `user:***@`, so it is fit to print."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    """`text` (a database URL, or a message quoting one) with its password (`user:***@`, `?password=***`)
+    and any other secret masked, so it is fit to print."""
+    return mask(text)

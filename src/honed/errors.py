@@ -3,9 +3,15 @@
 Every error a user can cause is a `HonedError` whose message says what is wrong and whose `hint` says how
 to fix it. Foreign exceptions (httpx, openai, SQLAlchemy, pydantic) are translated into these at the
 boundary where they occur; only the CLI turns them into messages and exit codes.
+
+Messages are masked (`honed.secrets.mask`) when made and again when printed, since callers append to
+`message` (the retry loop does): an endpoint that echoes an API key, or a driver that quotes a database URL
+with its password, cannot carry a secret into a terminal, a stored result or an HTTP reply.
 """
 
 from __future__ import annotations
+
+from honed.secrets import mask
 
 
 class HonedError(Exception):
@@ -14,12 +20,13 @@ class HonedError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = mask(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = mask(hint) if hint else hint
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        return mask(f"{self.message} ({self.hint})" if self.hint else self.message)
 
     def one_line(self) -> str:
         """The message and hint on one line, as the CLI prints it."""
@@ -113,6 +120,12 @@ class FinetuneCancelled(FinetuneError):
 
 class BudgetExceededError(HonedError):
     """A run's cost budget is spent."""
+
+
+class RunInterrupted(HonedError):
+    """Ctrl-C stopped a run after the calls in flight were stored; the same command resumes it."""
+
+    exit_code = 130
 
 
 def is_retryable(error: BaseException) -> bool:

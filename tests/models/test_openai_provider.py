@@ -273,3 +273,22 @@ def test_base_url_that_is_not_http_is_unreachable(
     monkeypatch.setenv("STUB_KEY", "k")
     out = client_for(workspace, base_url, transport).run([ChatRequest.of("stub/m", "q")])[0]
     assert isinstance(out, EndpointUnreachableError) and "cannot reach endpoint 'stub'" in str(out)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_garbage_200_replies_are_retried_a_bounded_number_of_times(
+    workspace: Path, stub: StubServer, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STUB_KEY", "k")
+    garbage = Reply(raw=b"<html>502 Bad Gateway</html>")
+    truncated = Reply(raw=b'{"id": "chatcmpl-1", "choices": [{"mess')
+    stub.script = [garbage, truncated, Reply(body=completion("third time"))]
+    client = client_for(workspace, stub.base_url, transport)
+    c = client.run([ChatRequest.of("stub/m", "q")])[0]
+    assert not isinstance(c, Exception) and c.text == "third time"
+    assert len(stub.requests) == 3
+    # A server that only ever answers garbage is given up on after max_attempts (3), with the reason.
+    stub.script = [garbage] * 5
+    out = client.run([ChatRequest.of("stub/m", "q2")])[0]
+    assert isinstance(out, ProviderError) and "non-JSON reply" in str(out) and "after 3 attempts" in str(out)
+    assert len(stub.requests) == 6

@@ -404,6 +404,48 @@ def test_a_sql_resource_runs_a_fixed_query_or_a_select_read_only(
     conn.close()
 
 
+def test_a_sql_resource_opens_only_databases_in_its_folder_and_never_honeds_own(
+    h: Honed, augmenter: Augmenter, shop: str, workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert h.store is not None  # opened: it creates the workspace's own database
+    store = workspace / ".honed" / "honed.db"
+    assert store.is_file()  # API tokens, every stored run
+    outside = tmp_path_factory.mktemp("elsewhere") / "other.db"
+    conn = sqlite3.connect(outside)
+    conn.execute("CREATE TABLE secrets (value TEXT)")
+    conn.execute("INSERT INTO secrets VALUES ('the launch codes')")
+    conn.commit()
+    conn.close()
+    (workspace / "link.db").symlink_to(outside)
+    refused = {
+        f"sqlite:///{store}": "honed's own data",
+        "sqlite:///.honed/honed.db": "honed's own data",
+        f"sqlite:///{outside}": "is outside",
+        "sqlite:///link.db": "is outside",  # a link inside the workspace to a file outside it
+        "sqlite:///../other.db": "is outside",
+    }
+    for url, why in refused.items():
+        prompt = sql_prompt("{{ db('SELECT * FROM secrets') }}", url)
+        with pytest.raises(InvalidInputError, match=why) as caught:
+            augmenter.prepare(prompt)  # refused before any call is planned
+        text = caught.value.one_line()
+        assert str(caught.value) == text and caught.value.hint and "launch codes" not in text
+        with pytest.raises(InvalidInputError, match=why):
+            augmenter.augment(prompt, {})
+    file_prompt = Prompt.parse(
+        {
+            "name": "p",
+            "messages": [{"role": "user", "content": "{{ conf() }}"}],
+            "resources": {"conf": {"file": ".honed/honed.db"}},
+        }
+    )
+    with pytest.raises(InvalidInputError, match="honed's own data"):  # the same rule for files
+        augmenter.augment(file_prompt, {})
+    # A database inside the workspace, by a path relative to the prompt's folder, works.
+    inside = sql_prompt("{{ db('SELECT count(*) AS n FROM products') }}", "sqlite:///shop.db")
+    assert inside.render(augmenter.augment(inside, {}).variables)[0]["content"] == "| n |\n|---|\n| 3 |"
+
+
 def test_augment_once_leaves_resources_usable_for_rendering(h: Honed, shop: str) -> None:
     prompt = sql_prompt("{{ stock(cat='garden') }}", shop)
     with augment_once(h, prompt, {}) as out:

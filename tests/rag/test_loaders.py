@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,7 @@ import pypdf
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.rag.loaders import FORMATS, LoadResult, load_documents
+from honed.rag.loaders import FORMATS, LoadLimits, LoadResult, load_documents
 
 
 def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
@@ -41,6 +45,11 @@ def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
     if title:
         objects[4 + 2 * count] = f"<< /Title ({escape(title)}) >>".encode("latin-1")
         trailer += f" /Info {4 + 2 * count} 0 R"
+    return assemble(objects, trailer)
+
+
+def assemble(objects: dict[int, bytes], trailer: str) -> bytes:
+    """A PDF file of numbered objects (1..n) with correct xref offsets."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number in sorted(objects):
@@ -52,6 +61,50 @@ def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
         out += b"%010d 00000 n \n" % offset
     out += f"trailer\n<< {trailer} >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def form_bomb_pdf(levels: int, fanout: int, text: str) -> bytes:
+    """A PDF of a few kilobytes whose one page expands to a lot of text: a form XObject shows `text`, and
+    each of `levels` further forms draws the one below it `fanout` times (fanout ** levels copies)."""
+
+    def stream(data: bytes, dictionary: str) -> bytes:
+        return f"<< /Length {len(data)} {dictionary} >>\nstream\n".encode() + data + b"\nendstream"
+
+    form = "/Type /XObject /Subtype /Form /BBox [0 0 612 792]"
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        6: stream(
+            f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode(),
+            f"{form} /Resources << /Font << /F1 5 0 R >> >>",
+        ),
+    }
+    for level in range(levels):
+        draw = b" ".join([b"/X Do"] * fanout)
+        objects[7 + level] = stream(draw, f"{form} /Resources << /XObject << /X {6 + level} 0 R >> >>")
+    objects[3] = (
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        f"/Resources << /XObject << /X {6 + levels} 0 R >> >> /Contents 4 0 R >>"
+    ).encode()
+    objects[4] = stream(b"/X Do", "")
+    return assemble(objects, f"/Root 1 0 R /Size {len(objects) + 1}")
+
+
+@contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Fail, instead of hanging the test run, if the block takes longer than `seconds`."""
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -316,3 +369,164 @@ def test_an_explicitly_named_empty_file_is_skipped_not_an_error(tmp_path: Path) 
 def test_a_single_string_is_one_path(tmp_path: Path) -> None:
     write(tmp_path / "one.txt", "one")
     assert [d.id for d in load_documents("one.txt").documents] == ["one.txt"]
+
+
+# --- what is read: regular files inside the folders named, within limits --------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the one ingested, holding what must not get in."""
+    write(tmp_path / "outside" / "secret.txt", "OUTSIDE-SECRET in a file\n")
+    write(tmp_path / "outside" / "notes.md", "# Notes\n\nOUTSIDE-SECRET in a folder\n")
+    return tmp_path / "outside"
+
+
+def texts(result: LoadResult) -> str:
+    return "\n".join(d.text for d in result.documents)
+
+
+def test_a_link_to_a_file_outside_the_folder_is_skipped_with_the_reason(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HONED_TEST_ENV_SECRET", "ENV-SECRET-4242")
+    write(tmp_path / "docs" / "guide.md", "# Guide\n\nThe guide.\n")
+    write(tmp_path / "docs" / "sub" / "real.txt", "Real text.\n")
+    (tmp_path / "docs" / "secret.txt").symlink_to(outside / "secret.txt")
+    (tmp_path / "docs" / "inside.txt").symlink_to(tmp_path / "docs" / "sub" / "real.txt")
+    if Path("/proc/self/environ").exists():
+        (tmp_path / "docs" / "env.txt").symlink_to("/proc/self/environ")
+
+    for given in (["docs"], ["docs/*.txt"], ["docs/secret.txt", "docs/guide.md"]):
+        result = load_documents(given)
+        assert "OUTSIDE-SECRET" not in texts(result) and "ENV-SECRET-4242" not in texts(result)
+        skipped = dict(result.skipped)
+        target = os.path.realpath(outside / "secret.txt")
+        assert skipped["docs/secret.txt"] == (
+            f"link to {target}, outside docs/ (not read; --follow-links reads it)"
+        )
+        if Path("/proc/self/environ").exists() and given != ["docs/secret.txt", "docs/guide.md"]:
+            assert skipped["docs/env.txt"].startswith("link to /proc/")
+    # A link whose target is inside the folder is read (here: a duplicate of the file it points to).
+    assert load_documents(["docs"]).duplicates == [("sub/real.txt", "inside.txt")]
+
+
+def test_follow_links_reads_links_out_of_the_folder_and_reports_each(tmp_path: Path, outside: Path) -> None:
+    write(tmp_path / "docs" / "guide.md", "# Guide\n\nThe guide.\n")
+    (tmp_path / "docs" / "secret.txt").symlink_to(outside / "secret.txt")
+    (tmp_path / "docs" / "ext").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "docs" / "loop").symlink_to(tmp_path / "docs", target_is_directory=True)
+
+    result = load_documents(["docs"], follow_links=True)
+
+    assert sorted(d.id for d in result.documents) == ["ext/notes.md", "ext/secret.txt", "guide.md"]
+    assert result.duplicates == [("secret.txt", "ext/secret.txt")]
+    assert result.followed == [
+        ("docs/ext/", os.path.realpath(outside)),
+        ("docs/secret.txt", os.path.realpath(outside / "secret.txt")),
+    ]
+    assert ("docs/loop/", "link to a folder already walked (not followed again)") in result.skipped
+
+
+def test_a_linked_folder_outside_the_root_is_not_walked(tmp_path: Path, outside: Path) -> None:
+    write(tmp_path / "docs" / "guide.md", "# Guide\n\nThe guide.\n")
+    (tmp_path / "docs" / "ext").symlink_to(outside, target_is_directory=True)
+    reason = "link to a folder (not followed; --follow-links follows it)"
+
+    for given in ("docs/**/*.md", "docs/*/*.md", "docs/*", "docs"):
+        result = load_documents(["docs/guide.md", given])
+        assert [d.id for d in result.documents] == ["guide.md"], given
+        assert "OUTSIDE-SECRET" not in texts(result)
+        assert ("docs/ext/", reason) in result.skipped, given
+    # The link is met by a glob too: the pattern matched something, so it is no "matches no files" error.
+    assert load_documents(["docs/e*/*.md"]).skipped == [("docs/ext/", reason)]
+
+
+def test_a_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
+    write(tmp_path / "docs" / "guide.md", "# Guide\n\nThe guide.\n")
+    os.mkfifo(tmp_path / "docs" / "pipe.txt")
+    (tmp_path / "docs" / "to-pipe.txt").symlink_to(tmp_path / "docs" / "pipe.txt")
+
+    fifo = "not a regular file (a FIFO)"
+    cases = [
+        (["docs"], ["guide.md"], [("docs/pipe.txt", fifo), ("docs/to-pipe.txt", fifo)]),
+        (["docs/*.txt"], [], [("docs/pipe.txt", fifo), ("docs/to-pipe.txt", fifo)]),
+        (["docs/pipe.txt", "docs/guide.md"], ["guide.md"], [("docs/pipe.txt", fifo)]),
+        (["docs/to-pipe.txt"], [], [("docs/to-pipe.txt", fifo)]),
+    ]
+    with within(20):  # opening a FIFO for reading with no writer would block forever
+        for given, ids, skipped in cases:
+            result = load_documents(given)
+            assert [d.id for d in result.documents] == ids, given
+            assert result.skipped == skipped, given
+
+
+def test_a_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "docs" / "big.txt", "x" * 5000)
+    write(tmp_path / "docs" / "small.txt", "small")
+
+    result = load_documents(["docs"], limits=LoadLimits(max_file_bytes=4096))
+
+    assert [d.id for d in result.documents] == ["small.txt"]
+    assert result.skipped == [
+        ("docs/big.txt", "larger than the limit of 4,096 bytes for a file (raise it with --max-file-mb)")
+    ]
+    # A file that says it is empty but is not (as /proc files do) is stopped at the limit while read.
+    if Path("/proc/self/environ").exists():
+        (tmp_path / "docs" / "env.txt").symlink_to("/proc/self/environ")
+        tiny = load_documents(["docs/env.txt"], follow_links=True, limits=LoadLimits(max_file_bytes=8))
+        assert tiny.documents == []
+        assert tiny.skipped == [
+            ("docs/env.txt", "larger than the limit of 8 bytes for a file (raise it with --max-file-mb)")
+        ]
+
+
+def test_pdf_page_limit(tmp_path: Path) -> None:
+    write(tmp_path / "three.pdf", pdf_bytes(["One.", "Two.", "Three."]))
+
+    assert (
+        load_documents(["three.pdf"], limits=LoadLimits(max_pdf_pages=3)).documents[0].metadata["pages"] == 3
+    )
+    result = load_documents(["three.pdf"], limits=LoadLimits(max_pdf_pages=2))
+    assert result.documents == []
+    assert result.skipped == [
+        ("three.pdf", "3 pages, more than the limit of 2 pages in a PDF (raise it with --max-pdf-pages)")
+    ]
+
+
+def test_character_limit_for_every_format(tmp_path: Path) -> None:
+    write(tmp_path / "long.md", "word " * 30)
+    write(tmp_path / "long.pdf", pdf_bytes(["word " * 30]))
+    write(
+        tmp_path / "rows.jsonl",
+        json.dumps({"id": "short", "text": "ok"}) + "\n" + json.dumps({"text": "w" * 200}),
+    )
+    reason = "more text than the limit of 100 characters in a document (raise it with --max-chars)"
+
+    result = load_documents([tmp_path], limits=LoadLimits(max_chars=100))
+
+    assert [d.id for d in result.documents] == ["short"]
+    assert result.skipped == [("long.md", reason), ("long.pdf", reason), ("rows.jsonl:2", reason)]
+
+
+def test_a_pdf_that_expands_is_stopped_at_the_character_limit(tmp_path: Path) -> None:
+    # 2.6 KB that pypdf expands to 3.2 million characters (80 x 80 draws of a form, of which pypdf itself
+    # stops at 5,000) unless the limit ends the extraction.
+    data = form_bomb_pdf(levels=2, fanout=80, text="A" * 640)
+    assert len(data) < 4096
+    write(tmp_path / "bomb.pdf", data)
+
+    with within(60):
+        result = load_documents(["bomb.pdf"])  # the default limits
+    assert result.documents == []
+    assert result.skipped == [
+        (
+            "bomb.pdf",
+            "more text than the limit of 2,000,000 characters in a document (raise it with --max-chars)",
+        )
+    ]
+    # The same file within a raised limit is read whole: the refusal was the limit, not a broken file.
+    small = form_bomb_pdf(levels=1, fanout=30, text="Readable text.")
+    write(tmp_path / "small.pdf", small)
+    doc = load_documents(["small.pdf"], limits=LoadLimits(max_chars=1000)).documents[0]
+    assert doc.text.count("Readable text.") == 30

@@ -27,6 +27,9 @@ from honed.store.schema import api_tokens
 from honed.testing import scripted
 from tests.support.servers import running
 
+# A loopback server answers only to loopback Host names (TestClient's default is "testserver").
+LOCAL = "http://127.0.0.1"
+
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
@@ -116,7 +119,7 @@ def test_missing_wrong_or_revoked_tokens_get_401_and_write_nothing(store: Store,
     _, infer_secret = store.tokens.create("chat", ["inference"])
     batch = [{"id": "l1", "model": "m", "inputs": {"q": 1}, "output": "a"}]
     chat = {"model": "scripted/echo", "messages": [{"role": "user", "content": "hi"}]}
-    with TestClient(guarded_app(store, tmp_path)) as http:
+    with TestClient(guarded_app(store, tmp_path), base_url=LOCAL) as http:
         for headers in ({}, {"Authorization": "Bearer hnd_x"}, {"Authorization": ingest_secret}):
             reply = http.post("/v1/logs", json=batch, headers=headers)
             assert reply.status_code == 401, reply.text

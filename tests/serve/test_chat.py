@@ -17,6 +17,9 @@ from honed.models.types import ChatRequest, ProviderResult, Usage
 from honed.serve import create_app
 from honed.testing import scripted
 
+# A loopback server answers only to loopback Host names (TestClient's default is "testserver").
+LOCAL = "http://127.0.0.1"
+
 WEATHER = {
     "type": "function",
     "function": {
@@ -40,7 +43,7 @@ def test_tool_calls_are_returned_and_accepted_in_openai_shape(tmp_path: Path) ->
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
     with (
         scripted("tools", model) as ref,
-        TestClient(create_app(client, served_endpoints=("scripted",))) as http,
+        TestClient(create_app(client, served_endpoints=("scripted",)), base_url=LOCAL) as http,
     ):
         reply = http.post(
             "/v1/chat/completions", json={"model": ref, "messages": messages, "tools": [WEATHER]}
@@ -88,7 +91,7 @@ def test_a_provider_key_echoed_in_an_error_never_reaches_the_client(
     try:
         app = create_app(h.client, served_endpoints=("scripted",), store=h.store)
         body = {"model": "scripted/leaky", "messages": [{"role": "user", "content": "hi"}]}
-        with scripted("leaky", leaky), TestClient(app) as http:
+        with scripted("leaky", leaky), TestClient(app, base_url=LOCAL) as http:
             reply = http.post("/v1/chat/completions", json=body)
             assert reply.status_code == 502 and "Incorrect API key provided: ***" in reply.text
             h.flush_logs()

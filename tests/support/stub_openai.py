@@ -77,6 +77,7 @@ class StubServer:
         self.lock = threading.Lock()
         self.active = 0  # requests being answered now
         self.max_active = 0
+        self.default_delay_s = 0.0  # how long the default reply (when the script is empty) takes
         self.httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -90,7 +91,7 @@ class StubServer:
             self.times.append(time.monotonic())
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-            return self.script.pop(0) if self.script else Reply()
+            return self.script.pop(0) if self.script else Reply(delay_s=self.default_delay_s)
 
     def done(self) -> None:
         with self.lock:

@@ -31,6 +31,11 @@ BaselineOption = typer.Option(
 )
 
 
+#: Exit codes of `experiments run|resume` beyond 0 (a clean run) and 1 (an error before or during it).
+EXIT_ERRORS = 3  # the run finished, but calls failed after their retries or evaluators failed
+EXIT_BUDGET = 4  # the budget was spent and the run stopped early
+
+
 def _run(
     spec_source: Any,
     base: Path | None,
@@ -55,12 +60,30 @@ def _run(
     _print_report(report, json_out=json_out)
     if html is not None:
         typer.echo(f"report written to {write_html(report, html)}", err=True)
+    _print_errors(report)
     if run.status == "budget_exceeded":
         err_console.print(
             "the budget is spent: the run stopped early (`honed experiments resume` continues it "
             "after raising budget_usd)"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BUDGET)
+    if report.failed:
+        raise typer.Exit(EXIT_ERRORS)
+
+
+def _print_errors(report: RunReport) -> None:
+    """The run's errors on stderr, grouped by message with counts, and how to retry them."""
+    if not report.errors:
+        return
+    calls = sum(n for where, _, n in report.errors if where == "call")
+    scored = sum(n for where, _, n in report.errors if where != "call")
+    what = [f"{calls} call(s) failed after retries"] if calls else []
+    what += [f"{scored} score(s) could not be computed"] if scored else []
+    err_console.print(f"[bold red]{' and '.join(what)}[/bold red]:", highlight=False)
+    for where, message, count in report.errors:
+        err_console.print(f"  {count:>5} x {where}: {message}", markup=False, highlight=False)
+    if calls:
+        err_console.print("run the same command again to retry the failed calls", highlight=False)
 
 
 @app.command("run")

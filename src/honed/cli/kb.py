@@ -161,10 +161,33 @@ def ingest(
         "with their relevance judgments as the dataset NAME-queries.",
     ),
     create: bool = typer.Option(False, "--create", help="Create the knowledge base if it does not exist."),
+    follow_links: bool = typer.Option(
+        False,
+        "--follow-links",
+        help="Also read links that lead out of the folders named (each one is reported).",
+    ),
+    max_file_mb: float | None = typer.Option(
+        None, "--max-file-mb", help="Skip files larger than this (default 100 MB).", min=0
+    ),
+    max_pdf_pages: int | None = typer.Option(
+        None, "--max-pdf-pages", help="Skip PDFs with more pages (default 2000).", min=1
+    ),
+    max_chars: int | None = typer.Option(
+        None, "--max-chars", help="Skip documents with more characters of text (default 2000000).", min=1
+    ),
     json_out: bool = JsonOption,
 ) -> None:
-    """Ingest documents. Unchanged documents are skipped; changed ones re-chunked and re-embedded."""
+    """Ingest documents. Unchanged documents are skipped; changed ones re-chunked and re-embedded.
+
+    Only regular files inside the folders named (a folder, a glob's fixed part, a file's folder) are
+    read: links out of them, FIFOs, devices and files over a limit are skipped, each reported with the
+    reason.
+
+      honed kb ingest docs docs/ --create
+      honed kb ingest docs 'manuals/**/*.pdf' --max-pdf-pages 5000
+    """
     from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+    from honed.rag.loaders import LoadLimits
 
     h = open_honed(require_workspace=True)
     if create:
@@ -186,8 +209,20 @@ def ingest(
                 # No paths: bring the index up to date with the stored documents (after `kb config`).
                 report = kb.ingest_documents(kb.documents(), progress=progress)
             else:
+                given = {
+                    "max_file_bytes": None if max_file_mb is None else int(max_file_mb * 1024 * 1024),
+                    "max_pdf_pages": max_pdf_pages,
+                    "max_chars": max_chars,
+                }
+                limits = LoadLimits(**{k: v for k, v in given.items() if v is not None})
                 report = kb.ingest(
-                    paths, prune=prune, text_field=text_field, id_field=id_field, progress=progress
+                    paths,
+                    prune=prune,
+                    text_field=text_field,
+                    id_field=id_field,
+                    follow_links=follow_links,
+                    limits=limits,
+                    progress=progress,
                 )
     finally:
         kb.close()
@@ -204,6 +239,8 @@ def ingest(
         err_console.print(f"[dim]duplicate skipped: {dropped} (same text as {original})[/dim]")
     for path, reason in report.skipped:
         err_console.print(f"[dim]skipped: {path} ({reason})[/dim]")
+    for link, target in report.followed:
+        err_console.print(f"followed link: {link} -> {target} (--follow-links)", markup=False)
     if extra:
         typer.echo(f"queries and judgments recorded as dataset {extra['dataset']}")
 

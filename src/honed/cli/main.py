@@ -25,7 +25,8 @@ from honed.cli import (
     tokens,
     workspace,
 )
-from honed.errors import HonedError
+from honed.errors import HonedError, RunInterrupted
+from honed.secrets import mask
 
 app = typer.Typer(
     name="honed",
@@ -71,6 +72,9 @@ def run() -> None:
         # Without standalone mode click returns (not raises) the code of a `typer.Exit`: pass it on.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
+    except RunInterrupted as exc:
+        sys.stderr.write(f"{exc.one_line()}\n")
+        sys.exit(exc.exit_code)
     except HonedError as exc:
         sys.stderr.write(f"error: {exc.one_line()}\n")
         sys.exit(exc.exit_code)
@@ -88,4 +92,9 @@ def run() -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        # A bug: the traceback is worth having, but a foreign library's message may quote a key or a URL
+        # with its password, so it is printed through the same masker as every other error.
+        import traceback
+
+        sys.stderr.write(mask("".join(traceback.format_exception(exc))))
+        sys.exit(1)

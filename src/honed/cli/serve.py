@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -26,6 +26,25 @@ def serve(
     require_token: bool = typer.Option(
         False, "--require-token", help="Require API tokens on loopback too (always required elsewhere)."
     ),
+    allow_origin: list[str] = typer.Option(
+        [],
+        "--allow-origin",
+        help="A web page origin (scheme://host[:port]) that may call the server besides its own "
+        "(repeatable; or serve.allow_origins in honed.toml, HONED_SERVE_ALLOW_ORIGINS).",
+    ),
+    allowed_host: list[str] = typer.Option(
+        [],
+        "--allowed-host",
+        help="A name the Host header may carry besides the listening address: NAME (any port), "
+        "NAME:PORT, *.DOMAIN or * (repeatable; or serve.allowed_hosts, HONED_SERVE_ALLOWED_HOSTS). "
+        "On 0.0.0.0 any Host is accepted unless this is given.",
+    ),
+    max_body_bytes: int | None = typer.Option(
+        None,
+        "--max-body-bytes",
+        help="Largest request body, in bytes (default 8 MiB; or serve.max_body_bytes, "
+        "HONED_SERVE_MAX_BODY_BYTES).",
+    ),
 ) -> None:
     """Serve /v1/models and /v1/chat/completions so any OpenAI client can use honed's models, and
     /v1/logs and /v1/feedback so applications in any language can log generations and feedback.
@@ -36,13 +55,20 @@ def serve(
 
     To listen on the network: honed tokens create my-app --scope inference --scope ingest, then
     honed serve --host 0.0.0.0, and send the printed token as the API key (Authorization: Bearer ...).
+
+    A web app on another origin calling it from the browser: honed serve --allow-origin http://localhost:3000
     """
     import uvicorn
 
     from honed.serve import create_app
     from honed.serve.auth import TokenGate, check_can_listen
 
-    h = open_honed(no_cache=True)
+    flags: dict[str, Any] = {
+        "serve.allow_origins": allow_origin or None,
+        "serve.allowed_hosts": allowed_host or None,
+        "serve.max_body_bytes": max_body_bytes,
+    }
+    h = open_honed(no_cache=True, **flags)
     try:
         store = h.store if h.has_store else None
         # Refuse before loading any model: a server nobody may call is a mistake to report at once.
@@ -54,7 +80,7 @@ def serve(
         if warm:
             for name in endpoint:
                 client.resolve(f"{name}/-")[0].warm()
-        app = create_app(client, served_endpoints=tuple(endpoint), store=store, gate=gate)
+        app = create_app(client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate)
         online = _online_evaluation(h.settings) if store is not None else None
         auth = "API token required" if gate is not None else "no token needed on loopback"
         err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})")

@@ -10,6 +10,7 @@ import typer
 from honed.api import Honed
 from honed.cli.common import JsonOption, console, open_honed, print_json, print_table
 from honed.config import CONFIG_FILE, DATA_DIR, init_workspace, load_settings, mask_url
+from honed.secrets import mask_data
 
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 
@@ -37,9 +38,8 @@ def show(json_out: bool = JsonOption) -> None:
 
     Example: honed config show --json
     """
-    data = open_honed().settings.model_dump(mode="json")
-    if data.get("database_url"):
-        data["database_url"] = mask_url(data["database_url"])
+    # Every value, not only database_url: endpoint headers or options can hold credentials too.
+    data = mask_data(open_honed().settings.model_dump(mode="json"))
     if json_out:
         print_json(data)
         return

@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 from sqlalchemy import case, func, select
 
 from honed.errors import InvalidInputError
+from honed.evals.evaluators.base import NO_REFERENCE
+from honed.evals.evaluators.human import NOT_LABELLED
 from honed.evals.stats import ManyResult, ScoreMatrix, many
 from honed.store.schema import results, scores
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from honed.store.runs import Run
 
 FloatArray = NDArray[np.float64]
+#: Score errors that say a score is absent by design, not that an evaluator failed.
+ABSENT = frozenset({NO_REFERENCE, NOT_LABELLED})
 R, S = results.c, scores.c
 
 
@@ -58,6 +62,16 @@ class RunReport:
     #: case attributed to retrieval or generation (judged by `retrieval_judge`); empty without retrieval.
     retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
     retrieval_judge: str | None = None
+    #: (where, message, count): calls that failed after their retries ("call") and evaluators that failed
+    #: on a result (the evaluator's name), grouped by message, most frequent first.
+    errors: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether a call failed after its retries or an evaluator failed (raised, or could not judge):
+        such a run is not a clean result. A case without a reference or a human label yet is not a
+        failure, only a score that is absent."""
+        return any(where == "call" or message not in ABSENT for where, message, _ in self.errors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +88,7 @@ class RunReport:
             "evaluators": {k: v.to_dict() for k, v in self.stats.items()},
             "retrieval": self.retrieval,
             "retrieval_judge": self.retrieval_judge,
+            "errors": [{"where": w, "message": m, "count": n} for w, m, n in self.errors],
         }
 
 
@@ -105,7 +120,8 @@ def analyse(
         for ev in evaluators
     }
     judge, retrieval = _retrieval(store, run, evaluators)
-    return RunReport(run, variants, base, evaluators, usage, stats, retrieval, judge)
+    errors = store.runs.error_groups(run.id)
+    return RunReport(run, variants, base, evaluators, usage, stats, retrieval, judge, errors)
 
 
 def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | None, dict[str, dict[str, Any]]]:

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from honed.errors import BudgetExceededError, HonedError, OutputParseError
+from honed.errors import BudgetExceededError, HonedError, OutputParseError, RunInterrupted
 from honed.evals.evaluators import EvalInput, Score
 from honed.experiments.spec import Experiment, Variant
 from honed.logs.context import log_context
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 #: Output tokens assumed for the budget estimate when a variant sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 256
-#: Result rows are written in batches from a worker thread this often, so each is stored within ~0.5 s.
-_FLUSH_SECONDS = 0.25
+#: After Ctrl-C, how long the calls in flight may take to finish (and be stored) before they are dropped.
+INTERRUPT_GRACE_S = 30.0
 
 Progress = Callable[[str, int, int], None]
 """`progress(phase, done, total)`; phase is "calls" or "scoring"."""
@@ -107,43 +107,66 @@ def estimate_cost(h: Honed, calls: list[Planned]) -> float | None:
 
 
 class _Writer:
-    """Buffers result rows and writes them in batches, every `_FLUSH_SECONDS`, from one thread of its own.
+    """Writes result rows from one thread of its own, a batch at a time (group commit).
 
-    A call only appends its row (on the event loop's thread, so without a lock); `run()` hands the batch
-    to the thread, one at a time and in order, and `close()` waits for the batch in flight and writes
-    the rest. A batch once taken is never dropped: stopping `run()` does not cancel its write.
+    A worker hands over its row with `put` and awaits the returned future, which is done once the row is
+    committed; only then does the worker take its next call. So the calls whose rows are not yet stored
+    are never more than the calls in flight, and a kill -9 loses at most those. Rows that finish while a
+    batch is being written form the next batch, so a busy run still writes in batches.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.rows: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="honed-results")
         self._inflight: Future[None] | None = None
 
-    def _take(self) -> list[dict[str, Any]]:
-        rows, self.rows = self.rows, []
-        return rows
+    def put(self, row: dict[str, Any]) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rows.append(row)
+        self._waiters.append(waiter)
+        self._wake.set()
+        return waiter
+
+    def _take(self) -> tuple[list[dict[str, Any]], list[asyncio.Future[None]]]:
+        taken = self._rows, self._waiters
+        self._rows, self._waiters = [], []
+        return taken
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(_FLUSH_SECONDS)
-            if self.rows:
-                self._inflight = self._thread.submit(self.store.runs.put_results, self._take())
-                try:
-                    await asyncio.shield(asyncio.wrap_future(self._inflight))
-                except asyncio.CancelledError:
-                    raise  # the batch is still being written: close() waits for it
-                except BaseException:
-                    self._inflight = None  # its error goes up from here, not again from close()
-                    raise
-                self._inflight = None
+            await self._wake.wait()
+            self._wake.clear()
+            rows, waiters = self._take()
+            if not rows:
+                continue
+            self._inflight = self._thread.submit(self.store.runs.put_results, rows)
+            try:
+                await asyncio.shield(asyncio.wrap_future(self._inflight))
+            except asyncio.CancelledError:
+                raise  # the batch is still being written: close() waits for it
+            except BaseException:
+                self._inflight = None  # its error goes up from here, not again from close()
+                for waiter in waiters:
+                    waiter.cancel()
+                raise
+            self._inflight = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def close(self) -> None:
         """Wait for the batch in flight (raising its error), then write what is left, synchronously."""
         self._thread.shutdown(wait=True)
         if self._inflight is not None and not self._inflight.cancelled():
             self._inflight.result()
-        self.store.runs.put_results(self._take())
+        rows, waiters = self._take()
+        self.store.runs.put_results(rows)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict[str, Any]:
@@ -233,13 +256,18 @@ async def _call_all(
     outcome = _Outcome(True, 0, [])
     done = 0
     total = len(calls)
+    stopping = False  # set by Ctrl-C: no new call starts
+    in_flight = 0
 
     async def worker(queue: Iterator[Planned]) -> None:
-        nonlocal spent, done
+        nonlocal spent, done, in_flight
         for p in queue:
+            if stopping:
+                return
             if budget is not None and spent >= budget:
                 outcome.within_budget = False
                 return
+            in_flight += 1
             try:
                 with log_context(
                     source="experiment",
@@ -251,6 +279,8 @@ async def _call_all(
                     out: Completion | HonedError = await h.client.complete(p.request)
             except HonedError as exc:
                 out = exc
+            finally:
+                in_flight -= 1
             if isinstance(out, Completion) and not out.cached and out.cost_usd:
                 spent += out.cost_usd
             key = (p.variant.id, p.request.model, p.request.params)
@@ -258,7 +288,7 @@ async def _call_all(
             if base is None:
                 base = bases[key] = _base(run.id, exp, p)
             row = _row(base, p, out)
-            writer.rows.append(row)
+            stored = writer.put(row)
             if row["error"] is None:
                 outcome.ok_rows.append(row)
             else:
@@ -266,6 +296,7 @@ async def _call_all(
             done += 1
             if progress is not None:
                 progress("calls", done, total)
+            await stored  # the row is committed before this worker takes another call
 
     if progress is not None:
         progress("calls", 0, total)
@@ -277,7 +308,25 @@ async def _call_all(
     calls_done = asyncio.gather(*workers)
     try:
         either: list[asyncio.Future[Any]] = [calls_done, flusher]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Ctrl-C (asyncio.run cancels the main task; a second Ctrl-C raises KeyboardInterrupt): start no
+            # new call, give the calls in flight a bounded time to finish and be stored, then say so.
+            stopping = True
+            waiting = in_flight
+            if progress is not None:
+                progress("stopping", 0, waiting)
+            deadline = asyncio.get_running_loop().time() + INTERRUPT_GRACE_S
+            while not calls_done.done() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.wait([calls_done], timeout=0.1)
+                if progress is not None:
+                    progress("stopping", waiting - in_flight, waiting)
+            raise RunInterrupted(
+                f"interrupted: {done} of {total} calls done"
+                + (f", {in_flight} in flight dropped" if in_flight else "")
+                + "; run the same command to resume",
+            ) from None
         if flusher.done():  # the store failed: stop rather than make calls whose rows cannot be kept
             flusher.result()
         await calls_done  # a worker's failure
@@ -400,6 +449,8 @@ async def arun(
                 f"over its budget of ${budget:.4f}",
                 hint="raise budget_usd, run fewer cases or repeats, or pass --force to stop when it is spent",
             )
+    # Everything is checked (references, evaluators, every call rendered, the budget): now store.
+    exp.store_prompts(h)
     if run is None:
         run = store.runs.create(exp.body(), exp.hash, name=exp.spec.name, budget_usd=budget)
     else:

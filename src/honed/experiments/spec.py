@@ -36,6 +36,7 @@ from honed.evals.evaluators import BuildContext, Evaluator, build_evaluator
 from honed.hashing import content_hash, short
 from honed.models.types import Params
 from honed.prompts import Prompt, get_prompt, load_prompt, push
+from honed.prompts.registry import PROMPT, check_push
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -157,6 +158,14 @@ class Experiment:
     #: resumes only over the same content.
     knowledge: tuple[tuple[str, str], ...] = ()
     base: Path | None = None
+    #: Prompt files the variants read, not yet stored: `store_prompts` records them once the run has
+    #: planned every call, so a spec that fails (an unknown evaluator, an undefined variable) stores nothing.
+    unstored: tuple[tuple[Prompt, str], ...] = ()
+
+    def store_prompts(self, h: Honed) -> None:
+        """Record the prompt files as versions (a no-op for content already stored)."""
+        for prompt, note in self.unstored:
+            push(h.store, [prompt], note=note)
 
     def body(self) -> dict[str, Any]:
         """The resolved form whose hash identifies the run."""
@@ -189,8 +198,9 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     dataset = get_dataset(h.store, spec.dataset)
     cases = tuple(dataset.split(spec.split)) if spec.split else dataset.cases
     variants: list[Variant] = []
+    unstored: dict[tuple[str, str], tuple[Prompt, str]] = {}
     for vs in spec.all_variants():
-        version, prompt, folder = prompt_for(h, vs.prompt, base)
+        version, prompt, folder = prompt_for(h, vs.prompt, base, unstored)
         model = vs.model or prompt.model or h.settings.default_model
         params = Params.from_dict({**prompt.params, **vs.params}).to_dict()
         vid = vs.id or _variant_id(prompt, version, model, vs, spec)
@@ -206,7 +216,10 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     names = [e.name for e in evaluators]
     if len(set(names)) != len(names):
         raise InvalidInputError("two evaluators share a name", hint="give each a distinct `name`")
-    return Experiment(spec, dataset, cases, tuple(variants), evaluators, _knowledge(h, variants), base)
+    knowledge = _knowledge(h, variants)
+    return Experiment(
+        spec, dataset, cases, tuple(variants), evaluators, knowledge, base, tuple(unstored.values())
+    )
 
 
 def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]:
@@ -240,15 +253,28 @@ def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]
     return tuple(sorted(set(pinned)))
 
 
-def prompt_for(h: Honed, ref: str, base: Path | None) -> tuple[Version, Prompt, Path | None]:
-    """The prompt a variant names: a YAML file (relative to `base`, pushed first) or a stored `NAME@REF`;
-    with its stored version and the folder its file was read from (None when stored)."""
-    if ref.endswith((".yaml", ".yml")):
-        path = Path(ref) if base is None or Path(ref).is_absolute() else base / ref
-        prompt = load_prompt(path)
-        [pushed] = push(h.store, [prompt], note=f"pushed by an experiment from {path.name}")
-        return pushed.version, prompt, path.resolve().parent
-    return (*get_prompt(h.store, ref), None)
+def prompt_for(
+    h: Honed,
+    ref: str,
+    base: Path | None,
+    unstored: dict[tuple[str, str], tuple[Prompt, str]],
+) -> tuple[Version, Prompt, Path | None]:
+    """The prompt a variant names: a YAML file (relative to `base`) or a stored `NAME@REF`; with its
+    version and the folder its file was read from (None when stored).
+
+    A file's version is the one it will have once stored; new content is added to `unstored` for the
+    caller to store once everything else is checked (see `Experiment.store_prompts`)."""
+    if not ref.endswith((".yaml", ".yml")):
+        return (*get_prompt(h.store, ref), None)
+    path = Path(ref) if base is None or Path(ref).is_absolute() else base / ref
+    prompt = load_prompt(path)
+    note = f"pushed by an experiment from {path.name}"
+    check_push(h.store, [prompt])
+    pending = [key for name, key in unstored if name == prompt.name]
+    version = h.store.names.prospective(PROMPT, prompt.name, prompt.body(), note=note, pending=pending)
+    if version.hash in pending:  # new content: stored by `Experiment.store_prompts` once planned
+        unstored.setdefault((prompt.name, version.hash), (prompt, note))
+    return version, prompt, path.resolve().parent
 
 
 def _variant_id(prompt: Prompt, version: Version, model: str, vs: VariantSpec, spec: ExperimentSpec) -> str:

@@ -7,8 +7,6 @@ typed values honed made itself, and the context was validated when it was entere
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,20 +16,13 @@ from honed.logs.record import new_log_id
 from honed.logs.writer import LogWriter
 from honed.models.types import ChatRequest, Completion
 
-#: Environment variables that hold provider keys whatever honed.toml says: scrubbed from logged errors.
-_KEY_VARS = ("OPENAI_API_KEY",)
-
 
 class CallLogger:
-    """`ModelClient(log_sink=CallLogger(writer, key_vars))`: logs each call with the active log context.
+    """`ModelClient(log_sink=CallLogger(writer))`: logs each call with the active log context. Errors are
+    logged masked (`HonedError.one_line` passes them through `honed.secrets.mask`)."""
 
-    `key_vars` names the environment variables holding provider API keys (the endpoints' `api_key_env`);
-    their values are removed from error messages before those are logged.
-    """
-
-    def __init__(self, writer: LogWriter, key_vars: Iterable[str] = ()) -> None:
+    def __init__(self, writer: LogWriter) -> None:
         self.writer = writer
-        self._key_vars = tuple(dict.fromkeys((*_KEY_VARS, *key_vars)))
 
     def __call__(self, request: ChatRequest, outcome: Completion | HonedError, latency_s: float) -> str:
         ctx = current_view()
@@ -74,14 +65,7 @@ class CallLogger:
                 input_tokens=None,
                 output_tokens=None,
                 cost_usd=None,
-                error=self._scrub(outcome.one_line()),
+                error=outcome.one_line(),  # masked: HonedError.one_line
             )
         self.writer.submit(row)
         return str(row["id"])
-
-    def _scrub(self, text: str) -> str:
-        for var in self._key_vars:
-            secret = os.environ.get(var)
-            if secret and len(secret) >= 8:
-                text = text.replace(secret, "***")
-        return text

@@ -109,7 +109,7 @@ def resolve_steps(
         where = f"{plan.source}: steps.{i} ({step.id})"
         changes: list[str] = []
         if prompt is None or "prompt" in step.sets:
-            _, prompt, _ = prompt_for(h, step.prompt, plan.base)
+            _, prompt, _ = prompt_for(h, step.prompt, plan.base, {})
             changes.append(f"prompt: {step.prompt}")
         try:
             prompt, more = apply_changes(
@@ -151,7 +151,7 @@ def check_finetuning(h: Honed, plan: LadderPlan) -> None:
     model: str | None = None
     for i, step in enumerate(plan.steps):
         if i == 0:
-            _, first, _ = prompt_for(h, step.prompt, plan.base)
+            _, first, _ = prompt_for(h, step.prompt, plan.base, {})
             model = step.model or first.model or h.settings.default_model
         elif "model" in step.sets:
             model = step.model

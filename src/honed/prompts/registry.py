@@ -73,6 +73,21 @@ def push(
     `label`, point that label at it."""
     if label is not None:
         check_label(label)
+    check_push(store, items)
+    out: list[Pushed] = []
+    for item in items:
+        kind = kind_of(item)
+        version, created = store.names.record(kind, item.name, item.body(), note=note)
+        if label is not None:
+            version = store.names.set_label(kind, item.name, label, version.hash)
+        out.append(Pushed(kind, version, created))
+    return out
+
+
+def check_push(store: Store, items: Sequence[Prompt | Chain]) -> None:
+    """What `push` checks before it records anything: valid names, none twice, none taken by the other
+    kind. Callers that store later (an experiment stores its prompt files once it has planned every
+    call) check here first."""
     names = [(kind_of(item), item.name) for item in items]
     dupes = sorted({f"{k} {n!r}" for k, n in names if names.count((k, n)) > 1})
     if dupes:
@@ -85,14 +100,6 @@ def push(
             raise InvalidInputError(
                 f"{name!r} is already the name of a {other}", hint=f"give the {kind} another `name:`"
             )
-    out: list[Pushed] = []
-    for item in items:
-        kind = kind_of(item)
-        version, created = store.names.record(kind, item.name, item.body(), note=note)
-        if label is not None:
-            version = store.names.set_label(kind, item.name, label, version.hash)
-        out.append(Pushed(kind, version, created))
-    return out
 
 
 def get_prompt(store: Store, ref: str) -> tuple[Version, Prompt]:

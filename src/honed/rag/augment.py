@@ -149,14 +149,45 @@ class Augmenter:
                 )
             return self._routers[key]
 
-    def _source(self, url: str, row_limit: int) -> SqlSource:
+    def _sql_source(self, name: str, res: Resource, base: Path | None = None) -> SqlSource:
+        """The resource's database. A SQLite file is confined like a `file` resource (its path relative to
+        the same folder); a PostgreSQL URL is used as it is (SqlSource refuses roles that could reach
+        outside the database)."""
         from honed.rag.sql import SqlSource
 
+        assert res.sql is not None
+        url = res.sql
+        scheme = url.split("://", 1)[0].lower().split("+")[0] if "://" in url else ""
+        if scheme == "sqlite":
+            url = f"sqlite:///{self._confined(name, url.split('://', 1)[1][1:], base)}"
         with self._lock:
-            key = f"{url}\x00{row_limit}"
+            key = f"{url}\x00{res.row_limit}"
             if key not in self._sql:
-                self._sql[key] = SqlSource(url, row_limit=row_limit)
+                self._sql[key] = SqlSource(url, row_limit=res.row_limit)
             return self._sql[key]
+
+    def _confined(self, name: str, given: str, base: Path | None) -> Path:
+        """`given`, relative to `base` (the prompt file's folder; default: the augmenter's), with symlinks
+        resolved. InvalidInputError when it lands outside that folder, or in honed's own data folder (its
+        database holds API tokens and every stored run)."""
+        root = (base or self.base).resolve()
+        path = (root / given).resolve()
+        if not path.is_relative_to(root):
+            raise InvalidInputError(
+                f"resource {name!r}: {given} is outside {root}", hint="use a path inside the workspace"
+            )
+        settings = self.h.settings
+        private = [p for p in (settings.data_folder, settings.data_dir) if p is not None]
+        url = settings.database_url or ""
+        if url.split("://", 1)[0].lower().split("+")[0] == "sqlite":  # a store database kept elsewhere
+            private.append(Path(url.split("://", 1)[1][1:]))
+        for folder in (p.resolve() for p in private):
+            if path.is_relative_to(folder):
+                raise InvalidInputError(
+                    f"resource {name!r}: {given} is in honed's own data ({folder})",
+                    hint="point it at a file of your own; honed's store is not a resource",
+                )
+        return path
 
     def prepare(self, prompt: Prompt, *, base: Path | None = None) -> None:
         """Open what `prompt` refers to, so a missing knowledge base or dataset fails before any call."""
@@ -175,6 +206,8 @@ class Augmenter:
                 self.kb(res.kb).index().chunks()
             if res.file is not None:
                 self._file(name, res, base)
+            if res.sql is not None:
+                self._sql_source(name, res, base)
 
     def close(self) -> None:
         for kb in self._kbs.values():
@@ -321,12 +354,7 @@ class Augmenter:
 
     def _file(self, name: str, res: Resource, base: Path | None = None) -> str:
         assert res.file is not None
-        root = (base or self.base).resolve()
-        path = (root / res.file).resolve()
-        if not path.is_relative_to(root):
-            raise InvalidInputError(
-                f"resource {name!r}: {res.file} is outside {root}", hint="use a path inside the workspace"
-            )
+        path = self._confined(name, res.file, base)
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -364,8 +392,7 @@ class Augmenter:
                 return text
 
             return search
-        assert res.sql is not None
-        source = self._source(res.sql, res.row_limit)
+        source = self._sql_source(name, res, base)
         from honed.rag.sql import rows_as_context
 
         def sql(statement: str | None = None, **params: Any) -> str:

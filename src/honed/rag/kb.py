@@ -36,6 +36,7 @@ from honed.rag.types import Chunk, Document, Embedder, Hit, VectorStore, Where
 if TYPE_CHECKING:
     from honed.config import Settings
     from honed.rag.lexical import BM25Index
+    from honed.rag.loaders import LoadLimits
     from honed.rag.rerank import Reranker
     from honed.store import Store
     from honed.store.kb import IndexRow
@@ -113,6 +114,7 @@ class IngestReport:
     unchanged: int = 0
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    followed: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
     rebuilt: bool = False
@@ -131,6 +133,7 @@ class IngestReport:
             "unchanged": self.unchanged,
             "duplicates": [{"dropped": a, "duplicate_of": b} for a, b in self.duplicates],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "followed_links": [{"link": p, "target": t} for p, t in self.followed],
             "chunks_embedded": self.chunks_embedded,
             "chunks_total": self.chunks_total,
             "rebuilt": self.rebuilt,
@@ -228,14 +231,22 @@ class KnowledgeBase:
         prune: bool = False,
         text_field: str = "text",
         id_field: str = "id",
+        follow_links: bool = False,
+        limits: LoadLimits | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Load files, folders and globs into the knowledge base (see `honed.rag.loaders`)."""
+        """Load files, folders and globs into the knowledge base (see `honed.rag.loaders`): only regular
+        files inside the folders named, each within `limits`; `follow_links` also reads links that lead
+        out of them (each reported in `followed`)."""
         from honed.rag.loaders import load_documents
 
-        loaded = load_documents(paths, text_field=text_field, id_field=id_field)
+        loaded = load_documents(
+            paths, text_field=text_field, id_field=id_field, follow_links=follow_links, limits=limits
+        )
         report = self.ingest_documents(loaded.documents, prune=prune, progress=progress)
-        return dataclasses.replace(report, duplicates=loaded.duplicates, skipped=loaded.skipped)
+        return dataclasses.replace(
+            report, duplicates=loaded.duplicates, skipped=loaded.skipped, followed=loaded.followed
+        )
 
     def ingest_documents(
         self, documents: Sequence[Document], *, prune: bool = False, progress: Progress | None = None

@@ -4,8 +4,14 @@
 reads .txt, .md/.markdown, .html/.htm (converted to markdown-like text), .pdf (text of every page) and
 .jsonl (one document per record). Nothing is dropped silently: a file a walk or glob met but could not
 use is listed in `skipped` with the reason, and a document whose text repeats an earlier one is listed in
-`duplicates`; anything the user named that cannot be read is an `InvalidInputError` naming the file (and
+`duplicates`; a file that is not in a readable format is an `InvalidInputError` naming the file (and
 line, for JSONL).
+
+Only regular files inside the folders the user named are read (`honed.rag.paths` says how links, FIFOs
+and devices are treated), and `LoadLimits` caps what one file may cost: its size, a PDF's pages and a
+document's characters. A file over a limit is skipped with a one-line reason that names the limit and the
+flag that raises it. The character limit is enforced while a PDF's text is extracted, so a small PDF that
+draws the same text thousands of times stops at the limit instead of expanding for as long as it likes.
 
 Files are read in the order of their ids (the path relative to the root, in posix form) and JSONL
 records in line order, so which of two duplicates survives never depends on the order a file system
@@ -14,9 +20,9 @@ lists a folder in.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -28,9 +34,10 @@ from typing import Any
 
 from honed.datasets.readers import loads_strict
 from honed.errors import InvalidInputError
+from honed.rag.paths import Refused, extension, find, read, shown
 from honed.rag.types import Document
 
-__all__ = ["FORMATS", "LoadResult", "load_documents"]
+__all__ = ["FORMATS", "LoadLimits", "LoadResult", "load_documents"]
 
 FORMATS: dict[str, str] = {
     ".txt": "text",
@@ -47,17 +54,32 @@ FORMATS: dict[str, str] = {
 # same name would be overwritten, so it is refused instead. (`page` is set only for PDFs: a record may
 # carry its own.)
 _RESERVED = ("source", "format", "heading", "start", "end")
-_GLOB_CHARS = re.compile(r"[*?[]")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadLimits:
+    """What one file may cost. A file over a limit gives no document: it is listed in `skipped` with
+    the limit and the `honed kb ingest` flag that raises it."""
+
+    max_file_bytes: int = 100 * 1024 * 1024
+    """Bytes in one file (`--max-file-mb`): checked before reading, and while reading."""
+    max_pdf_pages: int = 2000
+    """Pages in one PDF (`--max-pdf-pages`): checked before any text is extracted."""
+    max_chars: int = 2_000_000
+    """Characters of text in one document (`--max-chars`), about 1,000 pages of prose: checked during a
+    PDF's extraction, for other formats once the text is decoded, and per record for JSONL."""
 
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     """What `load_documents` read. `duplicates` holds (dropped document id, id of the document it
-    repeats); `skipped` holds (path, reason) for files met in a folder or glob that gave no document."""
+    repeats); `skipped` holds (path, reason) for files that gave no document; `followed` holds (link,
+    target) for links out of their folder that `follow_links` read."""
 
     documents: list[Document]
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    followed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def load_documents(
@@ -66,53 +88,48 @@ def load_documents(
     root: Path | None = None,
     text_field: str = "text",
     id_field: str = "id",
+    follow_links: bool = False,
+    limits: LoadLimits | None = None,
 ) -> LoadResult:
     """Read `paths` (files, folders, glob patterns such as `docs/**/*.md`) into documents whose ids are
     their paths relative to `root` (default: the common parent of `paths`). `text_field` and `id_field`
-    name the JSONL fields holding each record's text and id."""
+    name the JSONL fields holding each record's text and id. `follow_links` reads links that lead out
+    of the folder they were found in (see `honed.rag.paths`); `limits` caps what one file may cost."""
     if isinstance(paths, str | Path):
         paths = [paths]
-    files: dict[Path, None] = {}  # absolute paths, in a set that keeps the order they were found in
-    bases: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            bases.append(_absolute(path))
-            _walk(path, files, skipped)
-        elif path.exists():
-            if path.suffix.lower() not in FORMATS:
-                raise InvalidInputError(
-                    f"{_shown(path)}: unsupported file type {_extension(path)}",
-                    hint=f"supported: {', '.join(FORMATS)}",
-                )
-            bases.append(_absolute(path).parent)
-            files[_absolute(path)] = None
-        elif _GLOB_CHARS.search(str(given)):
-            matches = sorted(glob.glob(str(given), recursive=True))
-            if not matches:
-                raise InvalidInputError(f"{given}: the pattern matches no files", hint="check the pattern")
-            bases.append(_absolute(_glob_base(str(given))))
-            for match in matches:
-                if os.path.isdir(match):
-                    _walk(Path(match), files, skipped)
-                else:
-                    files[_absolute(Path(match))] = None
-        else:
-            raise InvalidInputError(f"{given}: no such file or folder", hint="check the path")
+    limits = limits or LoadLimits()
+    found = find(list(paths), FORMATS, follow_links=follow_links)
+    skipped = found.skipped
+    followed = found.followed
 
-    base = _absolute(Path(root)) if root is not None else _common_parent(bases)
-    named = sorted((_relative(path, base), path) for path in files)
+    base = Path(os.path.abspath(root)) if root is not None else _common_parent(found.bases)
+    named = sorted((_relative(path, base), path) for path in found.files)
 
     documents: list[Document] = []
     where: dict[str, str] = {}  # document id -> where it came from, for duplicate-id errors
     for rel, path in named:
         fmt = FORMATS.get(path.suffix.lower())
-        shown = _shown(path)
+        at = shown(path)
         if fmt is None:
-            skipped.append((shown, f"unsupported file type {_extension(path)}"))
+            skipped.append((at, f"unsupported file type {extension(path)}"))
             continue
-        for doc, origin in _read(path, shown, rel, fmt, text_field, id_field, skipped):
+        try:
+            data, target = read(
+                path, found.files[path], follow_links=follow_links, max_bytes=limits.max_file_bytes
+            )
+        except Refused as exc:
+            skipped.append((at, str(exc)))
+            continue
+        except OSError as exc:
+            raise InvalidInputError(f"{at}: cannot be read: {exc.strerror}") from None
+        if target is not None:
+            followed.append((at, target))
+        try:
+            read_docs = _read(data, path, at, rel, fmt, text_field, id_field, skipped, limits)
+        except Refused as exc:
+            skipped.append((at, str(exc)))
+            continue
+        for doc, origin in read_docs:
             if doc.id in where:
                 raise InvalidInputError(
                     f"{origin}: duplicate document id {doc.id!r} (also {where[doc.id]})",
@@ -121,55 +138,7 @@ def load_documents(
             where[doc.id] = origin
             documents.append(doc)
     kept, duplicates = _dedupe(documents)
-    return LoadResult(kept, duplicates, sorted(skipped))
-
-
-# --- finding files ------------------------------------------------------------------------------------
-
-
-def _absolute(path: Path) -> Path:
-    return Path(os.path.abspath(path))
-
-
-def _shown(path: Path) -> str:
-    """The path as the user would type it: relative to the current folder when inside it."""
-    try:
-        return Path(os.path.relpath(path)).as_posix() if path.is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)
-
-
-def _walk(folder: Path, files: dict[Path, None], skipped: list[tuple[str, str]]) -> None:
-    for current, dirs, names in os.walk(folder):
-        here = Path(current)
-        for name in sorted(dirs):
-            if name.startswith("."):
-                skipped.append((_shown(here / name) + "/", "hidden folder"))
-            elif (here / name).is_symlink():
-                skipped.append((_shown(here / name) + "/", "link to a folder (not followed)"))
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
-        for name in sorted(names):
-            path = here / name
-            if name.startswith("."):
-                skipped.append((_shown(path), "hidden file"))
-            elif not path.is_file():
-                skipped.append((_shown(path), "not a regular file"))
-            else:
-                files[_absolute(path)] = None
-
-
-def _extension(path: Path) -> str:
-    return repr(path.suffix) if path.suffix else "(no extension)"
-
-
-def _glob_base(pattern: str) -> Path:
-    """The folder a glob pattern searches: its leading parts without wildcards."""
-    parts: list[str] = []
-    for part in Path(pattern).parts:
-        if _GLOB_CHARS.search(part):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path()
+    return LoadResult(kept, duplicates, sorted(set(skipped)), sorted(set(followed)))
 
 
 def _common_parent(bases: list[Path]) -> Path:
@@ -183,7 +152,7 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         raise InvalidInputError(
-            f"{_shown(path)}: not inside the root folder {_shown(root)}",
+            f"{shown(path)}: not inside the root folder {shown(root)}",
             hint="pass a root that contains every path, or leave it out",
         ) from None
 
@@ -191,7 +160,15 @@ def _relative(path: Path, root: Path) -> str:
 # --- reading one file ---------------------------------------------------------------------------------
 
 
+def _too_long(limits: LoadLimits) -> Refused:
+    return Refused(
+        f"more text than the limit of {limits.max_chars:,} characters in a document "
+        "(raise it with --max-chars)"
+    )
+
+
 def _read(
+    data: bytes,
     path: Path,
     shown: str,
     rel: str,
@@ -199,26 +176,26 @@ def _read(
     text_field: str,
     id_field: str,
     skipped: list[tuple[str, str]],
+    limits: LoadLimits,
 ) -> list[tuple[Document, str]]:
-    """The documents in one file, each with where it came from (FILE or FILE:LINE)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(f"{shown}: cannot be read: {exc.strerror}") from None
+    """The documents in one file, each with where it came from (FILE or FILE:LINE). Raises `Refused`
+    for a file over a limit."""
     if not data.strip():
         skipped.append((shown, "empty file"))
         return []
     metadata: dict[str, Any] = {"source": rel, "format": fmt}
     if fmt == "jsonl":
-        return _jsonl(_decode(data, shown), shown, rel, text_field, id_field, skipped)
+        return _jsonl(_decode(data, shown), shown, rel, text_field, id_field, skipped, limits)
     if fmt == "pdf":
-        text, title, pages = _pdf(data, shown)
+        text, title, pages = _pdf(data, shown, limits)
         metadata.update(pages)
     elif fmt == "html":
         text, title = _html(_decode(data, shown))
     else:
         text = _decode(data, shown)
         title = _markdown_title(text) if fmt == "markdown" else None
+    if len(text) > limits.max_chars:
+        raise _too_long(limits)
     if not text.strip():
         reason = "no text on any page (a scanned PDF needs OCR first)" if fmt == "pdf" else "no text"
         skipped.append((shown, reason))
@@ -296,7 +273,11 @@ def _html(source: str) -> tuple[str, str | None]:
     return text, title or None
 
 
-def _pdf(data: bytes, shown: str) -> tuple[str, str | None, dict[str, Any]]:
+class _Stop(Exception):
+    """Raised from inside pypdf's text extraction to end it at the character limit."""
+
+
+def _pdf(data: bytes, shown: str, limits: LoadLimits) -> tuple[str, str | None, dict[str, Any]]:
     import io
 
     import pypdf
@@ -310,6 +291,28 @@ def _pdf(data: bytes, shown: str) -> tuple[str, str | None, dict[str, Any]]:
 
     pages: list[str] = []
     title: str | None = None
+    extracted = 0
+    over = False
+
+    pypdf_log = logging.getLogger("pypdf")
+    log_level = pypdf_log.level
+
+    # pypdf reports text to `visitor_text` as it goes: counting there ends a PDF that expands (one small
+    # form drawn thousands of times) at the limit, not after. pypdf swallows an exception raised while it
+    # draws a form (and logs that it could not), so once over, every further operator raises again until
+    # extraction is left, and pypdf's complaints about the forms cut short are not shown.
+    def count(text: str, *_: Any) -> None:
+        nonlocal extracted, over
+        extracted += len(text)
+        if over or extracted > limits.max_chars:
+            over = True
+            pypdf_log.setLevel(logging.ERROR)
+            raise _Stop
+
+    def stop_if_over(*_: Any) -> None:
+        if over:
+            raise _Stop
+
     # pypdf raises many exception types on damaged files (its own, ValueError, KeyError, ...); every one
     # means the same thing here. It also warns about recoverable damage, which it then works around.
     try:
@@ -323,16 +326,27 @@ def _pdf(data: bytes, shown: str) -> tuple[str, str | None, dict[str, Any]]:
                     opened = False
                 if not opened:
                     raise unreadable("encrypted")
+            if len(reader.pages) > limits.max_pdf_pages:
+                raise Refused(
+                    f"{len(reader.pages):,} pages, more than the limit of {limits.max_pdf_pages:,} pages in "
+                    "a PDF (raise it with --max-pdf-pages)"
+                )
             for page in reader.pages:
-                pages.append(page.extract_text() or "")
+                pages.append(page.extract_text(visitor_text=count, visitor_operand_before=stop_if_over) or "")
+                if over:
+                    raise _Stop
             info = reader.metadata
             if info is not None and isinstance(info.title, str) and info.title.strip():
                 title = info.title.strip()
-    except InvalidInputError:
+    except (InvalidInputError, Refused):
         raise
+    except _Stop:
+        raise _too_long(limits) from None
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise unreadable(reason[:120]) from None
+    finally:
+        pypdf_log.setLevel(log_level)
     starts: list[int] = []
     offset = 0
     for text in pages:
@@ -342,7 +356,13 @@ def _pdf(data: bytes, shown: str) -> tuple[str, str | None, dict[str, Any]]:
 
 
 def _jsonl(
-    text: str, shown: str, rel: str, text_field: str, id_field: str, skipped: list[tuple[str, str]]
+    text: str,
+    shown: str,
+    rel: str,
+    text_field: str,
+    id_field: str,
+    skipped: list[tuple[str, str]],
+    limits: LoadLimits,
 ) -> list[tuple[Document, str]]:
     out: list[tuple[Document, str]] = []
     stem = Path(rel).stem
@@ -387,6 +407,9 @@ def _jsonl(
             )
         if not body.strip():
             skipped.append((at, "empty text"))
+            continue
+        if len(body) > limits.max_chars:
+            skipped.append((at, str(_too_long(limits))))
             continue
         title = metadata.get("title")
         metadata.update(

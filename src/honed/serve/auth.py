@@ -2,9 +2,9 @@
 
 On a loopback address the server is open unless `--require-token`: only this machine can reach it. On any
 other address every request needs `Authorization: Bearer hnd_...`, and the server will not start until a
-token exists. The check is ASGI middleware rather than a route dependency so that it runs first, for every
-path (a 404 must not tell an anonymous caller which paths exist), before any body is parsed or anything
-written.
+token exists. The check is ASGI middleware rather than a route dependency so that it runs before routing, for
+every path (a 404 must not tell an anonymous caller which paths exist), before any body is parsed or
+anything written. Only `honed.serve.guard` runs before it (Host, Origin, body type and size).
 """
 
 from __future__ import annotations
@@ -119,10 +119,9 @@ class TokenGate:
 class AuthMiddleware:
     """ASGI middleware: every HTTP request must carry a token `gate` accepts for the path's scope."""
 
-    def __init__(self, app: ASGIApp, gate: TokenGate, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, gate: TokenGate) -> None:
         self.app = app
         self.gate = gate
-        self.secrets = secrets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,7 +131,7 @@ class AuthMiddleware:
         try:
             token = await run_in_threadpool(self.gate.check, header, scope_for(scope["path"]))
         except (HttpError, StoreError) as exc:
-            await error_for(exc, self.secrets)(scope, receive, send)
+            await error_for(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["api_token"] = token
         await self.app(scope, receive, send)

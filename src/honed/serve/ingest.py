@@ -9,7 +9,6 @@ and writing them must not stall the event loop that serves chat completions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,7 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from honed.errors import StoreError
 from honed.logs.record import FeedbackRecord, LogRecord
-from honed.serve.responses import HttpError, scrub
+from honed.secrets import mask_data
+from honed.serve.body import read_json
+from honed.serve.responses import HttpError
 from honed.store.schema import feedback, logs
 
 if TYPE_CHECKING:
@@ -32,15 +33,14 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 MAX_RECORDS = 10_000
-MAX_BODY_BYTES = 32 * 1024 * 1024
 _CHUNK = 500
 
 
-def ingest_router(store: Store | None, secrets: tuple[str, ...] = ()) -> APIRouter:
+def ingest_router(store: Store | None, *, max_json_depth: int = 64) -> APIRouter:
     """The ingestion routes over `store` (None: a server outside a workspace, which answers 503).
 
-    `secrets` (provider API keys) are masked in what `GET /v1/logs/ID` returns, should one have reached
-    a stored log's error text.
+    What `GET /v1/logs/ID` returns is masked (`honed.secrets.mask_data`), should a key have reached a
+    stored log. Bodies deeper than `max_json_depth` are refused (see `honed.serve.body`).
     """
     router = APIRouter()
 
@@ -57,44 +57,22 @@ def ingest_router(store: Store | None, secrets: tuple[str, ...] = ()) -> APIRout
     @router.post("/v1/logs")
     async def post_logs(request: Request) -> dict[str, Any]:
         target = need_store()
-        body = await read_json(request)
+        body = await read_json(request, max_json_depth)
         return await run_in_threadpool(ingest_logs, target, body)
 
     @router.post("/v1/feedback")
     async def post_feedback(request: Request) -> dict[str, Any]:
         target = need_store()
-        body = await read_json(request)
+        body = await read_json(request, max_json_depth)
         return await run_in_threadpool(ingest_feedback, target, body)
 
     @router.get("/v1/logs/{log_id}")
     async def get_log(log_id: str) -> Any:
         entry = await run_in_threadpool(need_store().logs.get, log_id)
         body = jsonable_encoder({"log": entry.log, "feedback": entry.feedback, "scores": entry.scores})
-        if not secrets:
-            return body
-        return json.loads(scrub(json.dumps(body), [json.dumps(s)[1:-1] for s in secrets]))
+        return mask_data(body)
 
     return router
-
-
-async def read_json(request: Request, limit: int | None = None) -> Any:
-    """The body as JSON; 413 past `limit` bytes (default MAX_BODY_BYTES), checked while reading, whatever
-    Content-Length says."""
-    limit = MAX_BODY_BYTES if limit is None else limit
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(f"the request body is not JSON: {exc}", status=400) from None
 
 
 def ingest_logs(store: Store, body: Any) -> dict[str, Any]:
@@ -205,12 +183,3 @@ def _check_new(store: Store, table: Table, ids: Sequence[str], key: str, what: s
             param=f"{key}[{index}].id",
             hint="ids are unique: leave `id` out to have one made, or resend only the new records",
         )
-
-
-def _too_large(limit: int) -> HttpError:
-    return HttpError(
-        f"the request body is larger than {limit:,} bytes",
-        status=413,
-        code="body_too_large",
-        hint=f"send at most {MAX_RECORDS:,} records per request, in several requests",
-    )

@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from honed.errors import HonedError, OutputParseError, UnknownModelError
 from honed.logs.context import log_context
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
 from honed.serve.auth import AuthMiddleware, TokenGate
+from honed.serve.body import parse_json
+from honed.serve.guard import RequestGuard, RequestPolicy
 from honed.serve.ingest import ingest_router
-from honed.serve.responses import HttpError, error_for, error_response, provider_secrets
+from honed.serve.responses import HttpError, error_for, error_response
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -87,6 +93,20 @@ class ChatCompletionIn(BaseModel):
     tools: list[dict[str, Any]] | None = None
 
 
+def _chat_body(raw: bytes, max_depth: int) -> ChatCompletionIn:
+    """The request, parsed and validated (in a worker thread: an 8 MB body takes a while)."""
+    try:
+        return ChatCompletionIn.model_validate(parse_json(raw, max_depth))
+    except ValidationError as exc:
+        raise _invalid_request(exc.errors()[0]) from None
+
+
+def _invalid_request(error: ErrorDetails | dict[str, Any]) -> HttpError:
+    where = ".".join(str(p) for p in error["loc"] if p != "body")
+    message = f"invalid request: {where}: {error['msg']}" if where else f"invalid request: {error['msg']}"
+    return HttpError(message, status=400, param=where or None)
+
+
 def _text(content: str | list[dict[str, Any]] | None) -> str:
     if content is None or isinstance(content, str):
         return content or ""
@@ -117,20 +137,35 @@ def _header_id(request: Request, name: str) -> str | None:
 def create_app(
     client: ModelClient,
     *,
+    host: str = "127.0.0.1",
     served_endpoints: tuple[str, ...] = ("local",),
     store: Store | None = None,
     gate: TokenGate | None = None,
 ) -> FastAPI:
     """The app. Model names without an endpoint (`smollm2-135m-instruct`) mean the first served endpoint.
 
-    `store` backs the ingestion routes (`/v1/logs`, `/v1/feedback`); with a `gate` every request needs a
-    bearer token with the path's scope.
+    `host` is the address the server listens on: requests must name it (or a loopback name, on loopback)
+    in their Host header, within the limits and origins of `client.settings.serve` (see
+    `honed.serve.guard`). `store` backs the ingestion routes (`/v1/logs`, `/v1/feedback`); with a `gate`
+    every request needs a bearer token with the path's scope.
     """
     app = FastAPI(title="honed", version="1", docs_url=None, redoc_url=None)
-    secrets = provider_secrets(e.api_key_env for e in client.settings.endpoints.values())
+    limits = client.settings.serve
+    # The last added runs first: the guard, then CORS answers preflights for the allowed origins (they
+    # carry no token), then the token check.
     if gate is not None:
-        app.add_middleware(AuthMiddleware, gate=gate, secrets=secrets)
-    app.include_router(ingest_router(store, secrets))
+        app.add_middleware(AuthMiddleware, gate=gate)
+    if limits.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(limits.allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Honed-Log-Id"],
+        )
+    policy = RequestPolicy.for_server(host, limits)
+    app.add_middleware(RequestGuard, policy=policy, routes=app.router.routes)
+    app.include_router(ingest_router(store, max_json_depth=limits.max_json_depth))
 
     def ref_for(model: str) -> str:
         if "/" in model:
@@ -142,15 +177,21 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return error_response(
-            400, f"invalid request: {where}: {first['msg']}", "invalid_request_error", param=where or None
-        )
+        return error_for(_invalid_request(exc.errors()[0]))
 
     @app.exception_handler(HonedError)
     async def _honed(request: Request, exc: HonedError) -> JSONResponse:
-        return error_for(exc, secrets)
+        return error_for(exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own errors (404 unknown path, 405 wrong method) in OpenAI's shape too.
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        return error_response(exc.status_code, message, "invalid_request_error", headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal server error (see the server's log)", "server_error")
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -163,7 +204,9 @@ def create_app(
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatCompletionIn, request: Request) -> Any:
+    async def chat(request: Request) -> Any:
+        raw = await request.body()
+        body = await run_in_threadpool(_chat_body, raw, limits.max_json_depth)
         if body.stream:
             return error_response(
                 400,

@@ -1,14 +1,13 @@
 """Errors in OpenAI's wire shape, so any OpenAI client raises its usual exception types for them.
 
 `HttpError` is a `HonedError` that also carries the HTTP status and OpenAI's `type`/`code`/`param`; the
-app turns every `HonedError` into `{"error": {...}}` through `error_for`. Messages pass through `scrub`,
-which removes the values of provider API keys, so a key echoed in an upstream error never reaches a client.
+app turns every `HonedError` into `{"error": {...}}` through `error_for`. Messages are masked
+(`honed.secrets.mask`), so a key echoed in an upstream error never reaches a client.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
@@ -60,9 +59,9 @@ def error_response(
     )
 
 
-def error_for(exc: HonedError, secrets: Iterable[str] = ()) -> JSONResponse:
+def error_for(exc: HonedError) -> JSONResponse:
     """The response for a `HonedError` raised while handling a request."""
-    message = scrub(exc.one_line(), secrets)
+    message = exc.one_line()  # masked
     if isinstance(exc, HttpError):
         return error_response(exc.status, message, exc.kind, exc.code, param=exc.param, headers=exc.headers)
     status, kind, code = _status_for(exc)
@@ -81,16 +80,3 @@ def _status_for(exc: HonedError) -> tuple[int, str, str | None]:
     if isinstance(exc, ProviderError):
         return (503 if exc.retryable else 502), "upstream_error", None
     return 500, "server_error", None
-
-
-def provider_secrets(api_key_envs: Iterable[str | None]) -> tuple[str, ...]:
-    """The current values of the API-key environment variables (OpenAI's always), for `scrub`."""
-    names = {"OPENAI_API_KEY", *(n for n in api_key_envs if n)}
-    # Very short values would blank out ordinary words; real keys are long.
-    return tuple(v for v in (os.environ.get(n) for n in names) if v and len(v) >= 8)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, "***")
-    return text

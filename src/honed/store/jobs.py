@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from honed.errors import NotFoundError, StoreError
+from honed.secrets import mask
 from honed.store.schema import finetune_events, finetune_jobs, utcnow
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class JobRepository:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         if "status" in values and values["status"] not in STORED_STATUSES:
             raise ValueError(f"not a stored status: {values['status']!r}")
+        if values.get("error"):
+            values["error"] = mask(values["error"])
         stmt = update(finetune_jobs).where(finetune_jobs.c.id == job_id)
         if only_if_status is not None:
             stmt = stmt.where(finetune_jobs.c.status.in_(sorted(only_if_status)))

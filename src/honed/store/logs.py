@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 
 from honed.errors import NotFoundError
-from honed.store.schema import feedback, log_scores, logs, upsert
+from honed.store.schema import feedback, log_scores, logs, mask_errors, upsert
 
 if TYPE_CHECKING:
     from honed.store.database import Store
@@ -73,7 +73,7 @@ class LogRepository:
             return
         with self._store.write() as conn:
             for i in range(0, len(rows), 5000):
-                conn.execute(logs.insert(), list(rows[i : i + 5000]))
+                conn.execute(logs.insert(), mask_errors(rows[i : i + 5000]))
 
     def add_feedback(self, rows: Sequence[dict[str, Any]]) -> None:
         """Attach feedback rows (`FeedbackRecord.row()`); NotFoundError names the first unknown log id."""
@@ -99,7 +99,7 @@ class LogRepository:
         if not rows:
             return
         with self._store.write() as conn:
-            conn.execute(upsert(log_scores, ("log_id", "evaluator"), self._store.dialect), list(rows))
+            conn.execute(upsert(log_scores, ("log_id", "evaluator"), self._store.dialect), mask_errors(rows))
 
     # -- reading ----------------------------------------------------------------------------------------
 

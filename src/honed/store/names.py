@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, func, select
 
 from honed.errors import InvalidInputError, NotFoundError
-from honed.hashing import short
+from honed.hashing import content_hash, short
 from honed.store.schema import insert_ignore, labels, utcnow, versions
 
 if TYPE_CHECKING:
@@ -73,6 +73,23 @@ class NamedVersions:
             )
             created = inserted.first() is not None
         return self._version(kind, name, key), created
+
+    def prospective(
+        self, kind: str, name: str, body: dict[str, Any], *, note: str | None = None, pending: list[str]
+    ) -> Version:
+        """The version `record` would give `body`, without storing anything: the existing version if the
+        name has this content, else the next number after the hashes in `pending` (contents about to be
+        recorded first, in order; `body`'s hash is appended if new). Lets a command validate everything
+        before it writes."""
+        check_name(kind, name)
+        key = content_hash(body)
+        history = self.history(kind, name)
+        for version in history:
+            if version.hash == key:
+                return version
+        if key not in pending:
+            pending.append(key)
+        return Version(kind, name, key, len(history) + pending.index(key) + 1, utcnow(), note)
 
     def history(self, kind: str, name: str) -> list[Version]:
         """Every version of `name`, oldest first (so `vN` is the N-th). Empty if the name is unknown."""

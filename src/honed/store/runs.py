@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, func, select, update
 
 from honed.errors import NotFoundError
-from honed.store.schema import results, runs, scores, upsert, utcnow
+from honed.store.schema import mask_errors, results, runs, scores, upsert, utcnow
 
 if TYPE_CHECKING:
     from honed.store.database import Store
@@ -125,6 +125,7 @@ class RunRepository:
         if not rows:
             return
         now = utcnow()
+        rows = mask_errors(rows)
         with self._store.write() as conn:
             stmt = upsert(table, key, conn.dialect.name)
             for start in range(0, len(rows), _CHUNK):
@@ -170,6 +171,23 @@ class RunRepository:
         )
         with self._store.read() as conn:
             return {(r.variant, r.case_id, int(r.sample_index)): bool(r.passed) for r in conn.execute(stmt)}
+
+    def error_groups(self, run_id: str) -> builtins.list[tuple[str, str, int]]:
+        """(where, message, count) of the run's errors, most frequent first: `where` is "call" for results
+        whose call failed after its retries, else the evaluator that failed on a result."""
+        r, s = results.c, scores.c
+        calls = (
+            select(r.error, func.count()).where(r.run_id == run_id, r.error.is_not(None)).group_by(r.error)
+        )
+        evals = (
+            select(s.evaluator, s.error, func.count())
+            .where(s.run_id == run_id, s.error.is_not(None))
+            .group_by(s.evaluator, s.error)
+        )
+        with self._store.read() as conn:
+            out = [("call", str(e), int(n)) for e, n in conn.execute(calls)]
+            out += [(str(ev), str(e), int(n)) for ev, e, n in conn.execute(evals)]
+        return sorted(out, key=lambda g: (-g[2], g[0], g[1]))
 
     def spent(self, run_id: str) -> float:
         """USD this run's calls cost so far (cached calls included at their original price)."""

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
+from honed.secrets import mask
+
 # Stable constraint names: migrations that later alter a constraint must be able to name it, and the
 # backends would otherwise invent different names.
 NAMING_CONVENTION = {
@@ -357,3 +359,10 @@ def upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
     lite = sqlite_insert(table)
     cols = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key}
     return lite.on_conflict_do_update(index_elements=list(key), set_=cols)
+
+
+def mask_errors(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with their `error` text masked (`honed.secrets.mask`): every table that stores an error
+    (results, scores, logs, log scores, jobs) writes through this, since an error may quote a key that a
+    server echoed or a URL with its password."""
+    return [{**r, "error": mask(r["error"])} if r.get("error") else dict(r) for r in rows]

@@ -91,6 +91,8 @@ def parse_chat_response(endpoint: str, data: Any) -> ProviderResult:
             else None,
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # Not retried, unlike a non-JSON reply: well-formed JSON of another shape is a server that speaks
+        # another API (or billed a call and said something else), and asking again repeats that.
         raise ProviderError(
             f"endpoint {endpoint!r} returned a reply that is not a chat completion: {str(data)[:200]}",
             provider=endpoint,
@@ -185,9 +187,13 @@ class Failures:
         )
 
     def not_json(self, status: int) -> ProviderError:
+        # Retryable, a bounded number of times like a 5xx: a proxy or an overloaded server returns a
+        # garbled or truncated 200 now and then. A base_url that is no API at all fails every attempt.
         return ProviderError(
             f"endpoint {self.endpoint!r} returned a non-JSON reply (HTTP {status})",
             provider=self.endpoint,
+            status=status,
+            retryable=True,
             hint="is base_url an OpenAI-compatible API (it usually ends in /v1)?",
         )
 

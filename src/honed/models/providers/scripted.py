@@ -30,6 +30,7 @@ _positions: dict[str, int] = {}
 _lock = threading.Lock()
 
 OPTIONS = ("replies", "delay_s")
+_COUNT_INLINE_CHARS = 32_768
 
 
 def register(registry: Registry) -> None:
@@ -119,12 +120,16 @@ class ScriptedProvider(Provider):
             if stop in text:
                 text, finish = text[: text.index(stop)], "stop"
         prompt = "\n".join(m["content"] for m in request.messages)
-        return ProviderResult(
-            text=text,
-            usage=Usage(count_text("gpt-4o", prompt), count_text("gpt-4o", text)),
-            finish_reason=finish,
-            model=model,
-        )
+        # Counting megabytes takes seconds: in a thread then, so the event loop (a server's) keeps serving.
+        if len(prompt) + len(text) > _COUNT_INLINE_CHARS:
+            usage = await asyncio.to_thread(_usage, prompt, text)
+        else:
+            usage = _usage(prompt, text)
+        return ProviderResult(text=text, usage=usage, finish_reason=finish, model=model)
 
     async def list_models(self) -> list[str]:
         return sorted({"echo", *_scripts})
+
+
+def _usage(prompt: str, text: str) -> Usage:
+    return Usage(count_text("gpt-4o", prompt), count_text("gpt-4o", text))
