@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from honed.config import find_workspace, init_workspace, load_settings
+from honed.config import find_workspace, flat_settings, init_workspace, load_settings, settings_with_sources
 from honed.errors import ConfigError, WorkspaceNotFoundError
 
 
@@ -93,3 +93,37 @@ def test_relative_paths_resolve_against_the_workspace(workspace: Path) -> None:
     s = load_settings(start=workspace, env={})
     assert s.data_dir == workspace / "data"
     assert s.local.resolved_cache_dir() == workspace / "models"
+
+
+def test_sources_name_the_flag_variable_file_line_or_default(workspace: Path) -> None:
+    (workspace / "honed.toml").write_text(
+        "# settings\n"
+        'default_model = "scripted/from-file"\n'
+        "cache = false\n"
+        "\n"
+        "[local]\n"
+        "max_batch = 4\n"
+        '[prices."openai/gpt-4o-mini"]\n'
+        "input = 0.15\n"
+        "output = 0.6\n"
+        "[endpoints.vllm]\n"
+        'provider = "openai"\n'
+        'base_url = "http://localhost:8000/v1"\n'
+    )
+    env = {"HONED_DEFAULT_MODEL": "scripted/from-env", "HONED_LOCAL_MAX_BATCH": "8"}
+    settings, sources = settings_with_sources({"cache": True}, start=workspace, env=env)
+    assert settings.default_model == "scripted/from-env" and settings.cache is True
+    assert sources["root"] == "nearest honed.toml"
+    assert sources["default_model"] == "environment HONED_DEFAULT_MODEL"
+    assert sources["cache"] == "flag"
+    assert sources["local.max_batch"] == "environment HONED_LOCAL_MAX_BATCH"
+    assert sources['prices."openai/gpt-4o-mini".input'] == "honed.toml:8"
+    assert sources['prices."openai/gpt-4o-mini".output'] == "honed.toml:9"
+    assert sources["endpoints.vllm.base_url"] == "honed.toml:12"
+    assert sources["endpoints.vllm.timeout_s"] == "default"
+    assert sources["retry.max_attempts"] == "default" and sources["local.batch_window_ms"] == "default"
+    # Every value shown has a source, keyed alike.
+    assert flat_settings(settings.model_dump(mode="json")).keys() == sources.keys()
+    _, plain = settings_with_sources(start=workspace, env={})
+    assert plain["default_model"] == "honed.toml:2" and plain["cache"] == "honed.toml:3"
+    assert plain["local.max_batch"] == "honed.toml:6"

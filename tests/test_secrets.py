@@ -98,7 +98,7 @@ def test_config_show_masks_database_passwords(workspace: Path) -> None:
         assert r.returncode == 0, r.stderr
         assert "p@ss@word!" not in r.stdout and "topsecret99" not in r.stdout and "***" in r.stdout
     shown = json.loads(r.stdout)
-    assert shown["database_url"].startswith("postgresql+psycopg://honed:***@127.0.0.1:1/honed")
+    assert shown["settings"]["database_url"].startswith("postgresql+psycopg://honed:***@127.0.0.1:1/honed")
 
 
 def test_a_store_error_does_not_show_the_database_password(workspace: Path) -> None:

@@ -3,25 +3,74 @@
 The public API is the names in `__all__`; everything else is internal and may change.
 """
 
-from honed.api import Honed, connect
-from honed.config import Settings, load_settings
-from honed.errors import (
-    ConfigError,
-    HonedError,
-    InvalidInputError,
-    MissingAPIKeyError,
-    ModelError,
-    NotFoundError,
-    OutputParseError,
-    ProviderError,
-    StoreError,
-    UnknownModelError,
-)
-from honed.hashing import content_hash
-from honed.logs.context import log_context
-from honed.logs.tracing import feedback, log, trace
-from honed.models.client import ModelClient
-from honed.models.types import ChatRequest, Completion, Message, Params, Usage
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from honed.api import Honed, connect
+    from honed.config import Settings, load_settings
+    from honed.errors import (
+        ConfigError,
+        HonedError,
+        InvalidInputError,
+        MissingAPIKeyError,
+        ModelError,
+        NotFoundError,
+        OutputParseError,
+        ProviderError,
+        StoreError,
+        UnknownModelError,
+    )
+    from honed.hashing import content_hash
+    from honed.logs.context import log_context
+    from honed.logs.tracing import feedback, log, trace
+    from honed.models.client import ModelClient
+    from honed.models.types import ChatRequest, Completion, Message, Params, Usage
+
+# Each name is imported on first use (PEP 562): `import honed` (and every `honed` command, whose modules
+# live in this package) does not pay for the client, the store and the logging stack it may not need.
+_WHERE = {
+    "Honed": "honed.api",
+    "connect": "honed.api",
+    "Settings": "honed.config",
+    "load_settings": "honed.config",
+    "ConfigError": "honed.errors",
+    "HonedError": "honed.errors",
+    "InvalidInputError": "honed.errors",
+    "MissingAPIKeyError": "honed.errors",
+    "ModelError": "honed.errors",
+    "NotFoundError": "honed.errors",
+    "OutputParseError": "honed.errors",
+    "ProviderError": "honed.errors",
+    "StoreError": "honed.errors",
+    "UnknownModelError": "honed.errors",
+    "content_hash": "honed.hashing",
+    "log_context": "honed.logs.context",
+    "feedback": "honed.logs.tracing",
+    "log": "honed.logs.tracing",
+    "trace": "honed.logs.tracing",
+    "ModelClient": "honed.models.client",
+    "ChatRequest": "honed.models.types",
+    "Completion": "honed.models.types",
+    "Message": "honed.models.types",
+    "Params": "honed.models.types",
+    "Usage": "honed.models.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'honed' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "HONED_DATA_DIR": "data_dir",
     "HONED_MODEL_CACHE": "local.cache_dir",
     "HONED_LOCAL_MAX_BATCH": "local.max_batch",
+    "HONED_LOCAL_USE_SERVER": "local.use_server",
     "HONED_LOGGING": "logging.enabled",
     "HONED_SERVE_MAX_BODY_BYTES": "serve.max_body_bytes",
     "HONED_SERVE_MAX_JSON_DEPTH": "serve.max_json_depth",
@@ -82,6 +83,9 @@ class LocalConfig(_Strict):
     max_batch: int = Field(default=32, ge=1)
     batch_window_ms: float = Field(default=5.0, ge=0)
     threads: int | None = Field(default=None, ge=1)
+    # Send the local model's and local embedders' work to a running `honed serve` of the workspace
+    # instead of loading them in this process (see honed.models.served).
+    use_server: bool = True
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir or Path(platformdirs.user_cache_dir("honed")) / "models"
@@ -180,10 +184,13 @@ class ServeConfig(_Strict):
 
 
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens. A `notional` price is not charged (calls cost what the model's real price
+    says, e.g. nothing on the local model) but shown where steps or models are compared on cost: what the
+    same tokens would cost on a comparable hosted model."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    notional: bool = False
 
 
 class Settings(_Strict):
@@ -281,6 +288,30 @@ def load_settings(
     `overrides` are command-line flags as dotted paths (`{"cache": False, "local.max_batch": 4}`); `None`
     values mean "flag not given" and are ignored.
     """
+    return _load(overrides, start=start, env=env, require_workspace=require_workspace)[0]
+
+
+def settings_with_sources(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    start: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    require_workspace: bool = False,
+) -> tuple[Settings, dict[str, str]]:
+    """`load_settings`, and where each setting's value came from: a dotted key (`local.max_batch`,
+    `prices."openai/gpt-4o-mini".input`) -> `flag`, `environment HONED_X`, `honed.toml:LINE` or `default`
+    (`root`: `environment HONED_HOME`, `nearest honed.toml` or `default`)."""
+    return _load(overrides, start=start, env=env, require_workspace=require_workspace, sources=True)
+
+
+def _load(
+    overrides: Mapping[str, Any] | None,
+    *,
+    start: Path | None,
+    env: Mapping[str, str] | None,
+    require_workspace: bool,
+    sources: bool = False,
+) -> tuple[Settings, dict[str, str]]:
     env = os.environ if env is None else env
     root = find_workspace(start, env)
     if root is None and require_workspace:
@@ -297,12 +328,15 @@ def load_settings(
         if "root" in data:
             raise ConfigError(f"{config_path}: unknown key 'root'", hint="remove it; the folder is the root")
     layered: dict[str, Any] = {}
+    given: dict[str, str] = {}  # dotted key -> where the layer above the file set it
     for var, dotted in ENV_VARS.items():
         if env.get(var) not in (None, ""):
             _set_path(layered, dotted, env[var])
+            given[dotted] = f"environment {var}"
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_path(layered, dotted, value)
+            given[dotted] = "flag"
     merged = _merge(data, layered)
     merged["root"] = root
     try:
@@ -311,7 +345,93 @@ def load_settings(
         raise _config_error(exc, config_path, text) from None
     for endpoint in settings.endpoints.values():
         register_env(endpoint.api_key_env)  # its key is masked wherever an error could show it
-    return _resolve_relative_paths(settings)
+    settings = _resolve_relative_paths(settings)
+    if not sources:
+        return settings, {}
+    found: dict[str, str] = {}
+    if root is not None:
+        found["root"] = "environment HONED_HOME" if env.get("HONED_HOME") else f"nearest {CONFIG_FILE}"
+    lines = toml_key_lines(text)
+    for path in _leaf_paths(settings.model_dump(mode="json")):
+        key = dotted_key(path)
+        if path == ("root",):
+            found.setdefault(key, "default")
+        elif key in given:
+            found[key] = given[key]
+        elif _has_path(data, path):
+            line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
+            found[key] = f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE
+        else:
+            found[key] = "default"
+    return settings, found
+
+
+def flat_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A settings dump (`model_dump(mode="json")`) keyed as `settings_with_sources` keys its sources."""
+    out: dict[str, Any] = {}
+    for path in _leaf_paths(data):
+        node: Any = data
+        for part in path:
+            node = node[part]
+        out[dotted_key(path)] = node
+    return out
+
+
+def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths to every value that is not a non-empty mapping (lists are one value)."""
+    out: list[tuple[str, ...]] = []
+    for k, v in data.items():
+        if isinstance(v, Mapping) and v:
+            out += _leaf_paths(v, (*prefix, k))
+        else:
+            out.append((*prefix, k))
+    return out
+
+
+def _has_path(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_TABLE_LINE = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?")
+_KEY_LINE = re.compile(rf"^\s*({_DOTTED})\s*=")
+
+
+def dotted_key(path: tuple[str, ...]) -> str:
+    """A settings path as written in TOML: `prices."openai/gpt-4o-mini".input`."""
+    return ".".join(p if _BARE_KEY.fullmatch(p) else f'"{p}"' for p in path)
+
+
+def toml_key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line (1-based) of every key and table header in a TOML text, by path; the first one wins.
+
+    A line scan rather than a parser (tomllib keeps no positions): keys inside multi-line strings could be
+    misread, which at worst points `config show` at a wrong line of a file tomllib already accepted.
+    """
+    out: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for i, line in enumerate(text.splitlines(), 1):
+        header = _TABLE_LINE.match(line)
+        if header:
+            table = _split_dotted(header.group(1))
+            out.setdefault(table, i)
+            continue
+        key = _KEY_LINE.match(line)
+        if key:
+            out.setdefault((*table, *_split_dotted(key.group(1))), i)
+    return out
+
+
+def _split_dotted(text: str) -> tuple[str, ...]:
+    parts = re.findall(_KEY_PART, text)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
 
 
 def _resolve_relative_paths(settings: Settings) -> Settings:
@@ -378,10 +498,15 @@ cache = true
 # allow_origins = ["http://localhost:3000"]
 # allowed_hosts = ["honed.example.com"]
 
-# Prices in USD per million tokens, overriding the built-in table.
+# Prices in USD per million tokens, overriding the built-in table. `notional = true` charges nothing but
+# prices the model's tokens in comparisons (the ladder's cost per step), e.g. at a hosted small model's rate.
 # [prices."openai/gpt-4o-mini"]
 # input = 0.15
 # output = 0.60
+# [prices."local/smollm2-135m-instruct"]
+# input = 0.15
+# output = 0.60
+# notional = true
 """
 
 

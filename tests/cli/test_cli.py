@@ -32,17 +32,26 @@ def test_honed_home_points_anywhere(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     r = honed("config", "show", "--json", cwd=elsewhere, env={"HONED_HOME": str(tmp_path / "ws")})
-    assert json.loads(r.stdout)["root"] == str(tmp_path / "ws")
+    shown = json.loads(r.stdout)
+    assert shown["settings"]["root"] == str(tmp_path / "ws")
+    assert shown["sources"]["root"] == "environment HONED_HOME"
 
 
-def test_config_precedence_through_the_cli(workspace: Path) -> None:
-    (workspace / "honed.toml").write_text('default_model = "scripted/file"\n')
+def test_config_precedence_and_sources_through_the_cli(workspace: Path) -> None:
+    (workspace / "honed.toml").write_text('cache = true\ndefault_model = "scripted/file"\n')
     shown = json.loads(honed("config", "show", "--json", cwd=workspace).stdout)
-    assert shown["default_model"] == "scripted/file"
+    assert shown["settings"]["default_model"] == "scripted/file"
+    assert shown["sources"]["default_model"] == "honed.toml:2"
     env = {"HONED_DEFAULT_MODEL": "scripted/env", "HONED_DATABASE_URL": "postgresql://u:hunter2@h/db"}
     shown = json.loads(honed("config", "show", "--json", cwd=workspace, env=env).stdout)
-    assert shown["default_model"] == "scripted/env"
-    assert "hunter2" not in shown["database_url"]
+    assert shown["settings"]["default_model"] == "scripted/env"
+    assert shown["sources"]["default_model"] == "environment HONED_DEFAULT_MODEL"
+    assert "hunter2" not in shown["settings"]["database_url"]
+    table = honed("config", "show", cwd=workspace, env=env).stdout
+    rows = {line.split()[1]: line.split()[2:] for line in table.splitlines() if line.startswith("│")}
+    assert rows["default_model"][-3:] == ["environment", "HONED_DEFAULT_MODEL", "│"]
+    assert rows["cache"][-2:] == ["honed.toml:1", "│"] and rows["retry.max_attempts"][-2:] == ["default", "│"]
+    assert "hunter2" not in table
 
 
 def test_unknown_key_in_config_is_a_one_line_error(workspace: Path) -> None:
@@ -95,6 +104,8 @@ def test_models_run_samples(workspace: Path) -> None:
         (["models", "run", "scripted/echo", "--file", "missing.jsonl"], ["missing.jsonl: no such file"]),
         (["models", "run", "scripted/echo", "hi", "--temperature", "7"], ["temperature 7.0 is out of range"]),
         (["serve", "--host", "0.0.0.0"], ["refusing to listen on 0.0.0.0"]),
+        # The user's word, not the store's kind (`ladder-ledger`).
+        (["optimize", "show", "nope"], ["no ladder named 'nope'", "known ladders: none yet"]),
     ],
 )
 def test_user_errors_are_one_line(workspace: Path, args: list[str], fragments: list[str]) -> None:
@@ -132,7 +143,7 @@ def test_unreachable_database_is_a_one_line_error(workspace: Path) -> None:
 
 
 def test_models_list(workspace: Path) -> None:
-    rows = json.loads(honed("models", "list", "--json", cwd=workspace).stdout)
+    rows = json.loads(honed("models", "list", "--endpoints", "--json", cwd=workspace).stdout)
     endpoints = {r["endpoint"]: r for r in rows}
     assert {"openai", "local", "scripted"} <= set(endpoints)
     assert endpoints["openai"]["api_key_env"] == "OPENAI_API_KEY"

@@ -4,7 +4,9 @@ the same workspace and none of them changes what the others rely on).
 
 Covered: create, ingest (and the no-op re-ingest), list, show, search (table, JSON, `--where`), `eval`
 over a dataset imported with `honed datasets import`, one-line errors, and `honed prompts run` of a
-prompt that retrieves, answered by the real local model.
+prompt that retrieves, answered by the real local model. Markdown front matter as filterable metadata,
+and the warnings for a malformed block and for a filter on a field no document has, run in a workspace
+of their own whose embedder is the stub OpenAI server (no model to load).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from honed.config import init_workspace
 from tests.support.cli import assert_one_line_error, honed
+from tests.support.stub_openai import stub_openai
 
 DOCS = {
     "returns.md": "# Returns\n\nYou can return any product within 30 days of delivery for a full refund.\n",
@@ -182,3 +185,66 @@ def test_prompts_run_retrieves_before_it_asks_the_local_model(ws: Built) -> None
     user = data["messages"][-1]["content"]
     assert user.startswith("[1] (returns.md#0) # Returns") and user.endswith(f"Question: {question}")
     assert data["text"] == answered.stdout.strip() and 0 < data["output_tokens"] <= 8
+
+
+POLICY = """\
+---
+category: policy
+title: Returns policy
+---
+# Returns
+
+You can return any product within 30 days of delivery for a full refund.
+"""
+SHIPPING = """\
+---
+category: logistics
+---
+# Shipping
+
+Returns of parcels are shipped back within 30 days at our cost.
+"""
+
+
+def test_front_matter_is_metadata_a_where_filter_finds(tmp_path: Path) -> None:
+    with stub_openai() as stub:
+        root = init_workspace(tmp_path / "fm")
+        with (root / "honed.toml").open("a", encoding="utf-8") as toml:
+            toml.write(f'\n[endpoints.stub]\nprovider = "openai"\nbase_url = "{stub.base_url}"\n')
+        docs = root / "docs"
+        docs.mkdir()
+        (docs / "policy.md").write_text(POLICY, encoding="utf-8")
+        (docs / "shipping.md").write_text(SHIPPING, encoding="utf-8")
+        (docs / "broken.md").write_text("---\ncategory: [policy\n---\n# Broken\n\nStill searchable.\n")
+        ok(honed("kb", "create", "docs", "--embedder", "stub/emb", cwd=root))
+
+        ingested = ok(honed("kb", "ingest", "docs", "docs", cwd=root))
+        assert "3 added" in ingested.stdout
+        [warning] = [line for line in ingested.stderr.splitlines() if "warning" in line]
+        assert warning.startswith("warning: docs/broken.md: front matter is not valid YAML")
+
+        # The README's example: hybrid search (the default) filtered on a front matter field.
+        query = "how long do returns take"
+        where = '{"category": "policy"}'
+        found = json.loads(
+            ok(honed("kb", "search", "docs", query, "--where", where, "--json", cwd=root)).stdout
+        )
+        assert [hit["doc_id"] for hit in found["hits"]] == ["policy.md"]
+        hit = found["hits"][0]
+        assert hit["metadata"]["category"] == "policy" and hit["metadata"]["title"] == "Returns policy"
+        assert "category" not in hit["text"] and hit["text"].startswith("# Returns")
+        # The malformed block stayed in its document's text (and so in its chunks).
+        kept = ok(honed("kb", "search", "docs", "category policy", "--method", "bm25", "--json", cwd=root))
+        texts = [h["text"] for h in json.loads(kept.stdout)["hits"] if h["doc_id"] == "broken.md"]
+        assert any("category: [policy" in text for text in texts)
+
+
+def test_a_filter_on_a_field_no_document_has_warns_in_one_line(ws: Built) -> None:
+    typo = ws.run("kb", "search", "docs", "refund", "--method", "bm25", "--where", '{"categroy": "care"}')
+    assert typo.returncode == 0, typo.stderr
+    [line] = typo.stderr.strip().splitlines()
+    assert line.startswith("warning: filter field 'categroy' is in no document of knowledge base 'docs'")
+    assert "did you mean 'category'?" in line
+
+    known = ws.run("kb", "search", "docs", "refund", "--method", "bm25", "--where", '{"category": "care"}')
+    assert known.returncode == 0 and "warning" not in known.stderr

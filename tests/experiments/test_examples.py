@@ -55,3 +55,21 @@ def test_ladder_example_plan_and_checks() -> None:
     assert checks.strict('{"answer": "$189"}', "$89")[0] is False
     assert checks.correct("It costs $89.", "$89")[0] is True and checks.format("It costs $89.")[0] is False
     assert checks.correct('{"answer": "12 years"}', "2 years")[0] is False
+
+
+GATE = PROJECT_ROOT / "examples" / "gate"
+
+
+def test_gate_example_spec_loads_and_reuses_the_compare_example() -> None:
+    gate = load_gate(GATE / "ci.yaml")
+    assert gate.has_baseline and [v.id for v in gate.experiment.all_variants()] == ["baseline", "few-shot"]
+    for v in gate.experiment.all_variants():
+        assert load_prompt(GATE / v.prompt).name == "qa"  # the compare example's prompts, by path
+    evaluators = {e.get("name") for e in gate.experiment.evaluators}
+    assert set(gate.thresholds) <= evaluators
+    function = next(e["function"] for e in gate.experiment.evaluators if e["type"] == "python")
+    assert (GATE / function.split(":")[0]).is_file()
+    limits = gate.limits
+    assert None not in (limits.cost_usd, limits.cost_per_call_usd, limits.latency_p95_s, limits.errors)
+    run_sh = (GATE / "run.sh").read_text()
+    assert "eval run ci.yaml --junit reports/honed.xml" in run_sh and "nq_open/NQ-open.dev.jsonl" in run_sh

@@ -37,6 +37,13 @@ class _Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         self.text.append(data)
 
+    @classmethod
+    def text_of(cls, html: str) -> list[str]:
+        page = cls()
+        page.feed(html)
+        page.close()
+        return page.text
+
 
 def _down(req) -> BaseException:  # type: ignore[no-untyped-def]
     return ProviderError("bad request", provider="s", status=400)
@@ -195,3 +202,93 @@ def test_cli_run_html_and_report_write_the_page(workspace: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "mine.html"
     assert "Paired comparison against qa@v2" in (workspace / "mine.html").read_text(encoding="utf-8")
     assert_one_line_error(honed("experiments", "report", "zzzz", cwd=workspace), "no experiment run 'zzzz'")
+
+
+HOSTILE = [
+    "<script>document.title='pwned'</script>",
+    "<img src=x onerror=\"document.body.setAttribute('data-pwned', '1')\">",
+]
+
+
+@pytest.mark.slow
+def test_a_browser_shows_changed_and_failing_cases_with_their_outputs_as_text(workspace: Path) -> None:
+    """`experiments run --html` through the CLI, the page opened in headless Chromium: the changed cases
+    show their question, each variant's output side by side and the reference; hostile outputs are text."""
+    from tests.optimize.test_report import chromium
+
+    (workspace / "v1.yaml").write_text(
+        "name: qa\nmodel: scripted/echo\nmessages:\n  - {role: user, content: '{{ q }}'}\n"
+    )
+    (workspace / "v2.yaml").write_text(
+        "name: qa\nmodel: scripted/echo\nmessages:\n  - {role: user, content: 'The answer: {{ q }}'}\n"
+    )
+    rows = [
+        {"id": "france", "inputs": {"q": "Capital of France?"}, "reference": "Capital of France?"},
+        *({"id": f"evil{i}", "inputs": {"q": text}, "reference": "x"} for i, text in enumerate(HOSTILE)),
+        *({"id": f"n{i}", "inputs": {"q": f"q{i}"}, "reference": f"q{i}"} for i in range(30)),
+    ]
+    (workspace / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert honed("datasets", "import", "d", "cases.jsonl", cwd=workspace).returncode == 0
+    (workspace / "exp.yaml").write_text(
+        json.dumps(
+            {
+                "name": "e",
+                "dataset": "d",
+                "variants": [{"prompt": "v1.yaml"}, {"prompt": "v2.yaml"}],
+                "evaluators": [{"type": "exact"}],
+            }
+        )
+    )
+    r = honed("experiments", "run", "exp.yaml", "--html", "report.html", "--json", cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    run_id = json.loads(r.stdout)["run"]["id"]
+    page = workspace / "report.html"
+    _check_page(page.read_text(encoding="utf-8"))
+    dom = chromium("--dump-dom", page.as_uri(), profile=workspace / "profile")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parsed = _Page()
+    parsed.feed(dom.stdout)
+    tags = [tag for tag, _ in parsed.tags]
+    assert "script" not in tags and "img" not in tags  # nothing from an output became an element
+    assert "pwned" not in "".join(a.get("data-pwned") or "" for _, a in parsed.tags)
+    title = re.search(r"<title>(.*?)</title>", dom.stdout)
+    assert title is not None and "pwned" not in title.group(1).replace("document.title", "")
+    cases = dom.stdout[dom.stdout.index("<h2>Cases</h2>") :]
+    text = "".join(_Page.text_of(cases))
+    # The 31 regressions (the 30 plain cases and france) are capped at 25 with the command for all of them.
+    assert "Changed against qa@v1 (31)" in text
+    assert f"6 more not shown; all of them: honed experiments cases {run_id} --regressions" in text
+    france = re.search(r"<tr><td><code>france</code>.*?</tr>", cases, re.S)
+    assert france is not None
+    case, reference, baseline, candidate = (
+        "".join(_Page.text_of(cell)) for cell in re.findall(r"<td>(.*?)</td>", france.group(0), re.S)
+    )
+    assert "Capital of France?" in case and "regressed on exact under qa@v2" in case  # the question
+    assert reference == "Capital of France?"
+    assert baseline.startswith("Capital of France?exact: 1 pass")  # the outputs side by side
+    assert candidate.startswith("The answer: Capital of France?exact: 0 fail")
+    # The hostile outputs fail under both variants: shown, as the characters they are.
+    assert "Failing or with errors (2)" in text
+    for hostile in HOSTILE:
+        assert f"The answer: {hostile}" in text
+
+
+def test_evaluator_errors_are_shown_grouped_by_message_with_counts(workspace: Path) -> None:
+    (workspace / "checks.py").write_text(
+        "def check(output):\n    if output.endswith('1'):\n        raise ValueError('no ones <b>here</b>')\n"
+        "    raise KeyError('other')\n"
+    )
+    h = setup(workspace, "scripted/echo", n_cases=12)
+    evaluators = [{"type": "exact"}, {"type": "python", "function": "checks.py:check"}]
+    run = run_experiment(h, resolve(h, parse_spec(spec(evaluators=evaluators)), base=workspace))
+    report = analyse(h.store, run.id, n_boot=200)
+    h.close()
+    page = render_html(report)
+    parsed, _ = _check_page(page)
+    errors = re.search(r"<h2>Errors</h2>(.*?)</table>", page, re.S)
+    assert errors is not None
+    rows = ["|".join(_Page.text_of(row)) for row in re.findall(r"<tr><td.*?</tr>", errors.group(1), re.S)]
+    # 12 cases x 2 variants: the echoed "country1" and "country11" end in 1, the 20 others do not.
+    assert rows == ["20|python|KeyError: 'other'", "4|python|ValueError: no ones <b>here</b>"]
+    assert "<b>here</b>" not in page
+    assert f"honed experiments cases {run.id} --errors" in "".join(parsed.text)

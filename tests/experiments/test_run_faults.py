@@ -112,6 +112,9 @@ def test_ctrl_c_stores_the_calls_in_flight_and_the_resume_repeats_none(workspace
         r = honed("experiments", "run", str(spec), "--no-cache", "--json", cwd=workspace)
         assert r.returncode == 0, r.stderr
         assert _repeated(stub) == 0 and len(stub.requests) == 40
+    # The resumed run's header says what was kept and what is left, not the whole run's size.
+    run_id = json.loads(r.stdout)["run"]["id"]
+    assert f"resuming run {run_id}: {stopped_at} done, {40 - stopped_at} to go" in r.stderr, r.stderr
 
 
 def test_a_run_whose_calls_fail_exits_non_zero_with_the_reasons_grouped(workspace: Path) -> None:

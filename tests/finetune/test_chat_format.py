@@ -134,7 +134,7 @@ def test_token_limit_and_minimum_examples() -> None:
     assert check_chat_examples([good()], min_examples=1) == []
 
 
-def test_raising_variant_is_one_line_with_the_count_of_the_rest() -> None:
+def test_raising_variant_is_one_line_listing_every_problem() -> None:
     examples = ten()
     examples[1] = {"messages": [{"role": "user", "content": "hi"}]}
     examples[7] = {"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "a"}]}
@@ -142,7 +142,7 @@ def test_raising_variant_is_one_line_with_the_count_of_the_rest() -> None:
         require_chat_examples(examples)
     line = info.value.one_line()
     assert "line 2: no assistant message to learn from [example_missing_assistant_message]" in line
-    assert "1 more problem(s)" in line and "\n" not in line
+    assert "; also line 8: " in line and "[unrecognized_role]" in line and "\n" not in line
 
 
 def test_jsonl_file_check_reports_bad_json_lines(tmp_path: Path) -> None:

@@ -136,6 +136,29 @@ def test_prices_come_from_the_table_and_free_models_say_so(workspace: Path) -> N
     assert fmt_cost_per_1k(result.candidate) == "unknown (give --price MODEL=IN,OUT)"
 
 
+def test_a_notional_price_in_honed_toml_prices_a_free_model_and_says_so(workspace: Path) -> None:
+    with (workspace / "honed.toml").open("a", encoding="utf-8") as f:
+        f.write('\n[prices."scripted/base"]\ninput = 1.0\noutput = 2.0\nnotional = true\n')
+    with scripted("base", base_model) as base, scripted("ft", tuned_model):
+        h = setup(workspace)
+        result = compare_finetune(
+            h,
+            dataset="caps",
+            candidate_model="slow/ft",
+            baseline_model=base,
+            baseline_prompt="long@v1",
+            latency_calls=0,
+            n_boot=200,
+        )
+        spent = sum(r["cost_usd"] or 0 for r in h.store.runs.results(result.run_id))
+        h.close()
+    b = result.baseline
+    assert b.price == (1.0, 2.0) and b.price_source == "notional"
+    assert b.cost_per_1k_usd == pytest.approx(0.21)
+    assert fmt_cost_per_1k(b) == "$0.2100 (notional price)"
+    assert spent == 0  # notional: shown in the comparison, never charged to the calls
+
+
 def test_job_models_reads_a_finished_job(workspace: Path) -> None:
     h = Honed(load_settings(start=workspace))
     now = datetime.now(UTC)
@@ -191,7 +214,8 @@ def _wired() -> bool:
     from honed.cli.main import app
 
     group = get_command(app)
-    finetune = getattr(group, "commands", {}).get("finetune")
+    # The root group imports a command's module when it is resolved, so ask it rather than `commands`.
+    finetune = group.get_command(group.make_context("honed", ["--version"]), "finetune")  # type: ignore[attr-defined]
     return finetune is not None and "compare" in getattr(finetune, "commands", {})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -106,3 +107,46 @@ def test_a_rule_naming_an_unknown_evaluator_fails_before_serving(workspace: Path
 
     with connect() as h, pytest.raises(HonedError, match="nope"):
         OnlineEvaluation(h.settings, [OnlineEvalRule(evaluator="nope")], interval_s=1)
+
+
+def test_cli_eval_shows_failed_judgments_grouped_with_an_example_and_exits_3(workspace: Path) -> None:
+    from tests.support.cli import honed
+
+    (workspace / "honed.toml").write_text(
+        '[endpoints.judge]\nprovider = "scripted"\nreplies = ["I think it is fine, really."]\n'
+    )
+    with connect() as h:
+        for i in range(6):
+            h.log(model="app/m", inputs={"question": f"q{i}"}, output=f"answer {i}")
+    judge = '{"type": "llm_judge", "name": "helpful", "model": "judge/m", "rubric": "Is it helpful?"}'
+    r = honed("logs", "eval", judge, "--source", "app", cwd=workspace)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "6 scored now (6 failed, 0 without a score)" in r.stdout
+    assert "6 evaluation(s) failed:" in r.stderr
+    assert "6 x unparseable judgment (the reply contains no JSON object)" in r.stderr
+    assert "answered: 'I think it is fine, really.'" in r.stderr  # the raw answer the judge gave
+    # Each failed judgment is kept on its score row, and --json carries the groups.
+    judge2 = judge.replace('"helpful"', '"helpful2"')
+    r = honed("logs", "eval", judge2, "--source", "app", "--json", cwd=workspace)
+    assert r.returncode == 3
+    out = json.loads(r.stdout)
+    [group] = out["error_groups"]
+    assert out["failed"] is True and group["count"] == 6 and group["error"] == "unparseable judgment"
+    assert group["example_raw"] == "I think it is fine, really." and group["example_log"].startswith("log-")
+    with connect() as h:
+        rows = h.store.logs.query(LogFilter(source="app"))
+        scores = h.store.logs.scores_for([row["id"] for row in rows])
+    assert all(s["helpful"]["error"] == "unparseable judgment" for s in scores.values())
+
+
+def test_cli_eval_without_references_is_not_a_failure(workspace: Path) -> None:
+    from tests.support.cli import honed
+
+    with connect() as h:
+        h.log(model="app/m", inputs={"q": 1}, output="yes")
+        ok = h.log(model="app/m", inputs={"q": 2}, output="no")
+        h.feedback(ok, "correction", text="no")
+    r = honed("logs", "eval", "exact", cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    assert "(0 failed, 1 without a score), mean 1.000" in r.stdout
+    assert "1 log(s) without a score (not failures):" in r.stderr

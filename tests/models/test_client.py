@@ -268,3 +268,22 @@ def test_the_cache_works_on_postgresql_too(fresh_postgres_url: str, tmp_path: Pa
         assert all(not isinstance(c, Exception) and c.cached for c in second)
         assert not any(not isinstance(c, Exception) and c.cached for c in first)
         assert store.cache.count() == 3 and n == 3
+
+
+def test_latency_is_the_time_in_the_model_and_queueing_is_counted_apart(workspace: Path) -> None:
+    # One call at a time, 0.2 s each: the fourth call waits 0.6 s for the endpoint, then takes 0.2 s.
+    toml = '[endpoints.one]\nprovider = "scripted"\nmax_concurrency = 1\nreplies = ["ok"]\ndelay_s = 0.2\n'
+    client = make_client(workspace, toml=toml)
+    out = client.run([ChatRequest.of("one/m", f"q{i}") for i in range(4)])
+    done = [c for c in out if not isinstance(c, Exception)]
+    assert len(done) == 4
+    for c in done:
+        assert 0.19 <= c.latency_s < 0.35, c
+    queued = sorted(c.queue_s or 0.0 for c in done)
+    assert queued[0] < 0.1
+    for i, q in enumerate(queued[1:], 1):
+        assert q >= 0.19 * i - 0.01, queued
+    # A cache hit keeps both figures of the call that made it.
+    again, first = client.run([ChatRequest.of("one/m", "q3")])[0], out[3]
+    assert not isinstance(again, Exception) and not isinstance(first, Exception) and again.cached
+    assert (again.latency_s, again.queue_s) == (first.latency_s, first.queue_s)

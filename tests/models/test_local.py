@@ -384,3 +384,58 @@ def test_local_model_construction_loads_nothing(tmp_path: Path) -> None:
     model = LocalModel(LocalConfig(cache_dir=tmp_path / "never"))
     model.close()
     assert not (tmp_path / "never").exists()
+
+
+def test_the_engine_tells_time_in_the_model_from_time_queued() -> None:
+    # Batches of one, 0.1 s each: four jobs submitted at once wait 0, 0.1, 0.2 and 0.3 s for their turn,
+    # and each spends 0.1 s in the model. In a batch of two, a row that ends early (model_s 0.02) waits
+    # for the other row: that wait is queueing, not its time in the model.
+    def runner(jobs: Sequence[Job]) -> list[Generation | HonedError]:
+        time.sleep(0.1)
+        short = [j.messages[0]["content"] == "short" for j in jobs]
+        return [Generation("x", 1, 1, "stop", model_s=0.02 if s else None) for s in short]
+
+    def job(text: str) -> Job:
+        return Job.of(({"role": "user", "content": text},), Params())
+
+    async def gather(engine: Engine, texts: list[str]) -> list[Generation]:
+        return list(await asyncio.gather(*(engine.run(job(t)) for t in texts)))
+
+    one = Engine(runner, max_batch=1, window_s=0.0)
+    out = asyncio.run(gather(one, ["a", "b", "c", "d"]))
+    one.close()
+    for g in out:
+        assert g.model_s is not None and 0.09 <= g.model_s < 0.2, g
+    queued = sorted(g.queue_s for g in out)
+    assert queued[0] < 0.05 and all(q >= 0.09 * i for i, q in enumerate(queued)), queued
+
+    two = Engine(runner, max_batch=2, window_s=0.05)
+    short, long = asyncio.run(gather(two, ["short", "long"]))
+    two.close()
+    assert short.model_s == pytest.approx(0.02) and short.queue_s >= 0.07
+    assert long.model_s is not None and long.model_s >= 0.09 and long.queue_s < 0.07
+
+
+@slow
+def test_batched_calls_count_the_wait_for_a_batch_as_queued_not_as_time_in_the_model(workspace: Path) -> None:
+    from honed.models.client import ModelClient
+
+    # Batches of two, at most four calls at the endpoint: of six calls sent at once, the last ones wait
+    # for a slot and for two batches before theirs.
+    (workspace / "honed.toml").write_text("[local]\nmax_batch = 2\n", encoding="utf-8")
+    client = ModelClient(load_settings(start=workspace), use_cache=False)
+    requests = [req(p, max_tokens=8) for p in PROMPTS]
+    client.run(requests[:1])  # loads the model
+    alone = [client.run([r])[0] for r in requests]
+    started = time.perf_counter()
+    together = client.run(requests)
+    wall = time.perf_counter() - started
+    assert all(not isinstance(c, Exception) for c in [*alone, *together])
+    slowest_alone = max(c.latency_s for c in alone if not isinstance(c, Exception))
+    batched = [c for c in together if not isinstance(c, Exception)]
+    queued = sorted(c.queue_s or 0.0 for c in batched)
+    # Each call's time in the model is about one batch, however long it queued ...
+    assert all(c.latency_s < 3 * slowest_alone + 0.2 for c in batched), (slowest_alone, batched)
+    # ... and the calls of the third batch queued for about two batches.
+    assert queued[-1] > max(c.latency_s for c in batched), queued
+    assert all((c.latency_s + (c.queue_s or 0.0)) <= wall for c in batched)

@@ -18,6 +18,7 @@ from honed.datasets import Case, record_cases
 from honed.errors import InvalidInputError, ProviderError
 from honed.models.types import ChatRequest
 from honed.optimize import load_plan, parse_plan, run_ladder, stored_ledger
+from honed.store.logs import LogFilter
 from honed.testing import scripted
 from tests.support.cli import assert_one_line_error, honed
 
@@ -28,6 +29,7 @@ dataset: catalogue@latest
 split: test
 primary: correct
 evaluators: [{type: contains, name: correct}, {type: exact, name: exact}]
+latency_calls: 0  # latency is timed one at a time in its own test below; this one counts the run's calls
 steps:
   - {id: baseline, prompt: prompts/bare.yaml, model: scripted/base, params: {temperature: 0}}
   - {id: instructions, prompt: prompts/instructed.yaml}
@@ -213,3 +215,78 @@ def _yaml(path: Path) -> dict[str, object]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
+
+
+def test_latency_per_step_is_timed_one_at_a_time_and_a_free_model_gets_a_notional_price(
+    workspace: Path,
+) -> None:
+    # Every call takes 0.05 s; the run makes two at a time.
+    path = setup(workspace)
+    with (workspace / "honed.toml").open("a", encoding="utf-8") as f:
+        f.write(
+            '\n[endpoints.scripted]\nprovider = "scripted"\nmax_concurrency = 2\ndelay_s = 0.05\n'
+            '[prices."scripted/base"]\ninput = 100000.0\noutput = 200000.0\nnotional = true\n'
+        )
+    text = PLAN.replace("latency_calls: 0", "latency_calls: 4")
+    text += "notional_prices: {scripted/tuned: {input: 1000000.0, output: 1000000.0}}\n"
+    path.write_text(text, encoding="utf-8")
+    model = Model()
+    with scripted("base", model), scripted("tuned", model):
+        h = Honed(load_settings(start=workspace))
+        try:
+            ledger = run_ladder(h, load_plan(path), n_boot=500)
+            h.flush_logs()
+            probes = h.store.logs.query(LogFilter(source="experiment", limit=1000))
+            replay = run_ladder(h, load_plan(path), n_boot=500)
+        finally:
+            h.close()
+    # The run's calls plus, per step, one warm-up call and four timed ones, made one at a time.
+    assert model.calls == 3 * N_TEST + 3 * 5
+    assert sum(1 for r in probes if r["metadata"].get("purpose") == "latency probe") == 3 * 5
+    for s in ledger.steps:
+        assert s.latency_mode == "one at a time" and s.latency_calls == 4, s
+        assert s.latency_p50_s is not None and s.latency_p95_s is not None
+        assert 0.045 <= s.latency_p50_s <= s.latency_p95_s < 0.2  # the call's own 0.05 s, not its queue
+        assert s.queue_p50_s is not None  # the run's own queueing is kept apart
+    # A free model's cost at a notional price: honed.toml's for the base, the plan's for the tuned one.
+    base, _, tuned = ledger.steps
+    assert base.cost_per_1k_usd == 0 and tuned.cost_per_1k_usd == 0  # nothing is charged
+    assert base.notional_price == {"input": 100000.0, "output": 200000.0, "source": "honed.toml"}
+    assert tuned.notional_price is not None and tuned.notional_price["source"] == "plan"
+    assert base.mean_input_tokens is not None and base.mean_output_tokens is not None
+    expected = (base.mean_input_tokens * 0.1 + base.mean_output_tokens * 0.2) * 1000
+    assert base.notional_cost_per_1k_usd == pytest.approx(expected)
+    # A replay of unchanged steps keeps their measured latency instead of timing them again.
+    assert model.calls == 3 * N_TEST + 3 * 5
+    assert [(s.latency_p50_s, s.latency_calls) for s in replay.steps] == [
+        (s.latency_p50_s, s.latency_calls) for s in ledger.steps
+    ]
+
+
+def test_the_ledger_fits_100_columns_and_wide_shows_every_column(workspace: Path) -> None:
+    path = setup(workspace)
+    model = Model()
+    with scripted("base", model), scripted("tuned", model):
+        h = Honed(load_settings(start=workspace))
+        try:
+            run_ladder(h, load_plan(path), n_boot=500)
+        finally:
+            h.close()
+    out = honed("optimize", "show", "catalogue-ladder", cwd=workspace, env={"COLUMNS": "100"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100, out.stdout
+    whole = ["baseline", "instructions", "fine-tuned", "▲ better", "▼ worse", "= no detectable difference"]
+    for word in whole:
+        assert any(word in line for line in lines), (word, out.stdout)
+    rows = [line for line in lines if line.startswith("│ instructions ")]
+    assert any("▲ +0.63 [+0.40, +0.87]" in row for row in rows), out.stdout  # a mark, not a folded word
+    assert any("= +0.00 [+0.00, +0.00]" in line for line in lines if line.startswith("│ fine-tuned "))
+    assert "time in the model" in " ".join(lines)
+
+    wide = honed("optimize", "show", "catalogue-ladder", "--wide", cwd=workspace, env={"COLUMNS": "100"})
+    assert wide.returncode == 0, wide.stderr
+    row = next(line for line in wide.stdout.splitlines() if line.startswith("│ fine-tuned "))
+    for cell in ("0.900 [0.767, 1.000]", "no detectable difference", "instructed@v1", "scripted/tuned"):
+        assert cell in row, row
+    assert len(row) > 100

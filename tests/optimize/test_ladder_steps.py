@@ -66,7 +66,8 @@ def test_steps_derive_their_prompts_and_the_ledger_says_why_results_fail(workspa
     train_names = {PRODUCTS[s][0] for s in TRAIN}
     rag_calls = [r for r in seen if r.messages[-1]["content"].startswith("Facts:\n[1] (")]
     demos = [[m["content"] for m in r.messages[1:-1] if m["role"] == "user"] for r in rag_calls]
-    assert sorted(len(d) for d in demos) == [1] * 16 + [2] * 16  # rag, then one fixed shot
+    # rag, then one fixed shot: 16 cases each, and 6 calls each timed one at a time for the latency
+    assert sorted(len(d) for d in demos) == [1] * 22 + [2] * 22
     assert all(any(n in d for n in train_names) for ds in demos for d in ds)
 
     # Quality moves where the model says it should; failures are categorised per step.
@@ -74,6 +75,8 @@ def test_steps_derive_their_prompts_and_the_ledger_says_why_results_fail(workspa
     assert q["instructions"]["format"]["mean"] == 0 and q["few-shot"]["format"]["mean"] == 1
     assert q["few-shot"]["strict"]["mean"] == 0 and q["rag"]["strict"]["mean"] == pytest.approx(0.5)
     assert steps["rag"].vs_previous is not None and steps["rag"].vs_previous["strict"]["verdict"] == "better"
+    # Latency is timed one at a time for every step, the one that retrieves too.
+    assert all(s.latency_mode == "one at a time" and s.latency_calls == 5 for s in steps.values())
     f = {sid: s.failures for sid, s in steps.items()}
     assert f["instructions"] == {"n": 16, "ok": 0, "format": 0, "retrieval_miss": 0, "generation_miss": 0,
                                  "other": 16, "error": 0}  # fmt: skip

@@ -324,6 +324,38 @@ def test_old_ledgers_without_the_new_fields_render() -> None:
     assert '40 <span class="warn">(40 failed)</span>' in page
 
 
+def test_latency_says_it_is_the_time_in_the_model_of_calls_made_one_at_a_time() -> None:
+    ledger = make_ledger()
+    for s in ledger["steps"]:
+        s |= {"latency_p95_s": 1.25, "latency_calls": 5, "latency_mode": "one at a time", "queue_p50_s": 4.0}
+    table = section(render_ladder_html(ledger), "<h2>The ledger</h2>", "<h2>Quality vs cost")
+    assert "latency p50 / p95 (time in the model)" in table
+    assert "200 ms / 1.25 s" in table and "5 calls one at a time" in table
+    assert "p50/p95 of 5 calls per step made one at a time after the run; queued time apart" in table
+
+
+def test_a_free_model_is_priced_at_a_notional_price_and_says_so() -> None:
+    ledger = make_ledger()
+    for s in ledger["steps"]:
+        s |= {"cost_usd": 0.0, "cost_per_1k_usd": 0.0}
+    page = render_ladder_html(ledger)
+    trade = section(page, "<h2>Quality vs cost", "<h2>Failure categories")
+    # All $0: no flat chart, but a note saying how to compare costs.
+    assert trade.count("<svg") == 1 and "Every step costs $0" in trade and "notional_prices:" in trade
+
+    for i, s in enumerate(ledger["steps"]):
+        s |= {
+            "notional_price": {"input": 0.15, "output": 0.6, "source": "honed.toml"},
+            "notional_cost_per_1k_usd": 0.02 * (i + 1),
+        }
+    page = render_ladder_html(ledger)
+    trade = section(page, "<h2>Quality vs cost", "<h2>Failure categories")
+    assert trade.count("<svg") == 2 and "cost per 1,000 calls (USD, notional price)" in trade
+    table = section(page, "<h2>The ledger</h2>", "<h2>Quality vs cost")
+    assert "$0.02" in table and "notional price" in table
+    assert "local/smollm2-135m at $0.15 in / $0.6 out per million tokens (honed.toml)" in table
+
+
 def test_write_is_atomic_and_refuses_a_missing_folder(tmp_path: Path) -> None:
     target = tmp_path / "ladder.html"
     target.write_text("old")

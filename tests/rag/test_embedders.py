@@ -93,6 +93,23 @@ def test_the_default_local_model_is_the_packaged_minilm_shared_with_the_evaluato
 
 
 @pytest.mark.slow
+def test_a_models_dimension_is_read_from_its_folder_without_loading_it(tmp_path: Path) -> None:
+    """A search whose query embedding is cached opens the vector store, which needs the dimension: it comes
+    from the module configs (the packaged model's older format and today's), not from loading the model."""
+    model = local_embedders.load_fresh(local_embedders.packaged_folder())
+    model.save(str(tmp_path / "saved"))
+    for folder in (local_embedders.packaged_folder(), tmp_path / "saved"):
+        assert local_embedders.folder_dimension(folder) == model.get_embedding_dimension() == 384
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "modules.json").write_text('[{"idx": 0, "name": "0", "path": "", "type": "my.Custom"}]')
+    assert local_embedders.folder_dimension(odd) is None  # unknown modules: the model is asked instead
+    embedder = build_embedder("local/all-MiniLM-L6-v2", settings_for())
+    assert isinstance(embedder, local_embedders.LocalEmbedder)
+    assert embedder.dimension == 384 and embedder._model is None  # not loaded until something is embedded
+
+
+@pytest.mark.slow
 def test_a_model_folder_is_named_by_a_fingerprint_of_its_files(tmp_path: Path) -> None:
     folder = tmp_path / "copy"
     shutil.copytree(local_embedders.packaged_folder(), folder)

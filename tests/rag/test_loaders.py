@@ -239,6 +239,71 @@ def test_documents_with_the_same_text_are_kept_once_and_reported(tmp_path: Path)
     assert result.duplicates == [("b.txt", "a.md"), ("r1", "a.md")]
 
 
+def test_markdown_front_matter_becomes_metadata_and_is_not_in_the_text(tmp_path: Path) -> None:
+    write(
+        tmp_path / "docs" / "policy.md",
+        "---\ncategory: policy\ntitle: Returns policy\ntags: [returns, refunds]\nupdated: 2024-05-01\n"
+        "owner: {team: support}\n---\n# Returns\n\nThirty days from delivery.\n",
+    )
+    write(tmp_path / "docs" / "empty-block.md", "---\n---\n# Shipping\n\nFive days.\n")
+    write(tmp_path / "docs" / "notes.txt", "---\ncategory: policy\n---\nText files have no front matter.\n")
+
+    result = load_documents([tmp_path / "docs"])
+
+    by_id = {d.id: d for d in result.documents}
+    policy = by_id["policy.md"]
+    assert policy.text == "# Returns\n\nThirty days from delivery.\n"
+    assert policy.metadata == {
+        "category": "policy",
+        "title": "Returns policy",  # front matter's title wins over the heading
+        "tags": ["returns", "refunds"],
+        "updated": "2024-05-01",  # YAML dates are kept as ISO text
+        "owner": {"team": "support"},
+        "source": "policy.md",
+        "format": "markdown",
+    }
+    assert by_id["empty-block.md"].text == "# Shipping\n\nFive days.\n"
+    assert by_id["empty-block.md"].metadata["title"] == "Shipping"
+    assert (
+        by_id["notes.txt"].text.startswith("---\ncategory: policy")
+        and "category" not in by_id["notes.txt"].metadata
+    )
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("front", "warning"),
+    [
+        ("category: [policy\n", "front matter is not valid YAML (line 3)"),
+        ("- a list\n- not a mapping\n", "front matter is a list, not key: value pairs"),
+        ("just a sentence\n", "front matter is a str, not key: value pairs"),
+    ],
+)
+def test_front_matter_that_is_not_a_mapping_is_a_warning_and_the_text_is_kept(
+    tmp_path: Path, front: str, warning: str
+) -> None:
+    text = f"---\n{front}---\n# Returns\n\nThirty days.\n"
+    write(tmp_path / "docs" / "bad.md", text)
+
+    result = load_documents([tmp_path / "docs"])
+
+    [doc] = result.documents
+    assert doc.text == text and doc.metadata == {"source": "bad.md", "format": "markdown", "title": "Returns"}
+    [(where, message)] = result.warnings
+    assert where.endswith("bad.md") and message.startswith(warning) and message.endswith("kept as text")
+
+
+def test_front_matter_cannot_overwrite_what_honed_records(tmp_path: Path) -> None:
+    write(tmp_path / "docs" / "a.md", "---\nsource: elsewhere.md\nteam: ops\n---\nBody.\n")
+
+    result = load_documents([tmp_path / "docs"])
+
+    [doc] = result.documents
+    assert doc.metadata == {"team": "ops", "source": "a.md", "format": "markdown", "title": "a"}
+    [(_, message)] = result.warnings
+    assert "front matter key 'source' is reserved" in message
+
+
 def test_jsonl_records_become_documents(tmp_path: Path) -> None:
     lines = [
         json.dumps({"id": "faq-1", "text": "How do I reset?", "title": "Reset", "lang": "en"}),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from honed.errors import StoreError
 from honed.store import Store
-from honed.store.migrate import MIGRATIONS_DIR
+from honed.store.migrate import MIGRATIONS_DIR, alembic_config
 from honed.store.schema import metadata
 
 
@@ -20,7 +21,7 @@ def table_names(store: Store) -> set[str]:
 
 def test_opening_a_new_database_migrates_it_to_head(database_url: str) -> None:
     with Store.open(database_url) as store:
-        assert store.current_revision() == Store.head_revision() == "0005"
+        assert store.current_revision() == Store.head_revision() == "0006"
         assert {"objects", "response_cache", "alembic_version"} <= table_names(store)
 
 
@@ -76,3 +77,60 @@ def test_migrations_ship_without_an_ini_file() -> None:
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert not list(MIGRATIONS_DIR.parent.glob("*.ini"))
+
+
+def _migrate(store: Store, revision: str, *, down: bool = False) -> None:
+    with store.write() as conn:
+        (command.downgrade if down else command.upgrade)(alembic_config(conn), revision)
+
+
+def _columns(store: Store, table: str) -> set[str]:
+    with store.read() as conn:
+        return {c["name"] for c in sa.inspect(conn).get_columns(table)}
+
+
+def test_0006_adds_queue_time_to_results_and_logs_keeping_their_rows(database_url: str) -> None:
+    from honed.store.schema import utcnow
+
+    with Store.open(database_url, migrate=False) as store:
+        _migrate(store, "0005")
+        now = utcnow()
+        with store.write() as conn:  # rows as honed 0005 wrote them: latency_s only
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, spec, spec_hash, status, created_at, updated_at) "
+                    "VALUES ('r1', '{}', 'h', 'completed', :t, :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO results (run_id, variant, case_id, sample_index, request_key, dataset_hash, "
+                    "model, params, input_tokens, output_tokens, latency_s, cached, created_at) VALUES "
+                    "('r1', 'v', 'c', 0, 'k', 'd', 'm', '{}', 1, 2, 406.1, false, :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO logs (id, created_at, source, model, params, latency_s, metadata) "
+                    "VALUES ('log-1', :t, 'app', 'm', '{}', 0.5, '{}')"
+                ),
+                {"t": now},
+            )
+        assert "queue_s" not in _columns(store, "results") | _columns(store, "logs")
+
+        assert store.upgrade() == "0006"
+        assert "queue_s" in _columns(store, "results") and "queue_s" in _columns(store, "logs")
+        (result,) = store.runs.results("r1")
+        assert (result["latency_s"], result["queue_s"]) == (406.1, None)  # not known for an old row
+        assert store.logs.get("log-1").log["queue_s"] is None
+        store.runs.put_results([{**result, "queue_s": 405.8, "latency_s": 0.3}])
+        (result,) = store.runs.results("r1")
+        assert (result["latency_s"], result["queue_s"]) == (0.3, 405.8)
+
+        _migrate(store, "0005", down=True)  # and back, keeping the rows
+        assert "queue_s" not in _columns(store, "results") | _columns(store, "logs")
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT latency_s FROM results")).scalar_one() == 0.3
+            assert conn.execute(sa.text("SELECT count(*) FROM logs")).scalar_one() == 1

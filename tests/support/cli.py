@@ -16,8 +16,8 @@ def honed(
     """`honed ARGS` in `cwd` with the machine's HONED_* settings removed (except the model cache)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k == "HONED_MODEL_CACHE"}
     full_env.pop("OPENAI_API_KEY", None)
+    full_env["COLUMNS"] = "200"  # wide enough for any table, unless the test sets COLUMNS itself
     full_env.update(env or {})
-    full_env["COLUMNS"] = "200"
     return subprocess.run(
         [HONED, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input
     )

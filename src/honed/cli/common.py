@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -46,23 +46,108 @@ def print_table(
     rows: Sequence[Sequence[Any]],
     *,
     ratios: Mapping[str, int] | None = None,
+    no_wrap: Collection[str] = (),
+    one_line: bool = False,
+    wide: bool = False,
+    max_widths: Mapping[str, int] | None = None,
     **kw: Any,
 ) -> None:
-    """A table; `ratios` gives text-heavy columns (e.g. model output) a larger share of the width."""
-    table = Table(title=title, expand=bool(ratios), **kw)
+    """A table that stays readable at the common 100 columns.
+
+    `ratios` gives text-heavy columns (e.g. model output) the width the others leave. `no_wrap` columns
+    (ids, marks) are never broken inside a word; a table too wide for them cuts them with "…" instead.
+    `one_line` makes every row one line, free text cut with "…" (a listing); `max_widths` caps columns.
+    `wide` prints every cell whole, however wide the table gets (`--wide`; page it with `less -S`). Keep a
+    table to what fits by default: split it, or move detail behind `--wide`.
+    """
+    table = Table(title=title, expand=bool(ratios) and not wide, **kw)
     for col in columns:
         justify = "right" if col.lower() in NUMERIC_COLUMNS else "left"
-        ratio = (ratios or {}).get(col)
-        no_wrap = ratios is not None and ratio is None
-        table.add_column(col, justify=justify, overflow="fold", ratio=ratio, no_wrap=no_wrap)  # type: ignore[arg-type]
+        ratio = None if wide else (ratios or {}).get(col)
+        cut = wide or one_line or col in no_wrap or (ratios is not None and ratio is None)
+        overflow = "ellipsis" if cut and not wide else "fold"
+        cap = None if wide else (max_widths or {}).get(col)
+        table.add_column(col, justify=justify, overflow=overflow, ratio=ratio, no_wrap=cut, max_width=cap)  # type: ignore[arg-type]
     for row in rows:
         # Cells are plain text: model output and error hints contain [brackets] that are not markup.
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    console.print(table)
+        cells = ("" if v is None else str(v) for v in row)
+        table.add_row(*(Text(" ".join(c.split()) if one_line and not wide else c) for c in cells))
+    if not wide:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    # The shared console never prints wider than the terminal: a console of the table's own width does.
+    needed = Measurement.get(console, console.options.update(width=100_000), table).maximum
+    Console(
+        width=max(needed, console.width),
+        file=console.file,
+        force_terminal=console.is_terminal,
+        no_color=console.no_color,
+    ).print(table, crop=False)
+
+
+WideOption = typer.Option(False, "--wide", help="Show every column, each cell whole (pipe to `less -S`).")
+
+#: The marks a narrow table shows for `honed.evals.stats` verdicts, and the legend printed under it.
+VERDICT_MARKS = {"better": "▲", "worse": "▼", "no detectable difference": "="}
+VERDICT_LEGEND = "▲ better, ▼ worse, = no detectable difference (paired: 95% CI without 0 and p < 0.05)"
+
+
+def verdict_mark(verdict: str | None) -> str:
+    """▲, ▼ or = for a verdict (see VERDICT_LEGEND); an unknown verdict is shown as it is."""
+    if verdict is None:
+        return ""
+    return VERDICT_MARKS.get(verdict, verdict)
+
+
+def short_ids(ids: Iterable[str], *, min_length: int = 12) -> dict[str, str]:
+    """Each id shortened, as git shortens hashes, to its shortest prefix of at least `min_length`
+    characters that no other of `ids` starts with (`log-27cb8bdf` for a log id). Commands that take an id
+    accept such a prefix."""
+    unique = sorted(set(ids))
+    out: dict[str, str] = {}
+    for i, full in enumerate(unique):
+        n = min_length
+        for other in (unique[i - 1] if i else "", unique[i + 1] if i + 1 < len(unique) else ""):
+            common = next((k for k, (a, b) in enumerate(zip(full, other, strict=False)) if a != b), None)
+            shared = min(len(full), len(other)) if common is None else common
+            n = max(n, shared + 1)
+        out[full] = full if n >= len(full) else full[:n]
+    return out
+
+
+def variant_keys(ids: Sequence[str], *, max_length: int = 20) -> dict[str, str]:
+    """How tables name variants: by their ids when every id is at most `max_length` characters, else by
+    letters (A, B, ... Z, AA, AB ...) in order, with the key printed by `print_variant_key`. Ids made from a
+    `matrix:` ("qa@v2 smollm2-135m-instruct max_tokens=64,temperature=0.7") would otherwise fold every
+    table they are in."""
+    if all(len(v) <= max_length for v in ids):
+        return {v: v for v in ids}
+    return {v: _letters(i) for i, v in enumerate(ids)}
+
+
+def print_variant_key(keys: Mapping[str, str]) -> None:
+    """The key to the letters `variant_keys` gave (nothing when the tables show the ids themselves)."""
+    if all(k == v for v, k in keys.items()):
+        return
+    console.print("variants:", highlight=False)
+    for variant, key in keys.items():
+        console.print(f"  {key:>2}  {variant}", markup=False, highlight=False)
+
+
+def _letters(i: int) -> str:
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(65 + r) + out
+    return out
 
 
 NUMERIC_COLUMNS = frozenset(
     {"#", "in tok", "out tok", "latency", "cost", "tokens", "tok/s", "rows", "samples"}
+    | {"p", "p50", "p95", "latency p50", "queued", "queued p50", "cost/1k", "cost/1k (notional)"}
 )
 
 

@@ -63,7 +63,10 @@ def import_(
     metadata: list[str] = typer.Option([], "--metadata", help="A field to keep as metadata (repeatable)."),
     ignore: list[str] = typer.Option([], "--ignore", help="A field to leave out (repeatable)."),
     split_ratios: str | None = typer.Option(
-        None, "--split-ratios", help="Assign splits to cases without one, e.g. train=0.6,dev=0.2,test=0.2."
+        None,
+        "--split-ratios",
+        help="Assign splits to cases without one, e.g. train=0.6,dev=0.2,test=0.2: by a hash of each case's "
+        "id, so a case keeps its split when cases are added and sizes follow the ratios on average.",
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for --split-ratios/--split-by (default 0)."),
     split_by: str | None = typer.Option(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from honed.cli.common import (
     JsonOption,
@@ -18,19 +19,30 @@ from honed.cli.common import (
 )
 from honed.errors import InvalidInputError
 from honed.experiments import analyse, resolve, run_experiment
-from honed.experiments.gate import check, junit_xml, load_gate
+from honed.experiments.gate import check, failing_lines, junit_xml, load_gate, measure, with_cases
 
 app = typer.Typer(help="Gate CI on evals: thresholds and significant regressions.", no_args_is_help=True)
 
 
 @app.command("run")
 def run(
-    spec: Path = typer.Argument(..., help="Eval spec (YAML): an experiment spec with thresholds/baseline."),
+    spec: Path = typer.Argument(
+        ..., help="Eval spec (YAML): an experiment spec with baseline, thresholds and limits."
+    ),
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    show_cases: int = typer.Option(
+        5, "--show-cases", min=0, help="List at most this many failing cases per failed check."
+    ),
     no_cache: bool = NoCacheOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Run the eval and exit 1 if a threshold fails or a significant regression against the baseline appears.
+    """Run the eval and exit 1 if a threshold or limit is missed or a significant regression against the
+    baseline appears; each failed check lists its failing cases.
+
+    The spec is an experiment spec plus `baseline:` (a variant run beside the candidates to compare
+    against), `thresholds:` (per evaluator: mean, pass_rate) and `limits:` (per candidate: cost_usd,
+    cost_per_call_usd, latency_p95_s, errors, error_rate; without errors or error_rate any failed call or
+    evaluation fails). See examples/gate/ci.yaml.
 
     Example: honed eval run evals/ci.yaml --junit reports/honed.xml
     """
@@ -39,8 +51,10 @@ def run(
     exp = resolve(h, gate.experiment, base=spec.parent)
     run_ = run_experiment(h, exp)
     report = analyse(h.store, run_.id)
+    checks = check(gate, report, measure(h.store, report))
+    if show_cases:
+        checks = with_cases(h.store, report, checks, limit=show_cases)
     h.close()
-    checks = check(gate, report)
     failed = [c for c in checks if not c.passed]
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
@@ -48,17 +62,21 @@ def run(
         tmp.write_text(junit_xml(gate.experiment.name, checks), encoding="utf-8")
         tmp.replace(junit)
     if json_out:
-        print_json({"run": run_.id, "passed": not failed, "checks": [c.__dict__ for c in checks]})
+        print_json({"run": run_.id, "passed": not failed, "checks": [c.to_dict() for c in checks]})
     else:
         print_table(
             f"eval {gate.experiment.name} (run {run_.id})",
-            ["variant", "evaluator", "check", "result", "detail"],
-            [(c.variant, c.evaluator, c.name, "pass" if c.passed else "FAIL", c.detail) for c in checks],
-            ratios={"detail": 3},
+            ["variant", "check", "result", "measured"],
+            [(c.variant, c.name, "pass" if c.passed else "FAIL", c.detail) for c in checks],
+            ratios={"measured": 3},
         )
+        for c in failed:
+            console.print(Text(f"FAIL {c.detail}", style="bold red"))
+            for line in failing_lines(c):
+                console.print(Text(line))
         console.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
-    if run_.status != "completed":
-        err_console.print(f"run {run_.id} ended {run_.status}: see `honed experiments show {run_.id}`")
+    if run_.status == "budget_exceeded":
+        err_console.print(f"run {run_.id} stopped early: its budget_usd was spent")
         raise typer.Exit(1)
     if failed:
         raise typer.Exit(1)

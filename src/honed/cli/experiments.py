@@ -6,19 +6,36 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 
+from honed.cli.cases_view import print_cases
 from honed.cli.common import (
+    VERDICT_LEGEND,
     JsonOption,
     NoCacheOption,
     console,
     err_console,
     fmt_cost,
+    fmt_latency,
     open_honed,
     print_json,
     print_table,
+    print_variant_key,
     progress_bars,
+    variant_keys,
+    verdict_mark,
 )
-from honed.experiments import RunReport, analyse, load_spec, parse_spec, resolve, run_experiment
+from honed.errors import InvalidInputError
+from honed.experiments import (
+    RunReport,
+    analyse,
+    load_spec,
+    parse_spec,
+    pending,
+    resolve,
+    run_experiment,
+)
+from honed.experiments.cases import Changed, list_cases, report_cases
 from honed.experiments.report_html import write_html
 
 app = typer.Typer(
@@ -27,7 +44,11 @@ app = typer.Typer(
 )
 
 BaselineOption = typer.Option(
-    None, "--baseline", "-b", help="Variant to compare against (default: the first)."
+    None,
+    "--baseline",
+    "-b",
+    help="Variant to compare against: its id, or the prompt version (qa@v1) that one variant runs "
+    "(default: the first).",
 )
 
 
@@ -48,18 +69,24 @@ def _run(
 ) -> None:
     h = open_honed(no_cache=no_cache, require_workspace=False)
     exp = resolve(h, spec_source, base=base)
-    total_calls = len(exp.variants) * len(exp.cases) * exp.spec.repeats
+    where = pending(h.store, exp, new=new)
+    shape = (
+        f"{exp.spec.name}: {len(exp.variants)} variant(s) x {len(exp.cases)} case(s) x "
+        f"{exp.spec.repeats} repeat(s) = {where.total} calls, dataset {exp.dataset.ref}"
+    )
     with progress_bars(disable=json_out) as progress:
-        err_console.print(
-            f"[dim]{exp.spec.name}: {len(exp.variants)} variant(s) x {len(exp.cases)} case(s) x "
-            f"{exp.spec.repeats} repeat(s) = {total_calls} calls, dataset {exp.dataset.ref}[/dim]"
-        )
+        if where.run is not None:
+            err_console.print(
+                f"resuming run {where.run.id}: {where.done} done, {where.todo} to go", highlight=False
+            )
+        err_console.print(shape, style="dim", markup=False, highlight=False)
         run = run_experiment(h, exp, new=new, progress=progress, force=force)
     report = analyse(h.store, run.id)
+    cases = report_cases(h.store, report) if html is not None else None
     h.close()
-    _print_report(report, json_out=json_out)
+    _print_report(report, json_out=json_out, errors=False)
     if html is not None:
-        typer.echo(f"report written to {write_html(report, html)}", err=True)
+        typer.echo(f"report written to {write_html(report, html, cases)}", err=True)
     _print_errors(report)
     if run.status == "budget_exceeded":
         err_console.print(
@@ -71,19 +98,21 @@ def _run(
         raise typer.Exit(EXIT_ERRORS)
 
 
-def _print_errors(report: RunReport) -> None:
-    """The run's errors on stderr, grouped by message with counts, and how to retry them."""
+def _print_errors(report: RunReport, *, out: Console = err_console, retry: bool = True) -> None:
+    """The run's errors (on stderr by default), grouped by message with counts, and how to see the cases
+    (and, after a run, to retry the failed calls)."""
     if not report.errors:
         return
     calls = sum(n for where, _, n in report.errors if where == "call")
     scored = sum(n for where, _, n in report.errors if where != "call")
     what = [f"{calls} call(s) failed after retries"] if calls else []
     what += [f"{scored} score(s) could not be computed"] if scored else []
-    err_console.print(f"[bold red]{' and '.join(what)}[/bold red]:", highlight=False)
+    out.print(f"[bold red]{' and '.join(what)}[/bold red]:", highlight=False)
     for where, message, count in report.errors:
-        err_console.print(f"  {count:>5} x {where}: {message}", markup=False, highlight=False)
-    if calls:
-        err_console.print("run the same command again to retry the failed calls", highlight=False)
+        out.print(f"  {count:>5} x {where}: {message}", markup=False, highlight=False)
+    out.print(f"the cases: honed experiments cases {report.run.id} --errors", markup=False, highlight=False)
+    if calls and retry:
+        out.print("run the same command again to retry the failed calls", highlight=False)
 
 
 @app.command("run")
@@ -177,7 +206,9 @@ def list_runs(limit: int = typer.Option(20, "--limit", "-n"), json_out: bool = J
 def show(
     run_ref: str = typer.Argument(...), baseline: str | None = BaselineOption, json_out: bool = JsonOption
 ) -> None:
-    """Show a run: its spec, progress and per-variant results.
+    """Show a run: its spec, progress, per-variant results and errors (grouped by message).
+
+    The outputs case by case are in `honed experiments cases RUN` (the JSON here holds summaries only).
 
     Example: honed experiments show 3f2a9c --json
     """
@@ -191,10 +222,72 @@ def compare(
 ) -> None:
     """Compare a run's variants against a baseline: CIs, paired tests, verdicts, flaky cases.
 
+    --baseline takes a variant id or the prompt version one variant runs (qa@v1). The changed cases with
+    their outputs: `honed experiments cases RUN --regressions` (or --improvements).
+
     Example: honed experiments compare nightly --baseline "qa@v1"
     """
     h = open_honed(require_workspace=True)
     _print_report(analyse(h.store, run_ref, baseline=baseline), json_out=json_out)
+
+
+@app.command("cases")
+def cases(
+    run_ref: str = typer.Argument(..., help="Run id (or prefix, or name)."),
+    variant: list[str] = typer.Option(
+        [],
+        "--variant",
+        "-v",
+        help="Only this variant (id or prompt version), shown beside the baseline; repeatable.",
+    ),
+    baseline: str | None = BaselineOption,
+    regressions: bool = typer.Option(
+        False, "--regressions", help="Only cases that regressed against the baseline (as `compare` counts)."
+    ),
+    improvements: bool = typer.Option(
+        False, "--improvements", help="Only cases that improved against the baseline."
+    ),
+    failed: str | None = typer.Option(
+        None, "--failed", metavar="EVALUATOR", help="Only cases this evaluator failed."
+    ),
+    errors: bool = typer.Option(False, "--errors", help="Only cases whose call or an evaluator failed."),
+    search: str | None = typer.Option(
+        None, "--search", "-s", help="Only cases whose id, inputs, reference or an output contains this."
+    ),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many cases."),
+    full: bool = typer.Option(False, "--full", help="Show outputs and inputs whole, not cut."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Each case of a run: its inputs and reference, every variant's output (per sample), and each
+    evaluator's score, pass/fail, reason and error.
+
+    Examples:
+      honed experiments cases 3f2a9c --regressions --variant qa@v2
+      honed experiments cases nightly --failed exact --limit 5 --full
+      honed experiments cases 3f2a9c --errors --json
+    """
+    if regressions and improvements:
+        raise InvalidInputError(
+            "--regressions and --improvements exclude each other", hint="give one, or neither for all cases"
+        )
+    changed: Changed | None = "regressions" if regressions else "improvements" if improvements else None
+    h = open_honed(require_workspace=True)
+    listing = list_cases(
+        h.store,
+        run_ref,
+        variants=variant,
+        baseline=baseline,
+        changed=changed,
+        failed=failed,
+        errors=errors,
+        search=search,
+        limit=limit,
+    )
+    h.close()
+    if json_out:
+        print_json(listing.to_dict())
+        return
+    print_cases(listing, full=full)
 
 
 @app.command("report")
@@ -205,14 +298,16 @@ def report_html(
         None, "--output", "-o", help="HTML file to write (default: honed-report-RUNID.html in this folder)."
     ),
 ) -> None:
-    """Write a run's report as one self-contained HTML file (tables, verdicts, plots) and print its path.
+    """Write a run's report as one self-contained HTML file (tables, verdicts, plots, errors, and the changed
+    and failing cases with each variant's output beside the question and reference) and print its path.
 
     Example: honed experiments report 3f2a9c --baseline "qa@v1" -o report.html
     """
     h = open_honed(require_workspace=True)
     result = analyse(h.store, run_ref, baseline=baseline)
+    cases = report_cases(h.store, result)
     h.close()
-    typer.echo(str(write_html(result, output or Path(f"honed-report-{result.run.id}.html"))))
+    typer.echo(str(write_html(result, output or Path(f"honed-report-{result.run.id}.html"), cases)))
 
 
 def _ci(low: float | None, high: float | None, pct: bool = False) -> str:
@@ -221,27 +316,32 @@ def _ci(low: float | None, high: float | None, pct: bool = False) -> str:
     return f"[{low:.1%}, {high:.1%}]" if pct else f"[{low:.3f}, {high:.3f}]"
 
 
-def _print_report(report: RunReport, *, json_out: bool) -> None:
+def _print_report(report: RunReport, *, json_out: bool, errors: bool = True) -> None:
+    """The report on stdout; with `errors`, the error groups after it (`run` prints them on stderr)."""
     if json_out:
         print_json(report.to_dict())
         return
     run = report.run
     console.print(f"run {run.id} ({run.name}) · status {run.status} · baseline {report.baseline}")
+    key = variant_keys(report.variants)  # long ids (from a matrix:) become letters, with their key
+    print_variant_key(key)
     usage_rows = [
         (
-            v,
+            key.get(v, v),
             u.calls,
             u.errors,
             u.cached,
             fmt_cost(u.cost_usd),
             u.input_tokens,
             u.output_tokens,
-            f"{u.mean_latency_s * 1000:.0f} ms" if u.mean_latency_s is not None else "cached",
+            _latency(u.latency_p50_s, u.latency_p95_s),
         )
         for v, u in report.usage.items()
     ]
     print_table(
-        "calls", ["variant", "calls", "errors", "cached", "cost", "in tok", "out tok", "latency"], usage_rows
+        "calls (latency: time in the model, p50/p95; queued time apart)",
+        ["variant", "calls", "errors", "cached", "cost", "in tok", "out tok", "latency"],
+        usage_rows,
     )
     for ev, result in report.stats.items():
         rows = []
@@ -249,7 +349,7 @@ def _print_report(report: RunReport, *, json_out: bool) -> None:
             s = result.summaries[v]
             rows.append(
                 (
-                    v,
+                    key.get(v, v),
                     s.n_scored,
                     s.n_errors,
                     "" if s.mean is None else f"{s.mean:.3f}",
@@ -272,20 +372,20 @@ def _print_report(report: RunReport, *, json_out: bool) -> None:
             mc = c.passes.mcnemar.p_value if c.passes is not None else None
             comp_rows.append(
                 (
-                    f"{v} vs {report.baseline}",
+                    f"{key.get(v, v)} vs {key.get(report.baseline, report.baseline)}",
                     c.n_used,
                     "" if c.mean_diff is None else f"{c.mean_diff:+.3f}",
                     _ci(c.ci.low if c.ci else None, c.ci.high if c.ci else None),
                     "" if c.p_value is None else f"{c.p_value:.3g}",
                     "" if mc is None else f"{mc:.3g}",
                     f"+{len(c.improvements)} / -{len(c.regressions)}",
-                    c.verdict,
+                    verdict_mark(c.verdict),
                 )
             )
-            notes.append(f"{v}: {c.message}")
+            notes.append(f"{key.get(v, v)}: {c.message}")
         if comp_rows:
             print_table(
-                f"{ev}: paired comparison against {report.baseline}",
+                f"{ev}: paired comparison against {key.get(report.baseline, report.baseline)}",
                 [
                     "comparison",
                     "cases",
@@ -293,15 +393,26 @@ def _print_report(report: RunReport, *, json_out: bool) -> None:
                     "CI",
                     "p (perm.)",
                     "p (McNemar)",
-                    "improved/regressed",
-                    "verdict",
+                    "improved / regressed",
+                    "",
                 ],
                 comp_rows,
+                no_wrap={"CI"},
             )
+            console.print(VERDICT_LEGEND, markup=False, highlight=False)
             for note in notes:
                 console.print(f"  {note}", markup=False, highlight=False)
     if report.retrieval:
         _print_retrieval(report)
+    if errors:
+        _print_errors(report, out=console, retry=False)
+
+
+def _latency(p50: float | None, p95: float | None) -> str:
+    """Time in the model per call, p50/p95 ("cached" when every call came from the cache)."""
+    if p50 is None or p95 is None:
+        return "cached"
+    return f"{fmt_latency(p50)} / {fmt_latency(p95)}"
 
 
 def _print_retrieval(report: RunReport) -> None:
@@ -317,7 +428,7 @@ def _print_retrieval(report: RunReport) -> None:
 
         rows.append(
             (
-                v,
+                variant_keys(report.variants).get(v, v),
                 r["results"],
                 "-" if rate is None else f"{r['gold_retrieved']}/{r['with_gold']} ({rate:.0%})",
                 kinds["ok"]["count"],

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 LOCAL_MODEL = "local/smollm2-135m-instruct"
-JobArgument = typer.Argument(..., help="The job id (see `honed finetune list`).")
+JobArgument = typer.Argument(..., help="The job id or a unique prefix of it (see `honed finetune list`).")
 
 
 @app.command("create")

@@ -118,7 +118,8 @@ def fmt_cost_per_1k(side: Side) -> str:
             return "unknown (give --price MODEL=IN,OUT)"
         return "-"  # every call failed: nothing to average
     cost = side.cost_per_1k_usd
-    return f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}"
+    shown = f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}"
+    return f"{shown} (notional price)" if side.price_source == "notional" else shown
 
 
 def _interval(ci: list[float] | None, pct: bool = False) -> str:
@@ -178,9 +179,9 @@ def _print(result: FinetuneComparison) -> None:
             )
         )
     timing = (
-        f"latency of {c.latency_calls} calls made one at a time"
+        f"latency: time in the model of {c.latency_calls} calls made one at a time"
         if c.latency_mode == "one at a time"
-        else "latency within the batched run (queueing included)"
+        else "latency: time in the model within the batched run (queued time apart)"
     )
     print_table(
         f"per call (tokens are means; {timing}; cost of 1,000 calls at the price per million tokens)",

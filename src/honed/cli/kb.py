@@ -241,6 +241,8 @@ def ingest(
         err_console.print(f"[dim]skipped: {path} ({reason})[/dim]")
     for link, target in report.followed:
         err_console.print(f"followed link: {link} -> {target} (--follow-links)", markup=False)
+    for path, warning in report.warnings:
+        err_console.print(f"warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
     if extra:
         typer.echo(f"queries and judgments recorded as dataset {extra['dataset']}")
 
@@ -345,8 +347,10 @@ def search(
     json_out: bool = JsonOption,
 ) -> None:
     """Search a knowledge base and print the best chunks with their scores."""
+    import warnings
+
+    from honed.rag.filters import UnknownFieldWarning
     from honed.rag.kb import get_kb
-    from honed.rag.rerank import build_reranker
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
@@ -358,16 +362,21 @@ def search(
             raise InvalidInputError(
                 f"--where is not valid JSON ({exc.msg})", hint='e.g. {"source": "faq.md"}'
             ) from None
-    reranker = (
-        build_reranker({"type": "llm", "model": rerank_model}, h.client, h.settings.root)
-        if rerank_model
-        else None
-    )
+    reranker = None
+    if rerank_model:
+        from honed.rag.rerank import build_reranker  # imports the evaluators: only when asked for
+
+        reranker = build_reranker({"type": "llm", "model": rerank_model}, h.client, h.settings.root)
     try:
-        hits = kb.search(query, k=k, method=method, alpha=alpha, where=filt, reranker=reranker)  # type: ignore[arg-type]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownFieldWarning)
+            hits = kb.search(query, k=k, method=method, alpha=alpha, where=filt, reranker=reranker)  # type: ignore[arg-type]
     finally:
         kb.close()
         h.close()
+    for warning in caught:
+        if issubclass(warning.category, UnknownFieldWarning):
+            err_console.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     if json_out:
         print_json(
             {"kb": name, "version": kb.version.hash, "query": query, "hits": [hit.to_dict() for hit in hits]}

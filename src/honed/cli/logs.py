@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from honed.cli.common import JsonOption, console, fmt_cost, fmt_latency, open_honed, print_json, print_table
+from honed.cli.common import (
+    JsonOption,
+    WideOption,
+    console,
+    fmt_cost,
+    fmt_latency,
+    open_honed,
+    print_json,
+    print_table,
+    short_ids,
+)
 from honed.errors import InvalidInputError
+from honed.hashing import short
 from honed.store.logs import LogFilter
+
+if TYPE_CHECKING:
+    from honed.logs.online import OnlineEvalResult
 
 app = typer.Typer(
     help="Logged generations: list and filter them, add feedback, score them with evaluators.",
@@ -130,14 +144,16 @@ def list_logs(
     trace: str | None = TraceOpt,
     errors: bool | None = ErrorsOpt,
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many, newest first."),
+    wide: bool = WideOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """List logged generations, newest first.
+    """List logged generations, newest first, one line each (ids shortened to unique prefixes).
 
     Examples:
       honed logs list --since 1h --model local/smollm2-135m-instruct
       honed logs list --thumbs down --prompt qa --json
       honed logs list --min-score helpfulness=4 --no-errors
+      honed logs list --wide | less -S     # full ids, every column, whole outputs
     """
     where = build_filter(
         prompt=prompt,
@@ -166,33 +182,89 @@ def list_logs(
             ]
         )
         return
+    _print_logs(rows, fb, scores, wide=wide)
+
+
+def _print_logs(
+    rows: list[dict[str, Any]],
+    fb: dict[str, list[dict[str, Any]]],
+    scores: dict[str, dict[str, dict[str, Any]]],
+    *,
+    wide: bool,
+) -> None:
+    """One line per log at 100 columns: ids shortened to unique prefixes (which `logs show` takes), what
+    every row shares said once in the title, the output cut to the width left; `wide` shows it all."""
+    ids = short_ids(r["id"] for r in rows)
+    this_year = datetime.now(UTC).year
+    stamp = "%m-%d %H:%M" if all(r["created_at"].year == this_year for r in rows) else "%Y-%m-%d %H:%M"
+    title = f"{len(rows)} log(s)"
+    shared: dict[str, str] = {}
+    if not wide and len(rows) > 1:
+        for key in ("source", "model", "prompt"):
+            values = {r[key] for r in rows}
+            if len(values) == 1 and None not in values:
+                shared[key] = str(values.pop())
+        title += "".join(f" · {key} {value}" for key, value in shared.items())
+    if wide:
+        columns = [
+            "id",
+            "time",
+            "source",
+            "model",
+            "prompt",
+            "output",
+            "latency",
+            "queued",
+            "feedback",
+            "scores",
+        ]
+    else:  # the source and prompt of each row are in the title when shared, else behind --wide
+        columns = ["id", "time", "model", "output", "latency", "feedback, scores"]
+    columns = [c for c in columns if c not in shared]
     table = []
     for r in rows:
-        kinds = sorted({f["kind"] for f in fb[r["id"]]})
-        table.append(
-            (
-                r["id"],
-                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-                r["source"],
-                r["model"] + (f" ({r['prompt']})" if r["prompt"] else ""),
-                "ERROR: " + _short(r["error"], 50) if r["error"] else _short(r["output"]),
-                fmt_latency(r["latency_s"]) if r["latency_s"] is not None else "",
-                ", ".join(kinds),
-                ", ".join(
-                    f"{k}={v['value']:g}" for k, v in scores[r["id"]].items() if v["value"] is not None
-                ),
-            )
-        )
+        kinds = ", ".join(sorted({f["kind"] for f in fb[r["id"]]}))
+        marks = ", ".join(f"{k}={v['value']:g}" for k, v in scores[r["id"]].items() if v["value"] is not None)
+        cells = {
+            "id": r["id"] if wide else ids[r["id"]],
+            "time": r["created_at"].strftime("%Y-%m-%d %H:%M:%S" if wide else stamp),
+            "source": r["source"],
+            "model": r["model"],
+            "prompt": r["prompt"] or "",
+            "output": "ERROR: " + str(r["error"]) if r["error"] else r["output"],
+            "latency": fmt_latency(r["latency_s"]) if r["latency_s"] is not None else "",
+            "queued": fmt_latency(r["queue_s"]) if r.get("queue_s") is not None else "",
+            "feedback": kinds,
+            "scores": marks,
+            "feedback, scores": "; ".join(x for x in (kinds, marks) if x),
+        }
+        table.append([cells[c] for c in columns])
     print_table(
-        f"{len(rows)} log(s)",
-        ["id", "time", "source", "model", "output", "latency", "feedback", "scores"],
+        title,
+        ["feedback" if c == "feedback, scores" else c for c in columns],
         table,
+        ratios={"output": 1},
+        one_line=True,
+        max_widths={"model": 22, "feedback": 16},
+        wide=wide,
     )
+    if not wide:
+        console.print(
+            "latency: time in the model (queued time apart); --wide: full ids, source, prompt, queued",
+            style="dim",
+            highlight=False,
+        )
 
 
 @app.command("show")
-def show(log_id: str = typer.Argument(..., help="The log id."), json_out: bool = JsonOption) -> None:
-    """Show one logged generation: its messages, output, feedback and scores."""
+def show(
+    log_id: str = typer.Argument(..., help="The log id, or any unique prefix of it (log-27cb8bdf)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Show one logged generation: its messages, output, feedback and scores.
+
+    Example: honed logs show log-27cb8bdf
+    """
     with open_honed(require_workspace=True) as h:
         entry = h.store.logs.get(log_id)
     if json_out:
@@ -204,7 +276,7 @@ def show(log_id: str = typer.Argument(..., help="The log id."), json_out: bool =
         ("time", log["created_at"].isoformat()),
         ("source", log["source"]),
         ("model", log["model"]),
-        ("prompt", f"{log['prompt']} @ {log['prompt_version']}" if log["prompt"] else None),
+        ("prompt", _prompt_ref(log["prompt"], log["prompt_version"])),
         ("tokens", f"{log['input_tokens']} in / {log['output_tokens']} out" if log["input_tokens"] else None),
         ("latency", fmt_latency(log["latency_s"]) if log["latency_s"] is not None else None),
         ("cost", fmt_cost(log["cost_usd"]) if log["cost_usd"] is not None else None),
@@ -229,7 +301,13 @@ def show(log_id: str = typer.Argument(..., help="The log id."), json_out: bool =
             "feedback",
             ["time", "kind", "value", "text", "source"],
             [
-                (f["created_at"].strftime("%Y-%m-%d %H:%M:%S"), f["kind"], f["value"], f["text"], f["source"])
+                (
+                    f["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                    f["kind"],
+                    _feedback_value(f["kind"], f["value"]),
+                    f["text"],
+                    f["source"],
+                )
                 for f in entry.feedback
             ],
         )
@@ -241,9 +319,28 @@ def show(log_id: str = typer.Argument(..., help="The log id."), json_out: bool =
         )
 
 
+def _prompt_ref(prompt: str | None, version: str | None) -> str | None:
+    if not prompt:
+        return None
+    if not version:
+        return prompt
+    return f"{prompt} @ {short(version) if version.startswith('sha256:') else version}"
+
+
+def _feedback_value(kind: str, value: float | None) -> str | None:
+    """Thumbs as up/down, a rating as N/5 (the scale `logs feedback --rating` asks for), else the number."""
+    if value is None:
+        return None
+    if kind == "thumbs":
+        return "👍 up" if value == 1 else "👎 down"
+    if kind == "rating" and 0 <= value <= 5:
+        return f"{value:g}/5"
+    return f"{value:g}"
+
+
 @app.command("feedback")
 def add_feedback(
-    log_id: str = typer.Argument(..., help="The log id."),
+    log_id: str = typer.Argument(..., help="The log id, or any unique prefix of it."),
     thumbs: str | None = typer.Option(None, "--thumbs", help="up or down."),
     rating: float | None = typer.Option(None, "--rating", help="A numeric rating (e.g. 1-5)."),
     correction: str | None = typer.Option(None, "--correction", help="The output it should have been."),
@@ -287,6 +384,8 @@ def add_feedback(
     except ValidationError as exc:
         raise record_error("feedback", exc) from None
     with open_honed(require_workspace=True) as h:
+        log_id = h.store.logs.resolve_id(log_id)
+        rows = [{**r, "log_id": log_id} for r in rows]
         h.store.logs.add_feedback(rows)
     if json_out:
         print_json(rows)
@@ -314,6 +413,10 @@ def evaluate(
 ) -> None:
     """Score a deterministic sample of logged generations with an evaluator; logs this evaluator version
     already scored are skipped. A `correction` feedback is the reference.
+
+    Evaluations that failed (an evaluator that raised, a judge answer that cannot be read) are printed
+    grouped by error with counts and an example answer, kept on their score rows, and make the command
+    exit 3; logs without a correction to compare with only go without a score.
 
     Examples:
       honed logs eval '{"type": "regex", "pattern": "^[A-Z]"}' --sample 0.2 --since 1d
@@ -343,10 +446,38 @@ def evaluate(
         result = evaluate_logs(h, spec, where=where, sample=sample)
     if json_out:
         print_json(result.to_dict())
-        return
+    else:
+        _print_online_eval(result)
+    if result.failed:
+        raise typer.Exit(3)  # README "Exit codes": evaluations failed; their scores hold the errors
+
+
+def _print_online_eval(result: OnlineEvalResult) -> None:
+    """The pass's counts, then its errors grouped with counts, each with one example of the raw answer."""
+    from rich.text import Text
+
+    from honed.cli.common import err_console
+
     mean = f"{result.mean:.3f}" if result.mean is not None else "-"
+    failed = sum(g.count for g in result.error_groups if not g.absent)
+    absent = sum(g.count for g in result.error_groups if g.absent)
     typer.echo(
         f"{result.evaluator}: {result.matched} matching, {result.sampled} in the sample, "
-        f"{result.skipped} already scored, {result.scored} scored now ({result.errors} could not be judged), "
-        f"mean {mean}"
+        f"{result.skipped} already scored, {result.scored} scored now ({failed} failed, {absent} without "
+        f"a score), mean {mean}"
     )
+    for bad in (True, False):
+        groups = [g for g in result.error_groups if g.absent != bad]
+        if not groups:
+            continue
+        n = sum(g.count for g in groups)
+        if bad:
+            err_console.print(Text(f"{n} evaluation(s) failed:", style="bold red"))
+        else:
+            err_console.print(Text(f"{n} log(s) without a score (not failures):"))
+        for g in groups:
+            why = f" ({g.reason})" if g.reason else ""
+            err_console.print(Text(f"  {g.count:>5} x {g.error}{why}"))
+            if g.example_raw is not None:
+                raw = g.example_raw if len(g.example_raw) <= 200 else g.example_raw[:200] + " …"
+                err_console.print(Text(f"          e.g. log {g.example_log} answered: {raw!r}"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -25,38 +24,55 @@ from honed.cli.common import (
 from honed.errors import HonedError, InvalidInputError
 from honed.models.types import ChatRequest, Completion, Message, Params
 
-app = typer.Typer(help="Call models: list endpoints and run prompts.", no_args_is_help=True)
+app = typer.Typer(help="Call models: list the models you can call and run prompts.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_models(
-    endpoint: str | None = typer.Option(None, "--endpoint", help="Ask this endpoint which models it serves."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Only the models of this endpoint."),
+    endpoints: bool = typer.Option(
+        False, "--endpoints", help="List the configured endpoints (where calls go) instead of models."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
-    """List configured endpoints, or the models one endpoint serves.
+    """List the models you can call: the embedded model, each fine-tuned adapter (with its job and base),
+    and what each OpenAI-compatible endpoint reports at /v1/models (an endpoint that does not answer
+    within a few seconds, or has no key, is shown as such).
 
-    Examples: honed models list;  honed models list --endpoint local
+    Examples: honed models list;  honed models list --endpoint vllm --json;  honed models list --endpoints
     """
+    from honed.models.catalog import list_models as catalog
+
     h = open_honed()
-    client = h.client
-    endpoints = client.endpoints()
-    if endpoint is not None:
-        provider, _, _ = client.resolve(f"{endpoint}/-")
-
-        async def ask() -> list[str]:
-            try:
-                return await provider.list_models()
-            finally:
-                await provider.aclose()
-
-        names = asyncio.run(ask())
-        if json_out:
-            print_json([{"model": f"{endpoint}/{n}"} for n in names])
-        else:
-            print_table(f"models at {endpoint}", ["model"], [(f"{endpoint}/{n}",) for n in names])
+    if endpoints:
+        _list_endpoints(h, json_out=json_out)
         return
+    entries = catalog(h.client, h.store if h.has_store else None, endpoint=endpoint)
+    h.close()
+    if json_out:
+        print_json([e.to_dict() for e in entries])
+        return
+    print_table(
+        "models (call them by the name in the first column)",
+        ["model", "kind", "base", "job", "status"],
+        [
+            (
+                e.model + (" (default)" if e.default else ""),
+                e.kind,
+                e.base or "",
+                e.job or "",
+                e.status if e.status == "ready" or not e.detail else f"{e.status}: {e.detail}",
+            )
+            for e in entries
+        ],
+    )
+    if not any(e.default for e in entries) and endpoint is None:
+        console.print(f"default model: {h.settings.default_model} (not listed by its endpoint)")
+
+
+def _list_endpoints(h: Any, *, json_out: bool) -> None:
     rows: list[dict[str, Any]] = []
-    for name, cfg in sorted(endpoints.items()):
+    for name, cfg in sorted(h.client.endpoints().items()):
         rows.append(
             {
                 "endpoint": name,
@@ -164,8 +180,9 @@ def run(
     client = h.client
     provider = client.resolve(model)[0]
     provider.preflight()  # unknown endpoint / missing key fail before any work
-    # Load weights before timing, so the first row's latency is the call's, not the model load's.
-    provider.warm()
+    # Load weights before timing, so the first row's latency is the call's, not the model load's (and
+    # not at all when the cache answers every request).
+    client.warm(requests)
     show_progress = len(requests) > 1 and not json_out
     with Progress(
         TextColumn("[progress.description]{task.description}"),

@@ -57,16 +57,23 @@ def serve(
     honed serve --host 0.0.0.0, and send the printed token as the API key (Authorization: Bearer ...).
 
     A web app on another origin calling it from the browser: honed serve --allow-origin http://localhost:3000
+
+    While it runs (on loopback, without --require-token), other honed commands in this workspace use its
+    models instead of loading their own: `honed models run local/...`, `honed kb search` and `kb ingest`
+    with a local embedder (also served at /v1/embeddings). [local] use_server = false turns that off.
     """
     import uvicorn
 
+    from honed.models import served
     from honed.serve import create_app
-    from honed.serve.auth import TokenGate, check_can_listen
+    from honed.serve.auth import TokenGate, check_can_listen, is_loopback
 
     flags: dict[str, Any] = {
         "serve.allow_origins": allow_origin or None,
         "serve.allowed_hosts": allowed_host or None,
         "serve.max_body_bytes": max_body_bytes,
+        # The server runs the models itself: never hand its work to another server of the workspace.
+        "local.use_server": False,
     }
     h = open_honed(no_cache=True, **flags)
     try:
@@ -80,7 +87,17 @@ def serve(
         if warm:
             for name in endpoint:
                 client.resolve(f"{name}/-")[0].warm()
+            if h.settings.data_folder is not None:
+                _warm_embedder(h.settings)
         app = create_app(client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate)
+        # Other honed commands of this workspace use this server's models instead of loading their own
+        # (honed.models.served): announced only where they can call it, on loopback without a token.
+        published = None
+        if gate is None and is_loopback(host) and h.settings.data_folder is not None:
+            address = f"[{host}]" if ":" in host else host
+            published = served.publish(
+                h.settings.data_folder, base_url=f"http://{address}:{port}/v1", endpoints=tuple(endpoint)
+            )
         online = _online_evaluation(h.settings) if store is not None else None
         auth = "API token required" if gate is not None else "no token needed on loopback"
         err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})")
@@ -88,16 +105,52 @@ def serve(
             names = ", ".join(str(r.evaluator) for r in online.rules)
             err_console.print(f"online evaluation every {online.interval_s:g} s: {names}", markup=False)
         try:
+            _exit_on_sigterm()
             uvicorn.run(app, host=host, port=port, log_level="warning")
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
             ) from exc
         finally:
+            if published is not None:
+                served.withdraw(published.parent)
             if online is not None:
                 online.stop()
     finally:
         h.close()
+
+
+def _exit_on_sigterm() -> None:
+    """Let SIGTERM end the process through the `finally` blocks above (the discovery file withdrawn, the
+    log writer drained): uvicorn shuts down gracefully on it, then raises it again under the handler it
+    found, which by default kills the process on the spot."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _warm_embedder(settings: Settings) -> None:
+    """Load the default local embedder in the background, so the first dense search sent here does not
+    wait for it (requests that need it meanwhile wait for the load, not for a second one)."""
+    import threading
+
+    def load() -> None:
+        from honed.rag.embedders.local import DEFAULT_MODEL, create
+        from honed.rag.embedders.registry import default_registry
+
+        try:
+            create(default_registry().resolve(f"local/{DEFAULT_MODEL}", settings), settings).model  # noqa: B018
+        except Exception as exc:  # the first request reports it properly
+            err_console.print(f"could not load the local embedder: {exc}", markup=False, style="dim")
+
+    threading.Thread(target=load, name="honed-warm-embedder", daemon=True).start()
 
 
 def _online_evaluation(settings: Settings) -> OnlineEvaluation | None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import typer
 
 from honed.api import Honed
-from honed.cli.common import JsonOption, console, open_honed, print_json, print_table
-from honed.config import CONFIG_FILE, DATA_DIR, init_workspace, load_settings, mask_url
+from honed.cli.common import JsonOption, console, print_json, print_table
+from honed.config import (
+    CONFIG_FILE,
+    DATA_DIR,
+    flat_settings,
+    init_workspace,
+    load_settings,
+    mask_url,
+    settings_with_sources,
+)
 from honed.secrets import mask_data
 
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
@@ -34,13 +43,21 @@ def init(
 
 @config_app.command("show")
 def show(json_out: bool = JsonOption) -> None:
-    """Print the effective settings (flags > HONED_* variables > honed.toml > defaults).
+    """Print the effective settings and where each one comes from.
 
-    Example: honed config show --json
+    The source is a flag, a HONED_* variable, a line of honed.toml, or the default (flags > HONED_*
+    variables > honed.toml > defaults).
+
+    Example: honed config show --json   (settings and, under "sources", each key's origin)
     """
+    settings, sources = settings_with_sources()
     # Every value, not only database_url: endpoint headers or options can hold credentials too.
-    data = mask_data(open_honed().settings.model_dump(mode="json"))
+    data = mask_data(settings.model_dump(mode="json"))
     if json_out:
-        print_json(data)
+        print_json({"settings": data, "sources": sources})
         return
-    print_table("settings", ["key", "value"], [(k, v) for k, v in data.items()])
+    values = flat_settings(data)
+    rows = [
+        (key, v if isinstance(v := values[key], str) else json.dumps(v), src) for key, src in sources.items()
+    ]
+    print_table("settings", ["key", "value", "source"], rows)

@@ -5,6 +5,10 @@ hashed to a number in [0, 1) and placed by the cumulative ratios. Nothing depend
 adding cases to a dataset never moves an existing case to another split (a dev case never leaks into
 train on the next import), and the same seed gives the same splits on every machine.
 
+The price of that stability is that split sizes follow the ratios only on average: 0.5/0.5 of 20 cases
+can give 9/11 (sizes that are exact for one import would move cases when the next adds some). The
+sizes are reported, with a note when they are not the exact division.
+
 Grouping (`by="metadata.product"`) sends every case of a group to one split, so that near-duplicates of
 one product, user or document cannot sit on both sides of the train/test line. The price of hashing
 groups instead of packing them is that with few groups the sizes only approximate the ratios; the counts
@@ -83,6 +87,34 @@ def pick(key: str, plan: SplitPlan) -> str:
     return next(name for name, share in reversed(plan.ratios) if share > 0)  # rounding at the top end
 
 
+def _approximate_counts(assigned: list[str | None], plan: SplitPlan) -> list[str]:
+    """A note when the hashed splits' sizes differ from what the ratios give exactly (9/11 for 0.5/0.5 of
+    20), so that nobody mistakes it for a bug or counts on exact sizes."""
+    if not assigned:
+        return []
+    counts = [sum(1 for a in assigned if a == name) for name, _ in plan.ratios]
+    exact = _largest_remainder(len(assigned), [share for _, share in plan.ratios])
+    if counts == exact:
+        return []
+    names = [name for name, _ in plan.ratios]
+    got = ", ".join(f"{name} {n}" for name, n in zip(names, counts, strict=True))
+    want = "/".join(str(n) for n in exact)
+    return [
+        f"split sizes are {got}, not exactly {want}: each case's split comes from a hash of its id, so "
+        "that a case keeps its split when cases are added; the sizes follow the ratios only on average"
+    ]
+
+
+def _largest_remainder(n: int, shares: list[float]) -> list[int]:
+    """`n` items divided by `shares` in whole numbers that add up to `n` (largest remainder first)."""
+    quotas = [n * share for share in shares]
+    out = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(len(shares)), key=lambda i: quotas[i] - out[i], reverse=True)
+    for i in by_remainder[: n - sum(out)]:
+        out[i] += 1
+    return out
+
+
 def group_value(case: Case, field: str) -> Any:
     """The value of `field` for `case`: `metadata.KEY`, `inputs.KEY`, `id`, `reference`, or a bare KEY
     looked up in metadata, then inputs. Raises KeyError if the case has none."""
@@ -110,7 +142,9 @@ def assign_splits(
     `where[i]` names case i's origin (`FILE:LINE`) for errors; a case without the grouping field is one.
     """
     if plan.by is None:
-        return [c if c.split is not None else c.with_split(pick(f"case\x00{c.id}", plan)) for c in cases], []
+        picked = [c if c.split is not None else c.with_split(pick(f"case\x00{c.id}", plan)) for c in cases]
+        hashed = [p.split for p, c in zip(picked, cases, strict=True) if c.split is None]
+        return picked, _approximate_counts(hashed, plan)
     keys: list[str] = []
     for index, case in enumerate(cases):
         try:

@@ -18,10 +18,11 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import case, func, select
 
-from honed.errors import InvalidInputError
+from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators.base import NO_REFERENCE
 from honed.evals.evaluators.human import NOT_LABELLED
 from honed.evals.stats import ManyResult, ScoreMatrix, many
+from honed.prompts import get_prompt
 from honed.store.schema import results, scores
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class Usage:
     input_tokens: int
     output_tokens: int
     mean_latency_s: float | None
+    #: time in the model per call (p50, p95) and time queued (p50) of the calls actually made (cached
+    #: rows are not calls); None when there were none, or (queue) they predate its recording
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    queue_p50_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -103,11 +109,7 @@ def analyse(
     with store.read() as conn:
         extra = conn.execute(select(S.evaluator).where(S.run_id == run.id).distinct()).scalars().all()
     evaluators += sorted(set(extra) - set(evaluators))
-    base = baseline or variants[0]
-    if base not in variants:
-        raise InvalidInputError(
-            f"no variant {base!r} in run {run.id}", hint=f"variants: {', '.join(variants)}"
-        )
+    base = variants[0] if baseline is None else find_variant(store, run, baseline)
     repeats = int(spec["repeats"])
     with store.read() as conn:  # one snapshot of the run for every number
         case_ids = sorted(conn.execute(select(R.case_id).where(R.run_id == run.id).distinct()).scalars())
@@ -122,6 +124,35 @@ def analyse(
     judge, retrieval = _retrieval(store, run, evaluators)
     errors = store.runs.error_groups(run.id)
     return RunReport(run, variants, base, evaluators, usage, stats, retrieval, judge, errors)
+
+
+def find_variant(store: Store, run: Run, ref: str) -> str:
+    """The id of the variant of `run` that `ref` names: its id, or a prompt reference (`qa@v1`, a label,
+    a hash prefix) that exactly one variant runs, which is how a run whose variants also name a model or
+    params is compared against one prompt version. Several matches are an error listing them."""
+    described = run.spec["variants"]
+    ids = [str(v["id"]) for v in described]
+    if ref in ids:
+        return ref
+    matches = [str(v["id"]) for v in described if v.get("prompt") == ref]
+    if not matches and "@" in ref and not ref.endswith((".yaml", ".yml")):
+        try:
+            version, _ = get_prompt(store, ref)
+        except HonedError:
+            version = None
+        if version is not None:
+            matches = [str(v["id"]) for v in described if v.get("prompt_hash") == version.hash]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidInputError(
+            f"{ref!r} matches {len(matches)} variants of run {run.id}: {', '.join(matches)}",
+            hint="name one of them by its variant id",
+        )
+    raise InvalidInputError(
+        f"no variant {ref!r} in run {run.id}",
+        hint=f"give a variant id or the prompt version a variant runs; variants: {', '.join(ids)}",
+    )
 
 
 def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | None, dict[str, dict[str, Any]]]:
@@ -203,6 +234,15 @@ def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usag
         .group_by(R.variant)
     )
     found = {row[0]: row[1:] for row in conn.execute(stmt)}
+    made = select(R.variant, R.latency_s, R.queue_s).where(
+        R.run_id == run_id, R.output.is_not(None), R.cached.is_(False)
+    )
+    timings: dict[str, tuple[list[float], list[float]]] = {}
+    for variant, latency_s, queue_s in conn.execute(made):
+        model, queued = timings.setdefault(variant, ([], []))
+        model.append(float(latency_s))
+        if queue_s is not None:
+            queued.append(float(queue_s))
     out: dict[str, Usage] = {}
     for v in variants:
         calls, errors, cached, unpriced, cost, input_tokens, output_tokens, latency = found.get(
@@ -216,5 +256,12 @@ def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usag
             input_tokens=int(input_tokens or 0),
             output_tokens=int(output_tokens or 0),
             mean_latency_s=None if latency is None else float(latency),
+            latency_p50_s=_percentile(timings.get(v, ([], []))[0], 50),
+            latency_p95_s=_percentile(timings.get(v, ([], []))[0], 95),
+            queue_p50_s=_percentile(timings.get(v, ([], []))[1], 50),
         )
     return out
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None

@@ -2,7 +2,8 @@
 
 The page needs nothing but itself (inline CSS, inline SVG, no scripts, fonts or links), so it can be
 attached to a ticket or opened years later. Every string that came from a user (variant and case ids, prompt
-names, params) is escaped: table cells are escaped unless built as `_Html` by this module.
+names, params) is escaped: table cells are escaped unless built as `_Html` by this module. Model outputs,
+inputs and references, in the cases section, are untrusted data: always escaped, shown as text.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from honed.errors import InvalidInputError
 from honed.evals.stats import BETTER, WORSE, CaseDelta, Comparison, Interval, ManyResult
 from honed.experiments.analysis import RunReport
+from honed.experiments.cases import CaseListing, CaseOutputs, CaseSample, CaseScore, ReportCases
 from honed.experiments.svg import Mark, dot_plot, scatter
 from honed.hashing import short
 
@@ -42,7 +44,15 @@ dt{color:#6c757d}dd{margin:0}details{margin:4px 0}summary{cursor:pointer}
 ul.cases{columns:3 260px;margin:6px 0;padding-left:20px;font-size:13px}
 ul.msgs{margin:4px 0;padding-left:20px;font-size:13px}
 svg{max-width:100%;height:auto;display:block;margin:6px 0 4px}
+.wide{overflow-x:auto}table.matrix td{min-width:13em;max-width:32em}
+.out{white-space:pre-wrap;overflow-wrap:anywhere;max-height:18em;overflow-y:auto;margin:0 0 4px;
+font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+.sc{font-size:12px;color:#495057}.pass{color:#2b8a3e;font-weight:600}.fail{color:#c92a2a;font-weight:600}
+.err{color:#c92a2a;font-size:12px;overflow-wrap:anywhere}.chg{font-size:12px}.q{margin:4px 0}
 """
+
+#: A matrix cell shows at most this many characters of an output, input or reference.
+MAX_CELL_CHARS = 2000
 
 
 class _Html(str):
@@ -356,14 +366,126 @@ def _comparisons(report: RunReport, result: ManyResult) -> str:
     )
 
 
-def render_html(report: RunReport) -> str:
-    """The whole report as one self-contained HTML page (inline CSS and SVG; no scripts, no links)."""
+def _errors(report: RunReport) -> str:
+    """The run's errors grouped by message with counts (failed calls, evaluators that failed)."""
+    if not report.errors:
+        return ""
+    rows = [
+        [count, where, _Html(f'<span class="mono">{_e(message)}</span>')]
+        for where, message, count in report.errors
+    ]
+    return (
+        f"<h2>Errors</h2>{_table(['count', 'where', 'message'], rows, numeric=(0,))}"
+        '<p class="note">"call": the model call failed after its retries (running the same command again '
+        "retries it); otherwise the evaluator named failed on a result. A case without a reference or a "
+        "human label is not a failure, only an absent score. The cases: "
+        f"<code>honed experiments cases {_e(report.run.id)} --errors</code>.</p>"
+    )
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    return f"{text[:MAX_CELL_CHARS]} … (+{len(text) - MAX_CELL_CHARS} characters)"
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _case_cell(case: CaseOutputs) -> str:
+    inputs = "".join(
+        f'<div class="q"><span class="na">{_e(k)}:</span><div class="out">{_e(_clip(_text(v)))}</div></div>'
+        for k, v in case.inputs.items()
+    )
+    changes = "".join(
+        f'<div class="chg {"fail" if c.kind == "regression" else "pass"}">'
+        f"{'regressed' if c.kind == 'regression' else 'improved'} on {_e(c.evaluator)} under "
+        f"{_e(c.variant)}{' (flaky)' if c.flaky else ''}</div>"
+        for c in case.changes
+    )
+    return f"<code>{_e(case.case_id)}</code>{changes}{inputs}"
+
+
+def _score_html(score: CaseScore) -> str:
+    if score.error is not None:
+        what = "error" if score.failed else "no score"
+        return f'<div class="err">{_e(score.evaluator)}: {what}: {_e(_clip(score.error))}</div>'
+    value = "" if score.value is None else f"{score.value:.3g}"
+    verdict = ""
+    if score.passed is not None:
+        verdict = ' <span class="pass">pass</span>' if score.passed else ' <span class="fail">fail</span>'
+    reason = f" · {_e(_clip(score.reason))}" if score.reason else ""
+    return f'<div class="sc">{_e(score.evaluator)}: {value}{verdict}{reason}</div>'
+
+
+def _output_cell(samples: Sequence[CaseSample], repeats: int) -> str:
+    if not samples:
+        return '<span class="na">no result</span>'
+    parts = []
+    for sample in samples:
+        head = f'<div class="na">sample {sample.sample}</div>' if repeats > 1 else ""
+        error = f'<div class="err">call failed: {_e(_clip(sample.error))}</div>' if sample.error else ""
+        output = "" if sample.output is None else f'<div class="out">{_e(_clip(sample.output))}</div>'
+        scores = "".join(_score_html(s) for s in sample.scores)
+        parts.append(f"{head}{error}{output}{scores}")
+    return "".join(parts)
+
+
+def _matrix(listing: CaseListing, commands: Sequence[str]) -> str:
+    """One row per case: the case and its inputs, the reference, then each variant's output side by side."""
+    if not listing.matched:
+        return '<p class="note">None.</p>'
+    headers = ["case and inputs", "reference"]
+    headers += [f"{v} (baseline)" if v == listing.baseline else v for v in listing.variants]
+    rows = [
+        [
+            _Html(_case_cell(case)),
+            _Html(
+                '<span class="na">none</span>'
+                if case.reference is None
+                else f'<div class="out">{_e(_clip(_text(case.reference)))}</div>'
+            ),
+            *[_Html(_output_cell(case.outputs.get(v, ()), listing.repeats)) for v in listing.variants],
+        ]
+        for case in listing.cases
+    ]
+    table = _table(headers, rows).replace("<table>", '<table class="matrix">', 1)
+    command = " or ".join(f"<code>{_e(c)}</code>" for c in commands)
+    more = (
+        f'<p class="note">{listing.more} more not shown; all of them: {command}.</p>'
+        if listing.more
+        else f'<p class="note">In the terminal: {command}.</p>'
+    )
+    return f'<div class="wide">{table}</div>{more}'
+
+
+def _cases(report: RunReport, cases: ReportCases) -> str:
+    command = f"honed experiments cases {report.run.id}"
+    changed, failing = cases.changed, cases.failing
+    return (
+        "<h2>Cases</h2>"
+        '<p class="note">What each variant answered, beside the question and the reference, with every '
+        "evaluator's verdict. Changed: the cases the paired comparisons counted as regressions or "
+        "improvements, the biggest change first.</p>"
+        f"<h3>Changed against {_e(report.baseline)} ({changed.matched})</h3>"
+        f"{_matrix(changed, [f'{command} --regressions', f'{command} --improvements'])}"
+        f"<h3>Failing or with errors ({failing.matched})</h3>"
+        f"{_matrix(failing, [f'{command} --failed EVALUATOR', f'{command} --errors'])}"
+    )
+
+
+def render_html(report: RunReport, cases: ReportCases | None = None) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG; no scripts, no links).
+    With `cases` (see `honed.experiments.cases.report_cases`), it shows them with their outputs."""
     run = report.run
     axis = _cost_axis(report)
-    sections = [_header(report), _usage(report)]
+    sections = [_header(report), _usage(report), _errors(report)]
     sections += [
         _evaluator(report, ev, report.stats[ev], axis) for ev in report.evaluators if ev in report.stats
     ]
+    if cases is not None:
+        sections.append(_cases(report, cases))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -373,9 +495,9 @@ def render_html(report: RunReport) -> str:
     )
 
 
-def write_html(report: RunReport, path: Path) -> Path:
+def write_html(report: RunReport, path: Path, cases: ReportCases | None = None) -> Path:
     """Write the report to `path` atomically (a temporary file in the same folder, then a rename)."""
-    return write_page(render_html(report), path)
+    return write_page(render_html(report, cases), path)
 
 
 def write_page(text: str, path: Path) -> Path:

@@ -91,6 +91,36 @@ def plan(
     return out
 
 
+@dataclass(frozen=True)
+class Pending:
+    """Where a run of an experiment would start: the unfinished run it continues (None: a new run), and
+    how many of its calls are finished and still to make (`plan` makes exactly the `todo` ones)."""
+
+    run: Run | None
+    total: int
+    done: int
+
+    @property
+    def todo(self) -> int:
+        return self.total - self.done
+
+
+def pending(store: Store, exp: Experiment, *, new: bool = False) -> Pending:
+    """What `arun(h, exp, new=new)` would continue, before it renders or calls anything."""
+    run, done = _resume_point(store, exp, new=new)
+    total = len(exp.variants) * len(exp.cases) * exp.spec.repeats
+    keys = {(v.id, c.id, s) for v in exp.variants for c in exp.cases for s in range(exp.spec.repeats)}
+    return Pending(run, total, len(done & keys))
+
+
+def _resume_point(
+    store: Store, exp: Experiment, *, new: bool
+) -> tuple[Run | None, set[tuple[str, str, int]]]:
+    """The newest unfinished run of this exact experiment (unless `new`) and its finished calls."""
+    run = None if new else store.runs.find_unfinished(exp.hash)
+    return run, store.runs.done_keys(run.id) if run is not None else set()
+
+
 def estimate_cost(h: Honed, calls: list[Planned]) -> float | None:
     """USD the calls would cost at most (prompt tokens + max_tokens); None if a price is unknown."""
     total = 0.0
@@ -193,6 +223,7 @@ def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict
             "input_tokens": 0,
             "output_tokens": 0,
             "latency_s": 0.0,
+            "queue_s": None,
             "cost_usd": None,
             "cached": False,
         }
@@ -208,7 +239,8 @@ def _row(base: dict[str, Any], p: Planned, out: Completion | HonedError) -> dict
         "error": error,
         "input_tokens": completion.usage.input_tokens,
         "output_tokens": completion.usage.output_tokens,
-        "latency_s": completion.latency_s,
+        "latency_s": completion.latency_s,  # time in the model; the wait for a slot or a batch is apart
+        "queue_s": completion.queue_s,
         "cost_usd": completion.cost_usd,
         "cached": completion.cached,
     }
@@ -419,8 +451,7 @@ async def arun(
 ) -> Run:
     """Run (or continue) `exp`. Returns the run with its final status."""
     store = h.store
-    run = None if new else store.runs.find_unfinished(exp.hash)
-    done = store.runs.done_keys(run.id) if run is not None else set()
+    run, done = _resume_point(store, exp, new=new)
     augmenter = None
     if any(v.prompt.augmented for v in exp.variants):
         from honed.rag.augment import Augmenter

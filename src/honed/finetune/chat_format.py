@@ -91,10 +91,12 @@ def check_chat_examples(
 def require_chat_examples(
     examples: Sequence[Any], *, max_tokens: int = MAX_TOKENS, min_examples: int = MIN_EXAMPLES
 ) -> None:
-    """Raise InvalidInputError naming the first problem (line and rule) when `examples` break a rule."""
+    """Raise InvalidInputError naming the problems (line and rule, the first five) when `examples` break
+    a rule."""
     problems = check_chat_examples(examples, max_tokens=max_tokens, min_examples=min_examples)
     if problems:
-        more = f"; {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        rest = [str(p) for p in problems[1:6]] + ([f"{len(problems) - 6} more"] if len(problems) > 6 else [])
+        more = f"; also {'; '.join(rest)}" if rest else ""
         raise InvalidInputError(
             f"not valid OpenAI chat fine-tuning data: {problems[0]}{more}",
             hint=_HINTS.get(problems[0].rule, "see OpenAI's fine-tuning data format"),

@@ -6,15 +6,14 @@ pinned dataset version, scored by the same evaluators, one sample per case. On t
 analysis it reports what the fine-tune is for: tokens per call (the short prompt's saving), latency per
 call (p50/p95) and the cost of 1,000 calls at each model's price.
 
-Latency is measured apart from the quality run: that run sends every call at once, so a call's latency
-there is mostly time queued behind the others (the local model batches them). A short probe afterwards
-makes `latency_calls` calls per side one at a time, uncached, after one warm-up call, which is the wait a
-single user of each side sees.
+Latency is measured apart from the quality run: that run sends every call at once, so even a call's time
+in the model there is its batch's (the local model batches them). A short probe afterwards
+(`honed.experiments.latency`) makes `latency_calls` calls per side one at a time, uncached, after one
+warm-up call: the time in the model a single user of each side sees.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 from honed.datasets import get_dataset
 from honed.errors import InvalidInputError
 from honed.experiments import Experiment, RunReport, analyse, parse_spec, resolve, run_experiment
+from honed.experiments.latency import latency_probe
 from honed.models.prices import FREE_ENDPOINTS
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Side:
     latency_calls: int  # how many calls the latency figures come from
     latency_mode: str  # "one at a time" (the probe) or "batched run" (no probe was made)
     price: Price | None  # USD per million (input, output) tokens; None when unknown
-    price_source: str  # "override", "table", "local" (free: runs here), "free", or "unknown"
+    price_source: str  # "override", "table", "notional", "local" (free: runs here), "free", or "unknown"
     cost_per_1k_usd: float | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,40 +248,6 @@ def compare_finetune(
     )
 
 
-def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
-    """Per variant, the latencies of `calls` uncached calls made one at a time (after a warm-up call,
-    which loads a model or adapter and is not counted). Prompts that retrieve are not probed."""
-    from honed.experiments.runner import plan
-    from honed.logs.context import log_context
-
-    if any(v.prompt.augmented for v in exp.variants):
-        return {}
-    requests: dict[str, list[Any]] = {}
-    for p in plan(exp, set()):
-        requests.setdefault(p.variant.id, []).append(p.request)
-
-    async def main() -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {}
-        try:
-            for variant, reqs in requests.items():
-                latencies = []
-                for i, request in enumerate(reqs[: calls + 1]):
-                    completion = await h.client.complete(request)
-                    if i > 0:
-                        latencies.append(completion.latency_s)
-                out[variant] = latencies
-        finally:
-            await h.client.aclose_providers()
-        return out
-
-    cache, h.client.use_cache = h.client.use_cache, False
-    try:
-        with log_context(source="experiment", metadata={"run_id": run_id, "purpose": "latency probe"}):
-            return asyncio.run(main())
-    finally:
-        h.client.use_cache = cache
-
-
 def _quality(report: RunReport) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ev, result in report.stats.items():
@@ -351,9 +317,12 @@ def _price(h: Honed, model: str, overrides: dict[str, Price]) -> tuple[Price | N
     if model in overrides:
         return overrides[model], "override"
     found = h.client.prices.price(model)
+    endpoint = model.partition("/")[0]
+    notional = h.client.prices.notional(model)
+    if notional is not None and found in (None, (0.0, 0.0)):
+        return notional, "notional"  # `notional = true` in honed.toml: shown, never charged
     if found is None:
         return None, "unknown"
-    endpoint = model.partition("/")[0]
     if endpoint in FREE_ENDPOINTS and found == (0.0, 0.0):
         return found, "local" if endpoint == "local" else "free"
     return found, "table"

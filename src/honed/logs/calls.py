@@ -43,6 +43,7 @@ class CallLogger:
             "messages": [dict(m) for m in request.messages],
             "params": params,
             "latency_s": latency_s,
+            "queue_s": outcome.queue_s if isinstance(outcome, Completion) else None,
             "trace_id": ctx.get("trace_id"),
             "session_id": ctx.get("session_id"),
             "metadata": metadata,

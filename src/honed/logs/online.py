@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from honed.config import OnlineEvalRule, Settings
 from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators import BuildContext, EvalInput, Evaluator, Score, build_evaluator
+from honed.evals.evaluators.base import NO_REFERENCE
+from honed.evals.evaluators.human import NOT_LABELLED
 from honed.store.logs import LogFilter
 
 if TYPE_CHECKING:
@@ -38,10 +40,44 @@ def in_sample(log_id: str, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
+#: Score errors that say a score is absent by design (no correction to compare with, no human label),
+#: not that the evaluator failed.
+ABSENT = frozenset({NO_REFERENCE, NOT_LABELLED})
+#: How much of an evaluator's raw answer an error group keeps as its example.
+EXAMPLE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """Scores that could not be made, grouped by error and reason: how many, and one example (the log
+    and, where the evaluator got an answer it could not read, that raw answer, cut to EXAMPLE_CHARS)."""
+
+    error: str
+    reason: str | None
+    count: int
+    example_log: str
+    example_raw: str | None
+
+    @property
+    def absent(self) -> bool:
+        """The score is absent by design (no reference, no label): not a failed evaluation."""
+        return self.error in ABSENT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.error,
+            "reason": self.reason,
+            "count": self.count,
+            "absent": self.absent,
+            "example_log": self.example_log,
+            "example_raw": self.example_raw,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class OnlineEvalResult:
     """What one pass did: logs matching the filter, in the sample, already scored, scored now (and how
-    many of those the evaluator could not judge)."""
+    many of those the evaluator could not judge, grouped by why, most frequent first)."""
 
     evaluator: str
     version: str
@@ -51,6 +87,13 @@ class OnlineEvalResult:
     scored: int
     errors: int
     mean: float | None
+    error_groups: tuple[ErrorGroup, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the evaluator failed on a log (raised, or could not read a judge's answer); a log
+        without a correction to compare with is an absent score, not a failure."""
+        return any(not g.absent for g in self.error_groups)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,7 +105,29 @@ class OnlineEvalResult:
             "scored": self.scored,
             "errors": self.errors,
             "mean": self.mean,
+            "failed": self.failed,
+            "error_groups": [g.to_dict() for g in self.error_groups],
         }
+
+
+class _Errors:
+    """Collects the failed scores of a pass into `ErrorGroup`s."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str | None], ErrorGroup] = {}
+
+    def add(self, log_id: str, score: Score) -> None:
+        if score.error is None:
+            return
+        reason = score.reason if score.reason and score.reason != score.error else None
+        key = (score.error, reason)
+        group = self._groups.get(key) or ErrorGroup(score.error, reason, 0, log_id, None)
+        if group.example_raw is None and score.raw is not None:  # an example that shows what was read
+            group = replace(group, example_log=log_id, example_raw=score.raw[:EXAMPLE_CHARS])
+        self._groups[key] = replace(group, count=group.count + 1)
+
+    def groups(self) -> tuple[ErrorGroup, ...]:
+        return tuple(sorted(self._groups.values(), key=lambda g: (-g.count, g.error, g.reason or "")))
 
 
 def evaluator_from(h: Honed, evaluator: str | Mapping[str, Any] | Evaluator) -> Evaluator:
@@ -124,6 +189,7 @@ async def aevaluate_logs(
     todo = [log for log in picked if have[log["id"]].get(ev.name, {}).get("evaluator_version") != ev.version]
     scored = errors = 0
     values: list[float] = []
+    failures = _Errors()
     try:
         for start in range(0, len(todo), _CHUNK):
             chunk = todo[start : start + _CHUNK]
@@ -133,6 +199,8 @@ async def aevaluate_logs(
             await asyncio.to_thread(store.logs.put_scores, rows)
             scored += len(rows)
             errors += sum(1 for s in scores if s.error is not None)
+            for log, score in zip(chunk, scores, strict=True):
+                failures.add(log["id"], score)
             values += [s.value for s in scores if s.value is not None]
     finally:
         await ev.aclose()
@@ -145,6 +213,7 @@ async def aevaluate_logs(
         scored=scored,
         errors=errors,
         mean=sum(values) / len(values) if values else None,
+        error_groups=failures.groups(),
     )
 
 

@@ -63,7 +63,8 @@ class LogRecord(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     input_tokens: int | None = Field(default=None, ge=0)
     output_tokens: int | None = Field(default=None, ge=0)
-    latency_s: float | None = Field(default=None, ge=0)
+    latency_s: float | None = Field(default=None, ge=0)  # time in the model
+    queue_s: float | None = Field(default=None, ge=0)  # time waiting for it (a slot, a batch), apart
     cost_usd: float | None = Field(default=None, ge=0)
     error: str | None = None
     trace_id: str | None = Field(default=None, max_length=200)

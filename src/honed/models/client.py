@@ -5,6 +5,11 @@ guarantees hold everywhere: a response cache keyed by the request's content hash
 repeats are independent calls), a concurrency limit per endpoint, retries with exponential backoff and full
 jitter on retryable errors (honouring Retry-After, bounded in attempts and total time), and token counts,
 latency and cost on every completion.
+
+Latency is split in two: `latency_s`, the time in the model (the successful attempt, less what the provider
+says the request waited inside it, e.g. for a batch), and `queue_s`, the time waiting around it (for the
+endpoint's concurrency slot, a batch, retries). A thousand calls sent at once then read as the model's
+speed, with the queueing they caused beside it, not folded into every figure.
 """
 
 from __future__ import annotations
@@ -161,15 +166,16 @@ class ModelClient:
                 f"(its provider {endpoint.provider!r} does not support them)",
                 hint="drop `tools` from the prompt or use a model behind an OpenAI-compatible endpoint",
             )
+        waiting = time.perf_counter()
         async with self._semaphore(ref.endpoint, provider, endpoint):
             started = time.perf_counter()
             try:
-                result, latency = await self._call_with_retries(provider, ref, request)
+                result, latency, queued = await self._call_with_retries(provider, ref, request)
             except HonedError as exc:
                 if self.log_sink is not None:
                     self.log_sink(request, exc, time.perf_counter() - started)
                 raise
-        completion = self._completion(request, key, result, latency)
+        completion = self._completion(request, key, result, latency, started - waiting + queued)
         if self.log_sink is not None:
             completion = dataclasses.replace(completion, log_id=self.log_sink(request, completion, latency))
         if self.use_cache:
@@ -236,15 +242,20 @@ class ModelClient:
 
     async def _call_with_retries(
         self, provider: Provider, ref: ModelRef, request: ChatRequest
-    ) -> tuple[ProviderResult, float]:
+    ) -> tuple[ProviderResult, float, float]:
+        """The result, its time in the model, and the time waited besides: earlier attempts and their
+        backoff, and what the provider says the request queued inside it."""
         policy = self.settings.retry
         started = time.monotonic()
+        first = time.perf_counter()
         attempt = 0
         while True:
             t0 = time.perf_counter()
             try:
                 result = await provider.complete(ref.model, request)
-                return result, time.perf_counter() - t0
+                took = time.perf_counter() - t0
+                inside = min(took, max(0.0, result.queue_s or 0.0))
+                return result, took - inside, t0 - first + inside
             except ProviderError as exc:
                 attempt += 1
                 if not exc.retryable or attempt >= policy.max_attempts:
@@ -260,12 +271,13 @@ class ModelClient:
     # -- results --------------------------------------------------------------------------------------
 
     def _completion(
-        self, request: ChatRequest, key: str, result: ProviderResult, latency: float
+        self, request: ChatRequest, key: str, result: ProviderResult, latency: float, queued: float
     ) -> Completion:
         return Completion(
             text=result.text,
             usage=result.usage,
             latency_s=latency,
+            queue_s=queued,
             cost_usd=self.prices.cost(request.model, result.usage),
             model=request.model,
             finish_reason=result.finish_reason,
@@ -280,6 +292,7 @@ class ModelClient:
             text=str(hit["text"]),
             usage=usage,
             latency_s=float(hit["latency_s"]),
+            queue_s=None if hit.get("queue_s") is None else float(hit["queue_s"]),
             cost_usd=self.prices.cost(request.model, usage),
             model=request.model,
             finish_reason=hit.get("finish_reason"),
@@ -295,6 +308,7 @@ class ModelClient:
             "input_tokens": c.usage.input_tokens,
             "output_tokens": c.usage.output_tokens,
             "latency_s": c.latency_s,
+            "queue_s": c.queue_s,
             "finish_reason": c.finish_reason,
         }
         if c.tool_calls:
@@ -310,6 +324,21 @@ class ModelClient:
             self._last_flush = time.monotonic()
         if rows and self.store is not None:
             self.store.cache.put_many(rows)
+
+    def warm(self, requests: Sequence[ChatRequest]) -> None:
+        """Load now what the calls `requests` will make need (model weights), so that the first call's
+        latency is the call's and not the load's. Requests the response cache will answer need nothing:
+        a cached `honed models run` never loads the model."""
+        pending = list(requests)
+        if self.use_cache and self.store is not None and pending:
+            keys = []
+            for r in pending:
+                provider, ref, endpoint = self.resolve(r.model)
+                keys.append(self.cache_key(r, endpoint, provider, ref.model))
+            hits = self.store.cache.get_many(keys)
+            pending = [r for r, k in zip(pending, keys, strict=True) if k not in hits]
+        for model in dict.fromkeys(r.model for r in pending):
+            self.resolve(model)[0].warm()
 
     def count_tokens(self, request: ChatRequest) -> int:
         """Prompt tokens of `request`, offline, with the model's own tokenizer where it has one."""

@@ -1,7 +1,8 @@
 """Prices in USD per million tokens, by model reference; `[prices."ref"]` in honed.toml overrides them.
 
 The built-in table is a convenience and dated: a price the table does not know is reported as unknown
-(None), never guessed. Local models cost nothing.
+(None), never guessed. Local models cost nothing. A price marked `notional` is never charged; comparisons
+(the ladder's cost per step) may show it, saying so, where the real price would be a flat $0.
 """
 
 from __future__ import annotations
@@ -30,25 +31,41 @@ FREE_ENDPOINTS = frozenset({"local", "scripted"})
 class PriceTable:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self._table: dict[str, tuple[float, float]] = dict(BUILTIN)
+        #: prices shown in comparisons but never charged (`notional = true`)
+        self._notional: dict[str, tuple[float, float]] = {}
         for ref, price in (overrides or {}).items():
-            self._table[ref] = (price.input, price.output)
+            (self._notional if price.notional else self._table)[ref] = (price.input, price.output)
 
     def price(self, model_ref: str) -> tuple[float, float] | None:
         """(input, output) USD per million tokens, or None when unknown."""
-        found = self._table.get(model_ref)
+        found = _lookup(self._table, model_ref)
         if found is not None:
             return found
-        endpoint, _, name = model_ref.partition("/")
-        if endpoint in FREE_ENDPOINTS:
+        if model_ref.partition("/")[0] in FREE_ENDPOINTS:
             return (0.0, 0.0)
-        # A fine-tune or dated snapshot (`gpt-4o-mini-2024-07-18`) is priced as its base when listed.
-        for ref, p in self._table.items():
-            if ref.startswith(f"{endpoint}/") and name.startswith(ref.split("/", 1)[1] + "-"):
-                return p
         return None
+
+    def notional(self, model_ref: str) -> tuple[float, float] | None:
+        """The notional price set for `model_ref` (or its base model), or None: what its tokens would cost
+        at a comparable hosted model's rate, for comparisons only."""
+        return _lookup(self._notional, model_ref)
 
     def cost(self, model_ref: str, usage: Usage) -> float | None:
         p = self.price(model_ref)
         if p is None:
             return None
         return (usage.input_tokens * p[0] + usage.output_tokens * p[1]) / 1_000_000
+
+
+def _lookup(table: Mapping[str, tuple[float, float]], model_ref: str) -> tuple[float, float] | None:
+    found = table.get(model_ref)
+    if found is not None:
+        return found
+    endpoint, _, name = model_ref.partition("/")
+    # A fine-tune or dated snapshot (`gpt-4o-mini-2024-07-18`) is priced as its base when listed, and so
+    # is a local LoRA adapter (`local/BASE+ADAPTER`).
+    for ref, p in table.items():
+        base = ref.split("/", 1)[1] if ref.startswith(f"{endpoint}/") else None
+        if base is not None and (name.startswith(base + "-") or name.startswith(base + "+")):
+            return p
+    return None

@@ -164,11 +164,20 @@ class ProviderResult:
     model: str | None = None  # the model the endpoint says it ran, when it says
     #: tool calls the model asked for: [{"id", "name", "arguments"}] (arguments: the JSON text it wrote)
     tool_calls: tuple[dict[str, Any], ...] | None = None
+    #: seconds of the call the request spent waiting inside the provider rather than being computed (a
+    #: batching engine's queue, and a finished row waiting for the rest of its batch); None: not known.
+    #: A timing, not part of what the result is: results compare equal without it.
+    queue_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A finished call: the text, parsed JSON when a schema was asked for, and what it cost."""
+    """A finished call: the text, parsed JSON when a schema was asked for, and what it cost.
+
+    `latency_s` is the time in the model: the call's own service time, without the time it waited for
+    the endpoint's concurrency slot or for a batch (that is `queue_s`), so it does not grow with the
+    number of calls waiting. A cached completion keeps both figures of the call that produced it.
+    """
 
     text: str
     usage: Usage
@@ -182,6 +191,10 @@ class Completion:
     tool_calls: tuple[dict[str, Any], ...] | None = None
     #: the id this call was logged under (`Honed.feedback(log_id, ...)`); None when it was not logged
     log_id: str | None = None
+    #: seconds the call waited before and around its time in the model: for the endpoint's concurrency
+    #: slot, for a batch (the local model), and for retries (their backoff and failed attempts); None when
+    #: not known (a cache entry from an older honed)
+    queue_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +202,7 @@ class Completion:
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
             "latency_s": self.latency_s,
+            "queue_s": self.queue_s,
             "cost_usd": self.cost_usd,
             "model": self.model,
             "finish_reason": self.finish_reason,

@@ -138,7 +138,7 @@ def diagnose_plan(
 
 def stored_diagnosis(h: Honed, name: str, ref: str | None = None) -> dict[str, Any]:
     """The diagnosis last stored for the plan `name`, as `Diagnosis.to_dict()`."""
-    _, body = h.store.names.get(KIND, name, ref)
+    _, body = h.store.names.get(KIND, name, ref, noun="ladder diagnosis")
     return body
 
 

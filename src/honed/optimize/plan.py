@@ -9,6 +9,9 @@
     target: '{"answer": "{{ reference }}"}'   # a case's ideal output: demonstrations, fine-tuning replies
     evaluators: [{type: python, name: correct, function: "checks.py:correct"}, ...]
     diagnose: {step: instructions, kb: catalogue}   # optional: which axis holds the prompt back
+    latency_calls: 5               # per step, calls timed one at a time after the run (0: none)
+    notional_prices:               # optional: price a free (local) model's tokens in the ledger, saying so
+      local/smollm2-135m-instruct: {input: 0.15, output: 0.60}
     steps:
       - {id: baseline, prompt: prompts/bare.yaml}
       - {id: instructions, prompt: prompts/instructions.yaml}
@@ -26,7 +29,7 @@ split, and later steps inherit the fine-tuned model. Prompt files are relative t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,6 +114,13 @@ class DiagnoseSpec(_Strict):
     few_shot: FewShot = Field(default_factory=FewShot)
 
 
+class NotionalPrice(_Strict):
+    """USD per million tokens, shown (as notional) in the ledger's cost per step; never charged."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class _StepSpec(_Strict):
     id: str = Field(min_length=1, max_length=100)
     prompt: str | None = None
@@ -133,6 +143,8 @@ class _PlanSpec(_Strict):
     target: str = DEFAULT_TARGET
     evaluators: list[dict[str, Any]] = Field(min_length=1)
     diagnose: DiagnoseSpec | None = None
+    latency_calls: int = Field(default=5, ge=0, le=1000)
+    notional_prices: dict[str, NotionalPrice] = Field(default_factory=dict)
     steps: list[_StepSpec] = Field(min_length=1)
 
     @field_validator("target")
@@ -174,6 +186,10 @@ class LadderPlan:
     format: str | None = None
     target: str = DEFAULT_TARGET
     diagnose: DiagnoseSpec | None = None
+    #: per step, how many calls are timed one at a time after the run for its latency (0: the run's own)
+    latency_calls: int = 5
+    #: model reference -> (input, output) USD per million tokens, shown as notional in the ledger
+    notional_prices: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_plan(path: Path) -> LadderPlan:
@@ -252,6 +268,8 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
         format=spec.format,
         target=spec.target,
         diagnose=spec.diagnose,
+        latency_calls=spec.latency_calls,
+        notional_prices={ref: (p.input, p.output) for ref, p in spec.notional_prices.items()},
     )
 
 

@@ -20,7 +20,6 @@ from honed.experiments.report_html import (
     _e,
     _hash,
     _Html,
-    _latency,
     _p,
     _table,
     _usd,
@@ -239,8 +238,8 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
         (f"Δ {primary} vs first [CI]", True, [_diff_ci(d) if d else "" for d in first]),
         ("input tokens", True, [_tokens(s.get("mean_input_tokens")) for s in steps]),
         ("output tokens", True, [_tokens(s.get("mean_output_tokens")) for s in steps]),
-        ("p50 latency", True, [_latency(_f(s.get("latency_p50_s")), 0) for s in steps]),
-        ("cost / 1k calls", True, [_usd(_f(s.get("cost_per_1k_usd"))) for s in steps]),
+        ("latency p50 / p95 (time in the model)", True, [_latency_cell(s) for s in steps]),
+        ("cost / 1k calls", True, [_cost_cell(s) for s in steps]),
     ]
     head = "".join(f'<th class="n">{i + 1}. {_e(s.get("id", ""))}</th>' for i, s in enumerate(steps))
     body = "".join(
@@ -252,13 +251,80 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
         for label, numeric, cells in rows
     )
     wide = 180 + 130 * len(steps)  # columns stay readable; a long ladder scrolls sideways
+    notional = notional_note(steps)
+    priced = f"; at a notional price, never charged, for {notional}" if notional else ""
     return (
         f'<h2>The ledger</h2><div class="wide"><table class="ledger" style="min-width:{wide}px">'
         f"<thead><tr><th></th>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
-        '<p class="note">Tokens are means per answered call; latency the median per call; cost at the '
-        "model's price per 1,000 calls (unknown when the price is).</p>"
+        f'<p class="note">Tokens are means per answered call. {_e(latency_note(steps))} Cost is per 1,000 '
+        f"calls at the model's price (unknown when the price is){_e(priced)}.</p>"
     )
+
+
+def latency_note(steps: Sequence[Mapping[str, Any]]) -> str:
+    """What the ledger's latency figures are: the time in the model, and over which calls."""
+    modes = {(s.get("latency_mode"), s.get("latency_calls")) for s in steps if _f(s.get("latency_p50_s"))}
+    probed = sorted({int(n) for m, n in modes if m == "one at a time" and isinstance(n, int)})
+    if probed and all(m == "one at a time" for m, _ in modes):
+        calls = "/".join(str(n) for n in probed)
+        return (
+            f"Latency is the time in the model per call, p50/p95 of {calls} calls per step made one at a "
+            "time after the run; queued time apart."
+        )
+    if any(m is None for m, _ in modes):  # a ledger from before latencies were split
+        return "Latency is the median per call in the run, queueing for a batch included."
+    return (
+        "Latency is the time in the model per call, p50/p95 (queued time apart): of calls made one at a "
+        "time where a step says so, else of the run's own calls, which share batches."
+    )
+
+
+def notional_note(steps: Sequence[Mapping[str, Any]]) -> str:
+    """The notional prices behind the cost figures ("" if none): which model, at what, set where."""
+    seen: dict[str, str] = {}
+    for s in steps:
+        price = s.get("notional_price")
+        if not isinstance(price, Mapping):
+            continue
+        rates = _f(price.get("input")), _f(price.get("output"))
+        if rates[0] is not None and rates[1] is not None:
+            model = str(s.get("model", "")).split("+")[0]
+            seen.setdefault(
+                model,
+                f"{model} at ${rates[0]:g} in / ${rates[1]:g} out per million tokens "
+                f"({price.get('source') or 'set'})",
+            )
+    return "; ".join(seen.values())
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _latency_cell(s: Mapping[str, Any]) -> _Html:
+    p50, p95 = _f(s.get("latency_p50_s")), _f(s.get("latency_p95_s"))
+    if p50 is None:
+        return _na()
+    text = _seconds(p50) + ("" if p95 is None else f" / {_seconds(p95)}")
+    mode, calls = s.get("latency_mode"), s.get("latency_calls")
+    how = f"{calls} calls {mode}" if mode and calls else (str(mode) if mode else "")
+    return _Html(_e(text) + (f'<span class="ci">{_e(how)}</span>' if how else ""))
+
+
+def _cost_cell(s: Mapping[str, Any]) -> _Html:
+    notional = _f(s.get("notional_cost_per_1k_usd"))
+    if notional is not None:
+        return _Html(f'{_e(_usd(notional))}<span class="ci">notional price</span>')
+    return _Html(_e(_usd(_f(s.get("cost_per_1k_usd")))))
+
+
+def cost_of(s: Mapping[str, Any]) -> float | None:
+    """The cost per 1,000 calls to compare steps by: at the notional price where one is set."""
+    notional = _f(s.get("notional_cost_per_1k_usd"))
+    return notional if notional is not None else _f(s.get("cost_per_1k_usd"))
 
 
 def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
@@ -267,21 +333,31 @@ def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
         f'<p class="note">One point per step: its mean {_e(primary)} with the CI; the first step in orange. '
         "Up and to the left is better.</p>"
     ]
-    for key, label, what in (
-        ("cost_per_1k_usd", "cost per 1,000 calls (USD)", "cost"),
-        ("latency_p50_s", "median latency per call (s)", "latency"),
+    notional = any(_f(s.get("notional_cost_per_1k_usd")) is not None for s in steps)
+    cost_label = "cost per 1,000 calls (USD" + (", notional price)" if notional else ")")
+    for value, label, what in (
+        (cost_of, cost_label, "cost"),
+        (lambda s: _f(s.get("latency_p50_s")), "time in the model per call, p50 (s)", "latency"),
     ):
         marks = [
             _mark(
                 str(s.get("id", "")),
                 (s.get("quality") or {}).get(primary),
-                x=_f(s.get(key)),
+                x=value(s),
                 highlight=i == 0,
             )
             for i, s in enumerate(steps)
         ]
         shown = [m for m in marks if m.x is not None and m.value is not None]
         out.append(f"<h3>{_e(primary)} vs {_e(label)}</h3>")
+        if what == "cost" and shown and all(m.x == 0 for m in shown):
+            out.append(
+                '<p class="note">Every step costs $0 here (the model is free to run), so there is nothing '
+                "to plot. To compare steps on cost, give the model a notional price, e.g. a comparable "
+                "hosted model's: <code>notional_prices:</code> in the plan, or <code>notional = true</code> "
+                'under <code>[prices."MODEL"]</code> in honed.toml.</p>'
+            )
+            continue
         if shown:
             y_label = f"mean {primary}"
             out.append(

@@ -31,25 +31,36 @@ def invalid(
     locs: list[Loc] = [
         tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(TAG_PREFIX))) for e in errors
     ]
-    # Report the problem that comes first in the file, as a reader fixing it top-down expects.
-    at = min(range(len(errors)), key=lambda i: (line_of(lines, locs[i]) or 0) if lines is not None else 0)
-    first, loc = errors[at], locs[at]
-    kind = first["type"]
+
+    def line(i: int) -> int | None:
+        return line_of(lines, locs[i]) if lines is not None else None
+
+    def problem(i: int) -> str:
+        field = format_loc(locs[i])
+        message = "unknown key" if errors[i]["type"] == "extra_forbidden" else _message(errors[i])
+        return f"{field + ': ' if field else ''}{message}"
+
+    # Report the problems in file order, as a reader fixing them top-down expects: the first in the
+    # message, the others (which would otherwise only show up one per re-run) after the hint.
+    order = sorted(range(len(errors)), key=lambda i: line(i) or 0)
+    at = order[0]
     hint: str | None = None
-    if kind == "extra_forbidden":
-        model = model_at(root, loc[:-1])
-        message = "unknown key"
+    if errors[at]["type"] == "extra_forbidden":
+        model = model_at(root, locs[at][:-1])
         if model is not None:
             hint = f"allowed keys here: {', '.join(model.model_fields)}"
-    else:
-        message = _message(first)
-    line = line_of(lines, loc) if lines is not None else None
-    prefix = f"{where}:{line}" if line else where
-    field = format_loc(loc)
-    if len(errors) > 1:
-        more = f"{len(errors) - 1} more problem(s) after this one"
+    first_line = line(at)
+    prefix = f"{where}:{first_line}" if first_line else where
+    if len(order) > 1:
+        rest = [f"{'line ' + str(line(i)) + ': ' if line(i) else ''}{problem(i)}" for i in order[1:]]
+        shown = rest[:_MORE_SHOWN] + ([f"{len(rest) - _MORE_SHOWN} more"] if len(rest) > _MORE_SHOWN else [])
+        more = f"also {'; '.join(shown)}"
         hint = f"{hint}; {more}" if hint else more
-    return InvalidInputError(f"{prefix}: {field + ': ' if field else ''}{message}", hint=hint)
+    return InvalidInputError(f"{prefix}: {problem(at)}", hint=hint)
+
+
+#: How many problems after the first an error lists (a file with hundreds is fixed a few at a time).
+_MORE_SHOWN = 5
 
 
 def format_loc(loc: Sequence[str | int]) -> str:

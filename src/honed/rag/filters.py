@@ -21,6 +21,23 @@ OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
 _SCALAR = (str, int, float, bool)
 
 
+class UnknownFieldWarning(UserWarning):
+    """A filter names a metadata field that no chunk of the knowledge base has: it matches nothing (or,
+    with $ne/$nin, everything), which is almost always a typo or front matter that was never ingested."""
+
+
+def unknown_fields_message(unknown: list[str], known: set[str], where: str) -> str:
+    """One line naming the `unknown` filter fields, the closest known field, and the fields there are."""
+    import difflib
+
+    first = unknown[0]
+    close = difflib.get_close_matches(first, sorted(known), n=1)
+    listed = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+    fields = "fields " + ", ".join(repr(u) for u in unknown) if len(unknown) > 1 else f"field {first!r}"
+    guess = f"; did you mean {close[0]!r}?" if close else ""
+    return f"filter {fields} is in no document of {where}{guess} (fields: {listed or 'none'})"
+
+
 def check(where: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The filter in normal form `{field: {op: value}}`; raises `InvalidInputError` if malformed."""
     if where is None:

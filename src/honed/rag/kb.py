@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,7 @@ class IngestReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     followed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
     rebuilt: bool = False
@@ -134,6 +136,7 @@ class IngestReport:
             "duplicates": [{"dropped": a, "duplicate_of": b} for a, b in self.duplicates],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "followed_links": [{"link": p, "target": t} for p, t in self.followed],
+            "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
             "chunks_embedded": self.chunks_embedded,
             "chunks_total": self.chunks_total,
             "rebuilt": self.rebuilt,
@@ -245,7 +248,11 @@ class KnowledgeBase:
         )
         report = self.ingest_documents(loaded.documents, prune=prune, progress=progress)
         return dataclasses.replace(
-            report, duplicates=loaded.duplicates, skipped=loaded.skipped, followed=loaded.followed
+            report,
+            duplicates=loaded.duplicates,
+            skipped=loaded.skipped,
+            followed=loaded.followed,
+            warnings=loaded.warnings,
         )
 
     def ingest_documents(
@@ -353,6 +360,7 @@ class Index:
         self._vectors: VectorStore | None = None
         self._bm25: BM25Index | None = None
         self._chunks: dict[str, Chunk] | None = None
+        self._keys: set[str] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -445,6 +453,7 @@ class Index:
         with self._lock:
             self._chunks = None
             self._bm25 = None
+            self._keys = None
         return len(chunks), total
 
     def build(self, progress: Progress | None = None) -> int:
@@ -491,6 +500,24 @@ class Index:
                 }
             return self._chunks
 
+    def metadata_keys(self) -> set[str]:
+        """Every metadata field some chunk of the index has (the documents' fields, e.g. from front
+        matter or JSONL, plus what the chunker records: heading, start, end, page)."""
+        chunks = self.chunks()
+        with self._lock:
+            if self._keys is None:
+                self._keys = set().union(*(c.metadata for c in chunks.values()))
+            return set(self._keys)
+
+    def unknown_fields(self, where: Where | None) -> list[str]:
+        """The fields `where` filters on that no chunk has (such a filter matches nothing, or with
+        $ne/$nin everything)."""
+        norm = filters.check(where)
+        if not norm:
+            return []
+        known = self.metadata_keys()
+        return [key for key in norm if key not in known]
+
     def bm25(self) -> BM25Index:
         chunks = self.chunks()
         with self._lock:
@@ -524,6 +551,12 @@ class Index:
         chunks = self.chunks()
         if not chunks:
             return [[] for _ in queries]
+        unknown = self.unknown_fields(norm) if norm else []
+        if unknown:
+            message = filters.unknown_fields_message(
+                unknown, self.metadata_keys(), f"knowledge base {self.kb.name!r}"
+            )
+            warnings.warn(message, filters.UnknownFieldWarning, stacklevel=2)
         dense: list[list[tuple[str, float]]] = [[] for _ in queries]
         lexical: list[list[tuple[str, float]]] = [[] for _ in queries]
         if method in ("dense", "hybrid"):

@@ -16,6 +16,11 @@ draws the same text thousands of times stops at the limit instead of expanding f
 Files are read in the order of their ids (the path relative to the root, in posix form) and JSONL
 records in line order, so which of two duplicates survives never depends on the order a file system
 lists a folder in.
+
+A Markdown file may open with YAML front matter (`---`, `key: value` lines, `---`): its keys become the
+document's metadata (so `--where '{"category": "policy"}'` finds it; `title` names the document) and the
+block is not part of the text that is chunked and embedded. A block that is not valid YAML, or not a
+mapping, is kept as text and reported in `warnings`, as is a key honed reserves for its own metadata.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ class LoadResult:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     followed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(path, what was wrong) for files read with a problem worth knowing, e.g. malformed front matter."""
 
 
 def load_documents(
@@ -106,6 +113,7 @@ def load_documents(
     named = sorted((_relative(path, base), path) for path in found.files)
 
     documents: list[Document] = []
+    notes: list[tuple[str, str]] = []
     where: dict[str, str] = {}  # document id -> where it came from, for duplicate-id errors
     for rel, path in named:
         fmt = FORMATS.get(path.suffix.lower())
@@ -125,7 +133,7 @@ def load_documents(
         if target is not None:
             followed.append((at, target))
         try:
-            read_docs = _read(data, path, at, rel, fmt, text_field, id_field, skipped, limits)
+            read_docs = _read(data, path, at, rel, fmt, text_field, id_field, skipped, limits, notes)
         except Refused as exc:
             skipped.append((at, str(exc)))
             continue
@@ -138,7 +146,7 @@ def load_documents(
             where[doc.id] = origin
             documents.append(doc)
     kept, duplicates = _dedupe(documents)
-    return LoadResult(kept, duplicates, sorted(set(skipped)), sorted(set(followed)))
+    return LoadResult(kept, duplicates, sorted(set(skipped)), sorted(set(followed)), notes)
 
 
 def _common_parent(bases: list[Path]) -> Path:
@@ -177,6 +185,7 @@ def _read(
     id_field: str,
     skipped: list[tuple[str, str]],
     limits: LoadLimits,
+    notes: list[tuple[str, str]],
 ) -> list[tuple[Document, str]]:
     """The documents in one file, each with where it came from (FILE or FILE:LINE). Raises `Refused`
     for a file over a limit."""
@@ -193,7 +202,15 @@ def _read(
         text, title = _html(_decode(data, shown))
     else:
         text = _decode(data, shown)
-        title = _markdown_title(text) if fmt == "markdown" else None
+        if len(text) > limits.max_chars:
+            raise _too_long(limits)
+        title = None
+        if fmt == "markdown":
+            text, front = _front_matter(text, shown, notes)
+            front_title = front.pop("title", None)
+            metadata = {**front, **metadata}
+            title = front_title if isinstance(front_title, str) and front_title.strip() else None
+            title = title or _markdown_title(text)
     if len(text) > limits.max_chars:
         raise _too_long(limits)
     if not text.strip():
@@ -202,6 +219,55 @@ def _read(
         return []
     metadata["title"] = title or path.stem
     return [(Document(rel, text, metadata), shown)]
+
+
+# `---` on the first line, YAML, then `---` (or YAML's `...`) on a line of its own.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def _front_matter(text: str, shown: str, notes: list[tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+    """(the text without its YAML front matter, the front matter's keys as metadata). Front matter that
+    is not valid YAML, or not a mapping, leaves the text as it was, with a note saying why."""
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        return text, {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        notes.append((shown, f"front matter is not valid YAML{where}: {problem}; kept as text"))
+        return text, {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        notes.append((shown, f"front matter is a {type(data).__name__}, not key: value pairs; kept as text"))
+        return text, {}
+    metadata: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key)
+        if name in _RESERVED:
+            notes.append(
+                (shown, f"front matter key {name!r} is reserved for what honed records there; ignored")
+            )
+            continue
+        metadata[name] = _plain(value)
+    return text[match.end() :], metadata
+
+
+def _plain(value: Any) -> Any:
+    """A YAML value as JSON can hold it: dates and times in ISO form, mapping keys as strings."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
 
 
 def _decode(data: bytes, shown: str) -> str:

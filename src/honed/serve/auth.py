@@ -29,6 +29,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PATH_SCOPES: tuple[tuple[str, str], ...] = (
     ("/v1/chat", "inference"),
     ("/v1/models", "inference"),
+    ("/v1/embeddings", "inference"),
+    ("/v1/honed", "inference"),
     ("/v1/logs", "ingest"),
     ("/v1/feedback", "ingest"),
 )

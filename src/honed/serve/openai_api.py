@@ -5,6 +5,8 @@ of it, through this. Requests go through the same `ModelClient` as everything el
 batching in the local provider), without the response cache: an inference server must not replay answers.
 Each generation is logged with source "serve" (and the caller's `X-Honed-Session-Id` / `X-Honed-Trace-Id`)
 and its log id comes back in `X-Honed-Log-Id`, so an app can attach feedback to it via `/v1/feedback`.
+`/v1/embeddings` (the local embedders) and the routes other honed processes of the workspace use instead
+of loading their own models are in `honed.serve.local_api`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from honed.serve.auth import AuthMiddleware, TokenGate
 from honed.serve.body import parse_json
 from honed.serve.guard import RequestGuard, RequestPolicy
 from honed.serve.ingest import ingest_router
+from honed.serve.local_api import local_router
 from honed.serve.responses import HttpError, error_for, error_response
 
 if TYPE_CHECKING:
@@ -166,6 +169,9 @@ def create_app(
     policy = RequestPolicy.for_server(host, limits)
     app.add_middleware(RequestGuard, policy=policy, routes=app.router.routes)
     app.include_router(ingest_router(store, max_json_depth=limits.max_json_depth))
+    # /v1/embeddings (local embedders) and what other honed processes of the workspace use instead of
+    # loading their own models (see honed.models.served).
+    app.include_router(local_router(client, served_endpoints))
 
     def ref_for(model: str) -> str:
         if "/" in model:

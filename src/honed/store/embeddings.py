@@ -13,22 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import delete, func, select
 
 from honed.store.schema import embedding_cache, insert_ignore, utcnow
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from honed.store.database import Store
 
 #: Keys per IN-list: far below SQLite's bound-parameter limit, and large enough that round trips are few.
 CHUNK = 500
 
-#: The byte layout of a stored vector, the same on every machine.
-DTYPE = np.dtype("<f4")
+#: The byte layout of a stored vector, the same on every machine (numpy is imported where vectors are
+#: read or written: every command opens the store, few touch embeddings).
+DTYPE = "<f4"
 
-EmbeddingRow = tuple[str, str, npt.ArrayLike]
+EmbeddingRow = tuple[str, str, "npt.ArrayLike"]
 """(key, model identity, vector), as `put_many` takes them."""
 
 
@@ -42,6 +44,8 @@ class EmbeddingCache:
         """`{key: vector}` for those of `keys` that are cached; missing keys are simply absent.
 
         The vectors are read-only views of the stored bytes (copy one to change it)."""
+        import numpy as np
+
         unique = list(dict.fromkeys(keys))
         found: dict[str, npt.NDArray[np.float32]] = {}
         table = embedding_cache
@@ -59,6 +63,8 @@ class EmbeddingCache:
         """Cache many vectors in one transaction (all or none), ignoring keys already cached."""
         if not rows:
             return
+        import numpy as np
+
         now = utcnow()
         params = []
         for key, model, vector in rows:

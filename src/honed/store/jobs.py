@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from honed.errors import NotFoundError, StoreError
 from honed.secrets import mask
+from honed.store.prefixes import resolve_prefix
 from honed.store.schema import finetune_events, finetune_jobs, utcnow
 
 if TYPE_CHECKING:
@@ -90,9 +91,14 @@ class JobRepository:
         return JobRow(**values)
 
     def get(self, job_id: str) -> JobRow:
-        """The job `job_id`; NotFoundError if there is none."""
+        """The job `job_id` (or the one whose id starts with it); NotFoundError if there is none."""
         with self._store.read() as conn:
-            row = conn.execute(select(finetune_jobs).where(finetune_jobs.c.id == job_id)).first()
+            found = resolve_prefix(conn, finetune_jobs.c.id, job_id, plural="fine-tuning jobs")
+            row = (
+                None
+                if found is None
+                else conn.execute(select(finetune_jobs).where(finetune_jobs.c.id == found)).first()
+            )
         if row is None:
             raise _not_found(job_id)
         return _row(row)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Connection, Select, and_, exists, func, or_, select
 
 from honed.errors import NotFoundError
+from honed.store.prefixes import resolve_prefix
 from honed.store.schema import feedback, log_scores, logs, mask_errors, upsert
 
 if TYPE_CHECKING:
@@ -103,13 +104,16 @@ class LogRepository:
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def get(self, log_id: str) -> LogEntry:
+    def resolve_id(self, ref: str) -> str:
+        """The id of the log `ref` names: its id or a unique prefix of it (`log-27cb8bdf`)."""
         with self._store.read() as conn:
-            row = conn.execute(select(logs).where(logs.c.id == log_id)).mappings().first()
-            if row is None:
-                raise NotFoundError(
-                    f"no logged generation with id {log_id!r}", hint="see `honed logs list` for ids"
-                )
+            return self._resolve(conn, ref)
+
+    def get(self, ref: str) -> LogEntry:
+        """A log with its feedback and scores, by id or unique id prefix."""
+        with self._store.read() as conn:
+            log_id = self._resolve(conn, ref)
+            row = conn.execute(select(logs).where(logs.c.id == log_id)).mappings().one()
             fb = conn.execute(
                 select(feedback).where(feedback.c.log_id == log_id).order_by(feedback.c.created_at)
             ).mappings()
@@ -117,6 +121,13 @@ class LogRepository:
                 select(log_scores).where(log_scores.c.log_id == log_id).order_by(log_scores.c.evaluator)
             ).mappings()
             return LogEntry(dict(row), [dict(f) for f in fb], [dict(s) for s in sc])
+
+    @staticmethod
+    def _resolve(conn: Connection, ref: str) -> str:
+        log_id = resolve_prefix(conn, logs.c.id, ref, plural="logs")
+        if log_id is None:
+            raise NotFoundError(f"no log {ref!r}", hint="see `honed logs list` for ids")
+        return log_id
 
     def query(self, where: LogFilter | None = None) -> list[dict[str, Any]]:
         """Log rows matching `where` (newest first unless asked otherwise)."""

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from honed.errors import InvalidInputError, NotFoundError
 from honed.hashing import content_hash, short
+from honed.store.prefixes import resolve_prefix
 from honed.store.schema import insert_ignore, labels, utcnow, versions
 
 if TYPE_CHECKING:
@@ -116,12 +117,14 @@ class NamedVersions:
         with self._store.read() as conn:
             return [(row[0], int(row[1]), row[2]) for row in conn.execute(stmt)]
 
-    def resolve(self, kind: str, name: str, ref: str | None = None) -> Version:
-        """The version `ref` names under `name` (see the module docstring). Raises NotFoundError."""
+    def resolve(self, kind: str, name: str, ref: str | None = None, *, noun: str | None = None) -> Version:
+        """The version `ref` names under `name` (see the module docstring). Raises NotFoundError, whose
+        message calls the thing `noun` (default: `kind`, which for some kinds is an internal term)."""
         history = self.history(kind, name)
+        noun = noun or kind
         if not history:
             known = ", ".join(n for n, _, _ in self.names(kind)[:10]) or "none yet"
-            raise NotFoundError(f"no {kind} named {name!r}", hint=f"known {kind}s: {known}")
+            raise NotFoundError(f"no {noun} named {name!r}", hint=f"known {noun}s: {known}")
         ref = ref or "latest"
         if ref == "latest":
             return history[-1]
@@ -130,7 +133,7 @@ class NamedVersions:
             n = int(m.group(1))
             if n > len(history):
                 raise NotFoundError(
-                    f"{kind} {name!r} has {len(history)} version(s), not {n}", hint=f"use v1..v{len(history)}"
+                    f"{noun} {name!r} has {len(history)} version(s), not {n}", hint=f"use v1..v{len(history)}"
                 )
             return history[n - 1]
         labelled = [v for v in history if ref in v.labels]
@@ -138,22 +141,27 @@ class NamedVersions:
             return labelled[0]
         prefix = ref.removeprefix("sha256:")
         if len(prefix) >= 6 and re.fullmatch(r"[0-9a-f]+", prefix):
-            found = [v for v in history if v.hash.removeprefix("sha256:").startswith(prefix)]
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise NotFoundError(
-                    f"{ref!r} matches {len(found)} versions of {name!r}", hint="give more digits"
+            with self._store.read() as conn:
+                key = resolve_prefix(
+                    conn,
+                    versions.c.hash,
+                    f"sha256:{prefix}",
+                    plural=f"versions of {noun} {name!r}",
+                    where=[versions.c.kind == kind, versions.c.name == name],
                 )
+            if key is not None:
+                return next(v for v in history if v.hash == key)
         labels_known = sorted({lb for v in history for lb in v.labels})
         raise NotFoundError(
-            f"{kind} {name!r} has no version or label {ref!r}",
+            f"{noun} {name!r} has no version or label {ref!r}",
             hint=f"use latest, v1..v{len(history)}, a hash prefix"
             + (f", or a label: {', '.join(labels_known)}" if labels_known else ""),
         )
 
-    def get(self, kind: str, name: str, ref: str | None = None) -> tuple[Version, dict[str, Any]]:
-        version = self.resolve(kind, name, ref)
+    def get(
+        self, kind: str, name: str, ref: str | None = None, *, noun: str | None = None
+    ) -> tuple[Version, dict[str, Any]]:
+        version = self.resolve(kind, name, ref, noun=noun)
         return version, self._store.objects.get(version.hash)
 
     def set_label(self, kind: str, name: str, label: str, ref: str) -> Version:

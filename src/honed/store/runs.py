@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, func, select, update
 
 from honed.errors import NotFoundError
+from honed.store.prefixes import resolve_prefix
 from honed.store.schema import mask_errors, results, runs, scores, upsert, utcnow
 
 if TYPE_CHECKING:
@@ -73,20 +75,17 @@ class RunRepository:
         return self.get(run_id)
 
     def get(self, ref: str) -> Run:
-        """A run by id or unique id prefix (4+ characters), or by name (the newest run of that name)."""
+        """A run by id, by name (the newest run of that name), or by a unique id prefix."""
         with self._store.read() as conn:
             row = conn.execute(select(runs).where(runs.c.id == ref)).first()
-            if row is None and len(ref) >= 4:
-                found = conn.execute(select(runs).where(runs.c.id.startswith(ref, autoescape=True))).all()
-                if len(found) > 1:
-                    raise NotFoundError(
-                        f"run prefix {ref!r} matches {len(found)} runs", hint="give more characters"
-                    )
-                row = found[0] if found else None
             if row is None:
                 row = conn.execute(
                     select(runs).where(runs.c.name == ref).order_by(runs.c.created_at.desc()).limit(1)
                 ).first()
+            if row is None:
+                run_id = resolve_prefix(conn, runs.c.id, ref, plural="runs")
+                if run_id is not None:
+                    row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise NotFoundError(f"no experiment run {ref!r}", hint="list runs with `honed experiments list`")
         return Run(**row._mapping)
@@ -188,6 +187,109 @@ class RunRepository:
             out = [("call", str(e), int(n)) for e, n in conn.execute(calls)]
             out += [(str(ev), str(e), int(n)) for ev, e, n in conn.execute(evals)]
         return sorted(out, key=lambda g: (-g[2], g[0], g[1]))
+
+    def latencies(self, run_id: str) -> dict[str, builtins.list[float]]:
+        """Per variant, the latency of each call that returned (a cached row keeps its call's figure)."""
+        r = results.c
+        stmt = select(r.variant, r.latency_s).where(r.run_id == run_id, r.output.is_not(None))
+        out: dict[str, builtins.list[float]] = {}
+        with self._store.read() as conn:
+            for variant, latency in conn.execute(stmt):
+                out.setdefault(variant, []).append(float(latency))
+        return out
+
+    def error_counts(self, run_id: str, *, ignore: Collection[str] = ()) -> dict[str, tuple[int, int, int]]:
+        """Per variant: (calls that failed after their retries, evaluations that failed, results with
+        either). Score errors whose message is in `ignore` (a missing reference) are not failures."""
+        r, s = results.c, scores.c
+        calls = select(r.variant, r.case_id, r.sample_index).where(r.run_id == run_id, r.error.is_not(None))
+        evals = select(s.variant, s.case_id, s.sample_index).where(
+            s.run_id == run_id, s.error.is_not(None), s.error.not_in(builtins.list(ignore))
+        )
+        with self._store.read() as conn:
+            failed_calls = [tuple(row) for row in conn.execute(calls)]
+            failed_evals = [tuple(row) for row in conn.execute(evals)]
+        n_calls = Counter(k[0] for k in failed_calls)
+        n_evals = Counter(k[0] for k in failed_evals)  # one per (result, evaluator)
+        n_results = Counter(k[0] for k in set(failed_calls) | set(failed_evals))
+        return {v: (n_calls[v], n_evals[v], n_results[v]) for v in n_results}
+
+    def case_ids(self, run_id: str) -> set[str]:
+        """The ids of the cases this run has results for."""
+        stmt = select(results.c.case_id).where(results.c.run_id == run_id).distinct()
+        with self._store.read() as conn:
+            return set(conn.execute(stmt).scalars())
+
+    def failing_cases(
+        self, run_id: str, variants: Collection[str], *, evaluator: str | None = None
+    ) -> set[str]:
+        """Case ids where `evaluator` (None: any evaluator) failed (passed is false) a result of one of
+        `variants`."""
+        c = scores.c
+        stmt = select(c.case_id).where(c.run_id == run_id, c.variant.in_(list(variants)), c.passed.is_(False))
+        if evaluator is not None:
+            stmt = stmt.where(c.evaluator == evaluator)
+        with self._store.read() as conn:
+            return set(conn.execute(stmt.distinct()).scalars())
+
+    def erroring_cases(
+        self, run_id: str, variants: Collection[str], *, ignore: Collection[str] = ()
+    ) -> set[str]:
+        """Case ids where a call of one of `variants` failed, or an evaluator failed on its result (score
+        errors whose message is in `ignore`, such as a missing reference, are not failures)."""
+        r, s = results.c, scores.c
+        calls = select(r.case_id).where(
+            r.run_id == run_id, r.variant.in_(list(variants)), r.error.is_not(None)
+        )
+        evals = select(s.case_id).where(
+            s.run_id == run_id,
+            s.variant.in_(list(variants)),
+            s.error.is_not(None),
+            s.error.not_in(list(ignore)),
+        )
+        with self._store.read() as conn:
+            return set(conn.execute(calls.distinct()).scalars()) | set(
+                conn.execute(evals.distinct()).scalars()
+            )
+
+    def cases_with_output(self, run_id: str, text: str, variants: Collection[str]) -> set[str]:
+        """Case ids where an output of one of `variants` contains `text` (case-insensitive)."""
+        r = results.c
+        stmt = select(r.case_id).where(
+            r.run_id == run_id,
+            r.variant.in_(list(variants)),
+            func.lower(r.output).contains(text.lower(), autoescape=True),
+        )
+        with self._store.read() as conn:
+            return set(conn.execute(stmt.distinct()).scalars())
+
+    def case_rows(
+        self, run_id: str, case_ids: Collection[str], variants: Collection[str]
+    ) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        """The result rows and the score rows of `case_ids` under `variants` (what `experiments cases`
+        shows), ordered by variant, case and sample."""
+        r, s = results.c, scores.c
+        ids, names = builtins.list(case_ids), builtins.list(variants)
+        result_cols = (r.variant, r.case_id, r.sample_index, r.output, r.error, r.latency_s, r.cached)
+        score_cols = (s.variant, s.case_id, s.sample_index, s.evaluator, s.value, s.passed, s.reason, s.error)
+        out_results: builtins.list[dict[str, Any]] = []
+        out_scores: builtins.list[dict[str, Any]] = []
+        with self._store.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                stmt = select(*result_cols).where(
+                    r.run_id == run_id, r.variant.in_(names), r.case_id.in_(chunk)
+                )
+                out_results += [dict(row._mapping) for row in conn.execute(stmt)]
+                stmt2 = select(*score_cols).where(
+                    s.run_id == run_id, s.variant.in_(names), s.case_id.in_(chunk)
+                )
+                out_scores += [dict(row._mapping) for row in conn.execute(stmt2)]
+        out_results.sort(key=lambda row: (row["variant"], row["case_id"], row["sample_index"]))
+        out_scores.sort(
+            key=lambda row: (row["variant"], row["case_id"], row["sample_index"], row["evaluator"])
+        )
+        return out_results, out_scores
 
     def spent(self, run_id: str) -> float:
         """USD this run's calls cost so far (cached calls included at their original price)."""

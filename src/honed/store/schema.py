@@ -154,7 +154,11 @@ results = Table(
     Column("error", Text, nullable=True),
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),
+    # Time in the model (the call's own service time); queue_s: time waiting for the endpoint's slot, a
+    # batch or retries, apart. A cached row keeps both of the call that produced it; queue_s is None in
+    # rows older than revision 0006.
     Column("latency_s", Float, nullable=False),
+    Column("queue_s", Float, nullable=True),
     Column("cost_usd", Float, nullable=True),
     Column("cached", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -249,7 +253,9 @@ logs = Table(
     Column("params", JSON, nullable=False),
     Column("input_tokens", Integer, nullable=True),
     Column("output_tokens", Integer, nullable=True),
+    # Time in the model (for an application's own log, the time it measured); queue_s: time waiting apart.
     Column("latency_s", Float, nullable=True),
+    Column("queue_s", Float, nullable=True),
     Column("cost_usd", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("trace_id", String(200), nullable=True),

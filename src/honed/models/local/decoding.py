@@ -16,7 +16,9 @@ This module imports torch and transformers at the top: only the engine thread im
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,25 +58,32 @@ class RowSampler(LogitsProcessor):
 
 
 class RowStops(StoppingCriteria):
-    """Ends each row at its own max_tokens or at the first of its stop strings."""
+    """Ends each row at its own max_tokens or at the first of its stop strings, and notes when each row
+    ended (eos included), so a short answer in a batch with a long one is not charged the long one's time."""
 
-    def __init__(self, jobs: Sequence[Job], prompt_len: int, decode: Decode) -> None:
+    def __init__(self, jobs: Sequence[Job], prompt_len: int, decode: Decode, eos_id: int) -> None:
         self.jobs = jobs
         self.prompt_len = prompt_len
         self.decode = decode
+        self.eos_id = eos_id
         self.done = [False] * len(jobs)
+        #: perf_counter() when each row produced its last token (None: still running)
+        self.ended: list[float | None] = [None] * len(jobs)
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         generated = input_ids[:, self.prompt_len :]
         n = generated.shape[1]
+        now = time.perf_counter()
         for i, job in enumerate(self.jobs):
             if self.done[i]:
                 continue
-            if n >= job.max_tokens:
+            if n >= job.max_tokens or int(generated[i, -1]) == self.eos_id:
                 self.done[i] = True
             elif job.stop:
                 text = self.decode(generated[i].tolist())
                 self.done[i] = any(s in text for s in job.stop)
+            if self.done[i]:
+                self.ended[i] = now
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
@@ -88,6 +97,8 @@ def generate_batch(
     for i, prompt in enumerate(prompts):  # left padding: every row's next token lands in the last column
         input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
         attention[i, width - len(prompt) :] = 1
+    stops = RowStops(jobs, width, decode, eos_id)
+    started = time.perf_counter()
     with torch.inference_mode():
         output = model.generate(
             input_ids=input_ids,
@@ -97,12 +108,13 @@ def generate_batch(
             pad_token_id=eos_id,
             eos_token_id=eos_id,
             logits_processor=LogitsProcessorList([RowSampler(jobs)]),
-            stopping_criteria=StoppingCriteriaList([RowStops(jobs, width, decode)]),
+            stopping_criteria=StoppingCriteriaList([stops]),
         )
+    ended = time.perf_counter()
     rows = output[:, width:].tolist()
     return [
-        finish(job, len(prompt), row, eos_id, decode)
-        for job, prompt, row in zip(jobs, prompts, rows, strict=True)
+        dataclasses.replace(finish(job, len(prompt), row, eos_id, decode), model_s=(end or ended) - started)
+        for job, prompt, row, end in zip(jobs, prompts, rows, stops.ended, strict=True)
     ]
 
 

@@ -8,6 +8,10 @@ waits up to `window_s` for more (taking at once all that are already queued), an
 jobs of the same group (the same adapter) in one call of `runner`. Jobs of other groups wait for the next
 round, oldest first. A failing batch rejects its own jobs only; the worker keeps serving.
 
+Each result says how its time split: `model_s`, from the start of its batch to its own row's end (what
+the model spent on it), and `queue_s`, the rest since `submit` (waiting for a batch, then for the batch's
+other rows). Under load the queue grows while the time in the model stays that of one batch.
+
 This module is torch-free: the runner does the model work.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import queue
 import threading
 import time
@@ -27,7 +32,7 @@ from honed.models.local.jobs import Generation, Job
 Runner = Callable[[Sequence[Job]], Sequence["Generation | HonedError"]]
 """`runner(jobs)` runs one batch: a result or an error per job, in order. It may raise for the whole batch."""
 
-_Item = tuple[Job, "Future[Generation]"]
+_Item = tuple[Job, "Future[Generation]", float]  # the job, its caller's future, perf_counter() at submit
 _STOP = object()
 
 
@@ -54,7 +59,7 @@ class Engine:
         with self._lock:
             if self._closed:
                 raise ProviderError("the local model engine is closed", provider="local")
-            self._queue.put((job, future))
+            self._queue.put((job, future, time.perf_counter()))
         return future
 
     async def run(self, job: Job) -> Generation:
@@ -87,7 +92,7 @@ class Engine:
             if batch:
                 self._run(batch)
         closed = ProviderError("the local model engine was closed before this request ran", provider="local")
-        for _, future in pending:
+        for _, future, _ in pending:
             _reject(future, closed)
         while True:
             try:
@@ -102,7 +107,7 @@ class Engine:
         deadline = time.monotonic() + self.window_s
         group = pending[0][0].group
         while True:
-            filled = sum(1 for job, _ in pending if job.group == group) >= self.max_batch
+            filled = sum(1 for job, _, _ in pending if job.group == group) >= self.max_batch
             timeout = 0.0 if filled else deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
@@ -118,21 +123,23 @@ class Engine:
         rest: list[_Item] = []
         group: str | None = None
         while pending:
-            job, future = pending.popleft()
+            item = pending.popleft()
+            job, future, _ = item
             if group is None or (job.group == group and len(batch) < self.max_batch):
                 if not future.set_running_or_notify_cancel():
                     continue  # its caller gave up while it waited
                 group = job.group
-                batch.append((job, future))
+                batch.append(item)
             else:
-                rest.append((job, future))
+                rest.append(item)
         pending.extend(rest)
         return batch
 
     def _run(self, batch: list[_Item]) -> None:
         self.batch_sizes[len(batch)] += 1
+        started = time.perf_counter()
         try:
-            results = list(self.runner([job for job, _ in batch]))
+            results = list(self.runner([job for job, _, _ in batch]))
             if len(results) != len(batch):
                 raise RuntimeError(f"the runner returned {len(results)} results for {len(batch)} jobs")
         except HonedError as exc:
@@ -141,11 +148,19 @@ class Engine:
             error = ProviderError(f"local generation failed: {type(exc).__name__}: {exc}", provider="local")
             error.__cause__ = exc
             results = [error] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
+        ended = time.perf_counter()
+        for (_, future, submitted), result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
-                future.set_result(result)
+                model_s = min(
+                    ended - started, result.model_s if result.model_s is not None else ended - started
+                )
+                future.set_result(
+                    dataclasses.replace(
+                        result, model_s=model_s, queue_s=max(0.0, ended - submitted - model_s)
+                    )
+                )
 
 
 def _reject(future: Future[Generation], error: HonedError) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from honed.models.local.adapters import AdapterRef
 from honed.models.types import Message, Params
@@ -50,10 +50,17 @@ class Generation:
     """One job's result: the text cut at eos, a stop string or max_tokens, and its token counts.
 
     `output_tokens` counts the tokens the model generated up to the cut, including the eos token or the
-    token that completed a stop string (as vLLM counts them).
+    token that completed a stop string (as vLLM counts them). `model_s + queue_s` is the whole time from
+    `submit` to the result.
     """
 
     text: str
     input_tokens: int
     output_tokens: int
     finish_reason: str  # "stop" (eos or a stop string) or "length" (max_tokens)
+    #: seconds from the start of its batch's generation to this row's last token (None: not measured,
+    #: then the whole batch counts); the time in the model a caller of this row sees
+    model_s: float | None = field(default=None, compare=False)
+    #: seconds the job waited for a batch, then for the rest of its batch after its own row ended (set
+    #: by the engine)
+    queue_s: float = field(default=0.0, compare=False)

@@ -11,8 +11,10 @@ module imports neither torch nor transformers.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING
 
+from honed.models import served
 from honed.models.local import BASE_MODEL, AdapterResolver, Job, LocalModel, split_model_name
 from honed.models.provider import Provider
 from honed.models.types import ChatRequest, Message, ProviderResult, Usage
@@ -43,6 +45,9 @@ class LocalProvider(Provider):
         self.model = LocalModel(settings.local, name=endpoint)
         # Keep a second batch queued while one runs, so the engine never waits for callers to refill it.
         self.default_max_concurrency = 2 * settings.local.max_batch
+        self._server: served.ServedModels | None = None
+        self._probed = False
+        self._probe_lock = threading.Lock()  # concurrent first calls probe once and share one client
 
     @classmethod
     def from_config(cls, name: str, endpoint: EndpointConfig, settings: Settings) -> LocalProvider:
@@ -67,10 +72,31 @@ class LocalProvider(Provider):
         return self.adapters.resolve(adapter).key if adapter else None
 
     def warm(self) -> None:
-        """Convert (first time on this machine) and load the model now, e.g. before a server accepts calls."""
-        self.model.load()
+        """Convert (first time on this machine) and load the model now, e.g. before a server accepts calls;
+        nothing when a running `honed serve` of the workspace will answer (see `honed.models.served`)."""
+        if self._served() is None:
+            self.model.load()
+
+    def _served(self) -> served.ServedModels | None:
+        with self._probe_lock:
+            if not self._probed:
+                found = served.find(self.settings)
+                if found is not None and self.endpoint in found.endpoints:
+                    self._server = served.ServedModels(found)
+                self._probed = True
+            return self._server
 
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:
+        server = self._served() if self._probed else await asyncio.to_thread(self._served)
+        if server is not None:
+            identity = self.model_identity(model)  # an unknown model fails here, as it would below
+            try:
+                return await server.generate(self.endpoint, model, request, identity)
+            except served.ServerGone:
+                # Stopped, restarted, or another adapter under this name: this process does the work.
+                self._server = None
+                served.forget(self.settings)
+                await server.aclose()
         job = self.job(model, request)
         out = await self.model.generate(job)
         return ProviderResult(
@@ -78,6 +104,7 @@ class LocalProvider(Provider):
             usage=Usage(input_tokens=out.input_tokens, output_tokens=out.output_tokens),
             finish_reason=out.finish_reason,
             model=model,
+            queue_s=out.queue_s,  # the engine's batch queue: the client counts it apart from the model's time
         )
 
     def count_tokens(self, model: str, messages: tuple[Message, ...] | list[Message]) -> int:
@@ -93,6 +120,8 @@ class LocalProvider(Provider):
         return self._available()
 
     async def aclose(self) -> None:
+        if self._server is not None:
+            await self._server.aclose()
         await asyncio.to_thread(self.model.close)
 
     def _available(self) -> list[str]:

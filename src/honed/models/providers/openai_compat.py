@@ -23,8 +23,6 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from honed.errors import MissingAPIKeyError, ProviderError
 from honed.models.provider import Provider
 from honed.models.providers.openai_wire import (
@@ -37,6 +35,7 @@ from honed.models.providers.openai_wire import (
 from honed.models.types import ChatRequest, ProviderResult
 
 if TYPE_CHECKING:
+    import aiohttp
     import openai
 
     from honed.config import EndpointConfig, Settings
@@ -152,6 +151,8 @@ class OpenAICompatProvider(Provider):
         loop = asyncio.get_running_loop()
         entry = self._sessions.get(id(loop))
         if entry is None:
+            import aiohttp  # here, not at the top: every command loads this plugin, few call an endpoint
+
             # No connection cap: the client's per-endpoint semaphore bounds concurrent calls. Timeouts are
             # per phase, as httpx and the SDK apply them: connecting, and waiting for the reply's bytes.
             proxy = _env_proxy(self.base_url)
@@ -193,6 +194,8 @@ class OpenAICompatProvider(Provider):
             raise self.failures.bad_url()
         headers = self._headers()
         session, proxy = self._session()
+        import aiohttp
+
         try:
             async with session.post(
                 self._url(model), data=json.dumps(body).encode(), headers=headers, proxy=proxy

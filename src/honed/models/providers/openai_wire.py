@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from honed.errors import (
     EndpointUnreachableError,
     ModelError,
@@ -206,6 +204,8 @@ class Failures:
         """
         if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
             return self.timed_out()
+        import aiohttp
+
         if isinstance(exc, aiohttp.ClientConnectorError):
             return self.unreachable(exc)
         if isinstance(exc, aiohttp.InvalidURL):

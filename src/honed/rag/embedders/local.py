@@ -7,16 +7,22 @@ this workspace (`.honed/embedders/NAME`, see `finetune.py`) or a path to any sen
 The identity of a folder model carries a fingerprint of its files: retraining under the same name gives
 a new identity, so cached embeddings and the indexes built from them are not reused by mistake, while an
 identical folder (copied, or retrained bit for bit) keeps its identity and its cache.
+
+A model is loaded on its first `embed`, not when the embedder is built (torch and sentence-transformers
+take seconds to import): a search whose query embedding is cached never loads it, and its dimension is
+read from the folder's module configs. When a `honed serve` of the workspace is running, texts are sent
+to it and embedded by its copy of the same model (`honed.models.served`; the identities must match).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +33,7 @@ from honed.rag.types import Embedder, Vectors
 
 if TYPE_CHECKING:
     from honed.config import Settings
+    from honed.models.served import ServedModels
     from honed.rag.embedders.registry import EmbedderRef
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -68,16 +75,41 @@ def _few_threads(n: int) -> Iterator[None]:
 
 
 class LocalEmbedder(Embedder):
-    """A loaded SentenceTransformer; vectors are normalised float32. `query` is ignored (symmetric models)."""
+    """A SentenceTransformer, loaded by `load` on first use; vectors are normalised float32. `query` is
+    ignored (symmetric models). With `settings` and `reference` (what a server would call it), texts go
+    to a running `honed serve` of the workspace when there is one."""
 
-    def __init__(self, model: Any, identity: str, *, batch_size: int = BATCH_SIZE) -> None:
-        self.model = model
+    def __init__(
+        self,
+        load: Callable[[], Any],
+        identity: str,
+        *,
+        batch_size: int = BATCH_SIZE,
+        dimension: int | None = None,
+        reference: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._load = load
+        self._model: Any = None
         self._identity = identity
         self.batch_size = batch_size
-        self._dimension = int(model.get_embedding_dimension())
+        self._dimension = dimension
+        self._reference = reference
+        self._settings = settings
+        self._server: ServedModels | None = None
+        self._probed = reference is None or settings is None
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer (loaded now if it was not)."""
+        if self._model is None:
+            self._model = self._load()
+        return self._model
 
     @property
     def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.model.get_embedding_dimension())
         return self._dimension
 
     def identity(self) -> str:
@@ -85,7 +117,19 @@ class LocalEmbedder(Embedder):
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
         if not texts:
-            return np.zeros((0, self._dimension), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        served = self._served()
+        if served is not None and self._reference is not None:
+            from honed.models.served import ServerGone
+
+            try:
+                rows = served.embed(self._reference, list(texts), self._identity, self.batch_size)
+                vectors = np.stack([np.frombuffer(row, dtype="<f4") for row in rows]).astype(np.float32)
+            except (ServerGone, ValueError):
+                self._server = None  # it stopped answering, or serves another model: embed here
+            else:
+                self._dimension = int(vectors.shape[1])
+                return vectors
         with _few_threads(len(texts)):
             vectors = self.model.encode(
                 list(texts),
@@ -95,6 +139,16 @@ class LocalEmbedder(Embedder):
                 convert_to_numpy=True,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _served(self) -> ServedModels | None:
+        if not self._probed:
+            assert self._settings is not None
+            from honed.models.served import ServedModels, find
+
+            found = find(self._settings)
+            self._server = ServedModels(found) if found is not None and found.embedders else None
+            self._probed = True
+        return self._server
 
     def __repr__(self) -> str:
         return f"LocalEmbedder({self._identity!r})"
@@ -108,13 +162,63 @@ def create(ref: EmbedderRef, settings: Settings) -> LocalEmbedder:
         raise InvalidInputError(
             f"embedder {str(ref)!r}: batch_size must be a positive integer, not {batch_size!r}"
         )
+    reference = f"{ref.endpoint}/{ref.model}"
     if ref.model.casefold() == DEFAULT_MODEL.casefold():
-        from honed.evals.evaluators.similarity import embedding_model
-
-        return LocalEmbedder(embedding_model(), f"local:{DEFAULT_MODEL}", batch_size=batch_size)
+        return LocalEmbedder(
+            _packaged_model,
+            f"local:{DEFAULT_MODEL}",
+            batch_size=batch_size,
+            dimension=folder_dimension(packaged_folder()),
+            reference=reference,
+            settings=settings,
+        )
     label, folder = find_model(ref.model, settings)
     digest = fingerprint(folder)
-    return LocalEmbedder(load_folder(folder, digest), folder_identity(label, digest), batch_size=batch_size)
+    return LocalEmbedder(
+        lambda: load_folder(folder, digest),
+        folder_identity(label, digest),
+        batch_size=batch_size,
+        dimension=folder_dimension(folder),
+        reference=reference,
+        settings=settings,
+    )
+
+
+def _packaged_model() -> Any:
+    """The process-wide all-MiniLM-L6-v2, the very instance the similarity evaluator uses."""
+    from honed.evals.evaluators.similarity import embedding_model
+
+    return embedding_model()
+
+
+def folder_dimension(folder: Path) -> int | None:
+    """The length of the vectors the model in `folder` makes, read from its modules' configs without
+    loading it: the pooling's width (times its modes), a dense layer's `out_features`. None when the
+    modules are not these standard ones (the model is then loaded to ask it)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        dimension: int | None = None
+        for module in sorted(modules, key=lambda m: int(m["idx"])):
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            config_file = folder / str(module.get("path", "")) / "config.json"
+            if kind == "Transformer" or kind == "Normalize":
+                continue  # token embeddings (pooled next) and unit length: the width is unchanged
+            if kind == "Pooling":
+                config = json.loads(config_file.read_text(encoding="utf-8"))
+                width = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+                mode = config.get("pooling_mode")
+                if mode is None:
+                    modes = [k for k, on in config.items() if k.startswith("pooling_mode_") and on is True]
+                else:
+                    modes = [mode] if isinstance(mode, str) else list(mode)
+                dimension = int(width) * len(modes)
+            elif kind == "Dense":
+                dimension = int(json.loads(config_file.read_text(encoding="utf-8"))["out_features"])
+            else:
+                return None
+        return dimension if dimension and dimension > 0 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def folder_identity(label: str, digest: str) -> str:
