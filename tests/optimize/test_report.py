@@ -329,7 +329,7 @@ def test_latency_says_it_is_the_time_in_the_model_of_calls_made_one_at_a_time() 
     for s in ledger["steps"]:
         s |= {"latency_p95_s": 1.25, "latency_calls": 5, "latency_mode": "one at a time", "queue_p50_s": 4.0}
     table = section(render_ladder_html(ledger), "<h2>The ledger</h2>", "<h2>Quality vs cost")
-    assert "latency p50 / p95 (time in the model)" in table
+    assert "latency p50 / p95" in table and "Latency is the time in the model per call" in table
     assert "200 ms / 1.25 s" in table and "5 calls one at a time" in table
     assert "p50/p95 of 5 calls per step made one at a time after the run; queued time apart" in table
 

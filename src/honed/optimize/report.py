@@ -238,7 +238,7 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
         (f"Δ {primary} vs first [CI]", True, [_diff_ci(d) if d else "" for d in first]),
         ("input tokens", True, [_tokens(s.get("mean_input_tokens")) for s in steps]),
         ("output tokens", True, [_tokens(s.get("mean_output_tokens")) for s in steps]),
-        ("latency p50 / p95 (time in the model)", True, [_latency_cell(s) for s in steps]),
+        ("latency p50 / p95", True, [_latency_cell(s) for s in steps]),
         ("cost / 1k calls", True, [_cost_cell(s) for s in steps]),
     ]
     head = "".join(f'<th class="n">{i + 1}. {_e(s.get("id", ""))}</th>' for i, s in enumerate(steps))
