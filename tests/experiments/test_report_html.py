@@ -292,3 +292,13 @@ def test_evaluator_errors_are_shown_grouped_by_message_with_counts(workspace: Pa
     assert rows == ["20|python|KeyError: 'other'", "4|python|ValueError: no ones <b>here</b>"]
     assert "<b>here</b>" not in page
     assert f"honed experiments cases {run.id} --errors" in "".join(parsed.text)
+
+
+def test_latency_is_the_time_in_the_model_p50_and_p95(workspace: Path) -> None:
+    report = _report(workspace, [{"prompt": "qa@v1"}, {"prompt": "qa@v2"}], n_cases=4)
+    page = render_html(report)
+    usage = report.usage["qa@v1"]
+    assert usage.latency_p50_s is not None and usage.latency_p95_s is not None
+    ms = f"{usage.latency_p50_s * 1000:,.0f} ms" if usage.latency_p50_s >= 0.01 else "ms /"
+    assert "latency p50 / p95" in page and ms in page
+    assert "Latency is the time in the model, p50 / p95" in page and "time queued" in page

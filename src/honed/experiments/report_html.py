@@ -184,7 +184,8 @@ def _usage(report: RunReport) -> str:
             rows.append([_variant(report, v), *["n/a"] * 8])
             continue
         ok = u.calls - u.errors
-        latency = u.mean_latency_s
+        p50, p95 = u.latency_p50_s, u.latency_p95_s
+        latency = _latency(p50, ok) if p95 is None else f"{_latency(p50, ok)} / {_latency(p95, ok)}"
         rows.append(
             [
                 _variant(report, v),
@@ -195,7 +196,7 @@ def _usage(report: RunReport) -> str:
                 _usd(u.cost_usd / ok) if u.cost_usd is not None and ok > 0 else "n/a",
                 f"{u.input_tokens:,}",
                 f"{u.output_tokens:,}",
-                _latency(latency, ok),
+                latency,
             ]
         )
     headers = [
@@ -207,12 +208,13 @@ def _usage(report: RunReport) -> str:
         "cost/call",
         "in tokens",
         "out tokens",
-        "latency",
+        "latency p50 / p95",
     ]
     return (
         f"<h2>Calls and cost</h2>{_table(headers, rows, numeric=range(1, 9))}"
-        '<p class="note">Cost and tokens count successful calls; latency is the mean of calls not served '
-        "from the cache.</p>"
+        '<p class="note">Cost and tokens count successful calls. Latency is the time in the model, p50 / p95 '
+        "of the calls not served from the cache; time queued for a slot or a batch is apart. Calls that ran "
+        "together (a batch of the local model) each take the batch's time.</p>"
     )
 
 
