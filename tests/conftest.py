@@ -14,6 +14,13 @@ import pytest
 
 pytest_plugins = ["tests.support.postgres", "tests.support.chroma"]
 
+# Under pytest-xdist every worker would start as many torch/OpenMP threads as there are cores: two workers
+# on two cores then run four busy threads that spin against each other. One thread each keeps every core
+# busy without that. Set before torch is imported (here, or by a `honed` subprocess that inherits it).
+if os.environ.get("PYTEST_XDIST_WORKER") and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
