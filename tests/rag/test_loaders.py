@@ -595,3 +595,14 @@ def test_a_pdf_that_expands_is_stopped_at_the_character_limit(tmp_path: Path) ->
     write(tmp_path / "small.pdf", small)
     doc = load_documents(["small.pdf"], limits=LoadLimits(max_chars=1000)).documents[0]
     assert doc.text.count("Readable text.") == 30
+
+
+def test_the_cli_prints_skipped_paths_as_text_not_markup(workspace: Path) -> None:
+    from tests.support.cli import honed
+
+    (workspace / "docs").mkdir()
+    os.mkfifo(workspace / "docs" / "[bold]pipe.md")  # brackets that rich would read as markup
+    assert honed("kb", "create", "docs", cwd=workspace).returncode == 0
+    r = honed("kb", "ingest", "docs", "docs/", cwd=workspace, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "skipped: docs/[bold]pipe.md (not a regular file (a FIFO))" in r.stderr

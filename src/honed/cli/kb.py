@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from honed.cli.common import JsonOption, err_console, open_honed, print_json, print_table, progress_bars
 from honed.errors import InvalidInputError
@@ -236,9 +237,10 @@ def ingest(
         f"index; version {short(report.version)}" + (" (index rebuilt)" if report.rebuilt else "")
     )
     for dropped, original in report.duplicates:
-        err_console.print(f"[dim]duplicate skipped: {dropped} (same text as {original})[/dim]")
+        # Paths and reasons are plain text: a file named `[b]x.md` is not markup.
+        err_console.print(Text(f"duplicate skipped: {dropped} (same text as {original})", style="dim"))
     for path, reason in report.skipped:
-        err_console.print(f"[dim]skipped: {path} ({reason})[/dim]")
+        err_console.print(Text(f"skipped: {path} ({reason})", style="dim"))
     for link, target in report.followed:
         err_console.print(f"followed link: {link} -> {target} (--follow-links)", markup=False)
     for path, warning in report.warnings:
