@@ -32,6 +32,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
             monkeypatch.delenv(var, raising=False)
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
+    # A run on the local model times a few calls one at a time afterwards (honed.experiments.latency):
+    # seconds per variant that only the tests of that probe need; they set it back.
+    monkeypatch.setenv("HONED_LOCAL_LATENCY_CALLS", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)

@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "HONED_MODEL_CACHE": "local.cache_dir",
     "HONED_LOCAL_MAX_BATCH": "local.max_batch",
     "HONED_LOCAL_USE_SERVER": "local.use_server",
+    "HONED_LOCAL_LATENCY_CALLS": "local.latency_calls",
     "HONED_LOGGING": "logging.enabled",
     "HONED_SERVE_MAX_BODY_BYTES": "serve.max_body_bytes",
     "HONED_SERVE_MAX_JSON_DEPTH": "serve.max_json_depth",
@@ -86,6 +87,9 @@ class LocalConfig(_Strict):
     # Send the local model's and local embedders' work to a running `honed serve` of the workspace
     # instead of loading them in this process (see honed.models.served).
     use_server: bool = True
+    # After an experiment run, calls per variant on this model timed one at a time (0: none), since a
+    # batched call's time is its batch's (see honed.experiments.latency).
+    latency_calls: int = Field(default=5, ge=0, le=100)
 
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir or Path(platformdirs.user_cache_dir("honed")) / "models"

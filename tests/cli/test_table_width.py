@@ -63,4 +63,4 @@ def test_a_matrix_run_fits_100_columns_with_its_variants_keyed(workspace: Path) 
         assert any(line.strip().endswith(variant) for line in lines), (variant, shown.stdout)
     assert any(line.startswith("│ B vs A ") for line in lines), shown.stdout
     assert any("= no detectable difference" in line for line in lines)
-    assert any("time in the model, p50/p95" in line for line in lines)
+    assert any("time in the model per call, p50/p95" in line for line in lines)

@@ -301,4 +301,4 @@ def test_latency_is_the_time_in_the_model_p50_and_p95(workspace: Path) -> None:
     assert usage.latency_p50_s is not None and usage.latency_p95_s is not None
     ms = f"{usage.latency_p50_s * 1000:,.0f} ms" if usage.latency_p50_s >= 0.01 else "ms /"
     assert "latency p50 / p95" in page and ms in page
-    assert "Latency is the time in the model, p50 / p95" in page and "time queued" in page
+    assert "Latency is the time in the model per call, p50 / p95" in page and "time queued" in page

@@ -53,10 +53,13 @@ def test_the_ladder_trains_its_fine_tuned_step_once(workspace: Path) -> None:
         assert all(m["messages"][-2]["content"].startswith("Facts:\n[1] (") for m in data)
         assert any("fine-tuning" in m for m in messages)
 
+        assert any(f"job {job.id} step " in m for m in messages)  # its training metrics, as they came
+        messages.clear()
         again = run_ladder(h, plan, n_boot=500, notify=messages.append)
         assert [j.id for j in list_jobs(h)] == [job.id]  # reused, not trained again
         assert again.step("fine-tuned").finetune == {**tuned.finetune, "reused": True}
         assert all(s.cached == s.calls for s in again.steps)
-        assert any(f"reusing fine-tuning job {job.id}" in m for m in messages)
+        assert any(f"reusing fine-tuning job {job.id}" in m and ", loss " in m for m in messages)
+        assert not any(f"job {job.id} step " in m for m in messages), messages  # no replayed history
     finally:
         h.close()

@@ -21,7 +21,7 @@ def table_names(store: Store) -> set[str]:
 
 def test_opening_a_new_database_migrates_it_to_head(database_url: str) -> None:
     with Store.open(database_url) as store:
-        assert store.current_revision() == Store.head_revision() == "0006"
+        assert store.current_revision() == Store.head_revision() == "0007"
         assert {"objects", "response_cache", "alembic_version"} <= table_names(store)
 
 
@@ -89,7 +89,7 @@ def _columns(store: Store, table: str) -> set[str]:
         return {c["name"] for c in sa.inspect(conn).get_columns(table)}
 
 
-def test_0006_adds_queue_time_to_results_and_logs_keeping_their_rows(database_url: str) -> None:
+def test_0006_and_0007_add_queue_time_and_the_latency_probe_keeping_rows(database_url: str) -> None:
     from honed.store.schema import utcnow
 
     with Store.open(database_url, migrate=False) as store:
@@ -120,7 +120,10 @@ def test_0006_adds_queue_time_to_results_and_logs_keeping_their_rows(database_ur
             )
         assert "queue_s" not in _columns(store, "results") | _columns(store, "logs")
 
-        assert store.upgrade() == "0006"
+        assert store.upgrade() == "0007"
+        assert store.runs.get("r1").latency_probe is None  # 0007: no probe was made for an old run
+        store.runs.set_latency_probe("r1", {"calls": 1, "variants": {"v": [0.25]}})
+        assert store.runs.get("r1").latency_probe == {"calls": 1, "variants": {"v": [0.25]}}
         assert "queue_s" in _columns(store, "results") and "queue_s" in _columns(store, "logs")
         (result,) = store.runs.results("r1")
         assert (result["latency_s"], result["queue_s"]) == (406.1, None)  # not known for an old row

@@ -14,7 +14,9 @@ def honed(
     *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """`honed ARGS` in `cwd` with the machine's HONED_* settings removed (except the model cache)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k == "HONED_MODEL_CACHE"}
+    # The model cache, and the tests' default of no latency probe after a run (see tests/conftest.py).
+    keep = {"HONED_MODEL_CACHE", "HONED_LOCAL_LATENCY_CALLS"}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k in keep}
     full_env.pop("OPENAI_API_KEY", None)
     full_env["COLUMNS"] = "200"  # wide enough for any table, unless the test sets COLUMNS itself
     full_env.update(env or {})

@@ -35,7 +35,9 @@ from honed.experiments import (
     resolve,
     run_experiment,
 )
+from honed.experiments.analysis import Usage
 from honed.experiments.cases import Changed, list_cases, report_cases
+from honed.experiments.latency import ONE_AT_A_TIME
 from honed.experiments.report_html import write_html
 
 app = typer.Typer(
@@ -334,15 +336,16 @@ def _print_report(report: RunReport, *, json_out: bool, errors: bool = True) -> 
             fmt_cost(u.cost_usd),
             u.input_tokens,
             u.output_tokens,
-            _latency(u.latency_p50_s, u.latency_p95_s),
+            _latency(u),
         )
         for v, u in report.usage.items()
     ]
     print_table(
-        "calls (latency: time in the model, p50/p95; queued time apart)",
+        "calls (latency: time in the model per call, p50/p95; queued time apart)",
         ["variant", "calls", "errors", "cached", "cost", "in tok", "out tok", "latency"],
         usage_rows,
     )
+    _print_probe_note(report, key)
     for ev, result in report.stats.items():
         rows = []
         for v in report.variants:
@@ -408,11 +411,32 @@ def _print_report(report: RunReport, *, json_out: bool, errors: bool = True) -> 
         _print_errors(report, out=console, retry=False)
 
 
-def _latency(p50: float | None, p95: float | None) -> str:
-    """Time in the model per call, p50/p95 ("cached" when every call came from the cache)."""
-    if p50 is None or p95 is None:
-        return "cached"
-    return f"{fmt_latency(p50)} / {fmt_latency(p95)}"
+def _latency(u: Usage) -> str:
+    """Time in the model per call, p50/p95, marked `*` when timed one call at a time after the run."""
+    if u.latency_p50_s is None or u.latency_p95_s is None:
+        return "n/a"
+    mark = " *" if u.latency_mode == ONE_AT_A_TIME else ""
+    return f"{fmt_latency(u.latency_p50_s)} / {fmt_latency(u.latency_p95_s)}{mark}"
+
+
+def _print_probe_note(report: RunReport, key: dict[str, str]) -> None:
+    """What the `*` means, and what the batched run measured instead."""
+    probed = {v: u for v, u in report.usage.items() if u.latency_mode == ONE_AT_A_TIME}
+    if not probed:
+        return
+    calls = sorted({u.latency_calls for u in probed.values() if u.latency_calls})
+    in_run = ", ".join(
+        f"{key.get(v, v)} {fmt_latency(u.run_latency_p50_s)}"
+        for v, u in probed.items()
+        if u.run_latency_p50_s is not None
+    )
+    lines = [
+        f"* {'/'.join(map(str, calls))} calls timed one at a time after the run; in the run itself the "
+        "model batched the calls,",
+        "  and a call took its batch's time" + (f": p50 {in_run}" if in_run else ""),
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, style="dim")
 
 
 def _print_retrieval(report: RunReport) -> None:

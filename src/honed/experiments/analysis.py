@@ -2,7 +2,8 @@
 
 For each evaluator, each variant's scores become a (cases x repeats) matrix, errored calls and unparseable
 judgments as NaN (excluded and counted, never zeros), and `honed.evals.stats.many` compares every variant
-with the baseline on the same cases. Cost, tokens and latency are summarised from the result rows.
+with the baseline on the same cases. Cost, tokens and latency are summarised from the result rows (latency
+as `honed.experiments.latency` says).
 
 A run can hold hundreds of thousands of rows, so the rows are not loaded as such: the database sums the
 usage per variant, and each (evaluator, variant) matrix is read as four columns (case, sample, value,
@@ -22,6 +23,7 @@ from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators.base import NO_REFERENCE
 from honed.evals.evaluators.human import NOT_LABELLED
 from honed.evals.stats import ManyResult, ScoreMatrix, many
+from honed.experiments import latency
 from honed.prompts import get_prompt
 from honed.store.schema import results, scores
 
@@ -45,11 +47,16 @@ class Usage:
     cost_usd: float | None
     input_tokens: int
     output_tokens: int
-    mean_latency_s: float | None
-    #: time in the model per call (p50, p95) and time queued (p50) of the calls actually made (cached
-    #: rows are not calls); None when there were none, or (queue) they predate its recording
+    #: Time in the model per call (see `honed.experiments.latency`): p50 and p95 over `latency_calls`
+    #: calls, measured `latency_mode` ("one at a time" after the run on a model that batches, else "in the
+    #: run", a cached row keeping its call's figure); None when no call returned.
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
+    latency_calls: int | None = None
+    latency_mode: str | None = None
+    #: the run's own p50 when the figures above were timed one at a time (what batching made of it)
+    run_latency_p50_s: float | None = None
+    #: time queued for a slot or a batch, p50 (None when not recorded)
     queue_p50_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,7 +120,7 @@ def analyse(
     repeats = int(spec["repeats"])
     with store.read() as conn:  # one snapshot of the run for every number
         case_ids = sorted(conn.execute(select(R.case_id).where(R.run_id == run.id).distinct()).scalars())
-        usage = _usage(conn, run.id, variants)
+        usage = _usage(conn, run, variants)
         matrices = {
             (ev, v): _matrix(conn, run.id, ev, v, case_ids, repeats) for ev in evaluators for v in variants
         }
@@ -215,7 +222,7 @@ def _matrix(
     return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None)
 
 
-def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usage]:
+def _usage(conn: Connection, run: Run, variants: list[str]) -> dict[str, Usage]:
     """Calls, errors, tokens, cost and latency per variant, summed by the database."""
     ok = R.output.is_not(None)  # the call returned text (a failed parse included): it cost tokens
     stmt = (
@@ -228,26 +235,28 @@ def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usag
             func.sum(case((ok, R.cost_usd))),
             func.sum(case((ok, R.input_tokens), else_=0)),
             func.sum(case((ok, R.output_tokens), else_=0)),
-            func.avg(case((ok & R.cached.is_(False), R.latency_s))),  # the calls actually made
         )
-        .where(R.run_id == run_id)
+        .where(R.run_id == run.id)
         .group_by(R.variant)
     )
     found = {row[0]: row[1:] for row in conn.execute(stmt)}
-    made = select(R.variant, R.latency_s, R.queue_s).where(
-        R.run_id == run_id, R.output.is_not(None), R.cached.is_(False)
-    )
     timings: dict[str, tuple[list[float], list[float]]] = {}
-    for variant, latency_s, queue_s in conn.execute(made):
+    for variant, latency_s, queue_s in conn.execute(
+        select(R.variant, R.latency_s, R.queue_s).where(R.run_id == run.id, ok)
+    ):
         model, queued = timings.setdefault(variant, ([], []))
         model.append(float(latency_s))
         if queue_s is not None:
             queued.append(float(queue_s))
+    probed = latency.stored(run.latency_probe)
     out: dict[str, Usage] = {}
     for v in variants:
-        calls, errors, cached, unpriced, cost, input_tokens, output_tokens, latency = found.get(
-            v, (0, 0, 0, 0, None, 0, 0, None)
+        calls, errors, cached, unpriced, cost, input_tokens, output_tokens = found.get(
+            v, (0, 0, 0, 0, None, 0, 0)
         )
+        in_run, queued = timings.get(v, ([], []))
+        own = latency.summarise(in_run)
+        shown = probed.get(v) or own
         out[v] = Usage(
             calls=int(calls),
             errors=int(errors or 0),
@@ -255,13 +264,11 @@ def _usage(conn: Connection, run_id: str, variants: list[str]) -> dict[str, Usag
             cost_usd=None if unpriced else float(cost or 0.0),
             input_tokens=int(input_tokens or 0),
             output_tokens=int(output_tokens or 0),
-            mean_latency_s=None if latency is None else float(latency),
-            latency_p50_s=_percentile(timings.get(v, ([], []))[0], 50),
-            latency_p95_s=_percentile(timings.get(v, ([], []))[0], 95),
-            queue_p50_s=_percentile(timings.get(v, ([], []))[1], 50),
+            latency_p50_s=None if shown is None else shown.p50_s,
+            latency_p95_s=None if shown is None else shown.p95_s,
+            latency_calls=None if shown is None else shown.calls,
+            latency_mode=None if shown is None else shown.mode,
+            run_latency_p50_s=own.p50_s if own is not None and shown is not own else None,
+            queue_p50_s=latency.percentile(queued, 50),
         )
     return out
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None

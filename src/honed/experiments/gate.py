@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from honed.errors import InvalidInputError
 from honed.evals.stats import WORSE
-from honed.experiments.analysis import ABSENT, RunReport
+from honed.experiments.analysis import ABSENT, RunReport, Usage
 from honed.experiments.cases import CaseListing, list_cases
+from honed.experiments.latency import ONE_AT_A_TIME
 from honed.experiments.spec import ExperimentSpec, parse_spec, read_spec_file
 
 if TYPE_CHECKING:
@@ -150,27 +150,34 @@ class Measures:
     cached: int
     cost_usd: float | None  # None when a model's price is unknown
     latency_p95_s: float | None
+    latency_how: str  # "N calls one at a time", "N calls, M from the cache"
     failed_calls: int
     failed_evaluations: int
     results_with_errors: int
     results: int  # calls made, failed or not
 
 
+def _latency_how(u: Usage) -> str:
+    if u.latency_mode == ONE_AT_A_TIME:
+        return f"{u.latency_calls} calls timed one at a time after the run"
+    return f"{u.latency_calls} calls" + (f", {u.cached} from the cache" if u.cached else "")
+
+
 def measure(store: Store, report: RunReport) -> dict[str, Measures]:
-    """Per variant, the figures `limits` are checked against. Latency is each returned call's own (a
-    cached row keeps the figure of the call that produced it), so a replay from the cache is measured too."""
-    latencies = store.runs.latencies(report.run.id)
+    """Per variant, the figures `limits` are checked against. Latency is the report's (see
+    `honed.experiments.latency`: a cached row keeps its call's figure, so a replay from the cache is
+    measured too; on a model that batches, the calls timed one at a time after the run)."""
     errors = store.runs.error_counts(report.run.id, ignore=ABSENT)
     out = {}
     for v in report.variants:
         u = report.usage[v]
-        lat = latencies.get(v, [])
         failed_calls, failed_evals, with_errors = errors.get(v, (0, 0, 0))
         out[v] = Measures(
             calls=u.calls - u.errors,
             cached=u.cached,
             cost_usd=u.cost_usd,
-            latency_p95_s=float(np.percentile(lat, 95)) if lat else None,
+            latency_p95_s=u.latency_p95_s,
+            latency_how=_latency_how(u),
             failed_calls=failed_calls,
             failed_evaluations=failed_evals,
             results_with_errors=with_errors,
@@ -251,8 +258,7 @@ def _limits(limits: Limits, v: str, m: Measures) -> list[Check]:
         most = limits.cost_per_call_usd
         out.append(_at_most(v, "cost", f"cost per call <= ${most:g}", "cost per call", per, most, "$", extra))
     if limits.latency_p95_s is not None:
-        cached = f", {m.cached} from the cache" if m.cached else ""
-        extra = "n/a: no call returned" if m.latency_p95_s is None else f", {m.calls} calls{cached}"
+        extra = "n/a: no call returned" if m.latency_p95_s is None else f", {m.latency_how}"
         most = limits.latency_p95_s
         name = f"latency p95 <= {most:g} s"
         out.append(_at_most(v, "latency", name, "latency p95", m.latency_p95_s, most, " s", extra))

@@ -1,17 +1,26 @@
-"""Latency as one user sees it: a few calls per variant made one at a time, apart from the run.
+"""Latency as one user sees it, and the one way honed summarises it.
 
-A run sends its calls all at once, so even the time in the model there is that of a batch (the local
-model runs up to `max_batch` calls together, and a call ends with its batch). Comparisons that report
-latency per variant (`finetune compare`, the ladder) therefore time a short probe after the run: per
-variant, `calls` uncached calls in turn on the run's first cases, after one warm-up call that loads a model
-or an adapter and is not counted. Each figure is the call's time in the model (`Completion.latency_s`).
+A call's latency is its time in the model (`Completion.latency_s`): the wait for a concurrency slot or a
+batch is apart (`queue_s`). A cached row keeps the figure of the call that produced it, so a run replayed
+from the cache reports the latency it measured. Every report (`experiments show`, the HTML report, the CI
+gate's `latency_p95_s`, the ladder, `finetune compare`) summarises these figures with `summarise`.
+
+A run sends its calls all at once, so on a provider that batches (the local model runs up to `max_batch`
+calls together, and a call ends with its batch) even the time in the model is that of a batch, not of one
+call. So after a run, `probe` times a few calls per such variant made one at a time (uncached, on the
+run's first cases, after one warm-up call that loads a model or an adapter and is not counted), and those
+figures stand for the variant's latency (`ONE_AT_A_TIME`), stored with the run; the run's own figures are
+kept beside them (`IN_THE_RUN`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from honed.errors import HonedError, OutputParseError
 from honed.models.types import Completion
@@ -21,19 +30,97 @@ if TYPE_CHECKING:
     from honed.experiments.spec import Experiment
     from honed.models.types import ChatRequest
 
-__all__ = ["latency_probe"]
+__all__ = ["IN_THE_RUN", "ONE_AT_A_TIME", "Latency", "aprobe", "latency_probe", "percentile", "summarise"]
+
+#: how the figures were measured: calls made one at a time after the run, or the run's own calls
+ONE_AT_A_TIME = "one at a time"
+IN_THE_RUN = "in the run"
+
+
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    """Time in the model per call: median, 95th percentile, how many calls, and how they were made."""
+
+    p50_s: float
+    p95_s: float
+    calls: int
+    mode: str  # ONE_AT_A_TIME or IN_THE_RUN
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The `q`th percentile (numpy's linear interpolation), None for no values."""
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def summarise(times: Sequence[float], mode: str = IN_THE_RUN) -> Latency | None:
+    """p50 and p95 of `times` (None when there are none)."""
+    if not len(times):
+        return None
+    return Latency(float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(times), mode)
 
 
 def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
+    """`aprobe` from synchronous code; closes the providers it opened."""
+
+    async def main() -> dict[str, list[float]]:
+        try:
+            return await aprobe(h, exp, calls, run_id=run_id)
+        finally:
+            await h.client.aclose_providers()
+
+    return asyncio.run(main())
+
+
+async def aprobe(
+    h: Honed,
+    exp: Experiment,
+    calls: int,
+    *,
+    run_id: str,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, list[float]]:
     """Per variant of `exp`, the times in the model of `calls` uncached calls made one at a time on its
     first cases (after a warm-up call). Prompts that retrieve are rendered with their retrieval first;
     the retrieval is not timed. The calls are logged with the run id and `purpose: latency probe`."""
-    from honed.experiments.runner import plan
     from honed.logs.context import log_context
+
+    requests = _requests(h, exp, calls)  # rendered as the run renders them (retrieval included)
+    phase, total, done = "latency: calls one at a time", sum(len(r) for r in requests.values()), 0
+    out: dict[str, list[float]] = {}
+    cache, h.client.use_cache = h.client.use_cache, False
+    try:
+        with log_context(source="experiment", metadata={"run_id": run_id, "purpose": "latency probe"}):
+            for variant, reqs in requests.items():
+                latencies = []
+                for i, request in enumerate(reqs):
+                    completion = await _timed(h, request)
+                    if completion is not None and i > 0:
+                        latencies.append(completion.latency_s)
+                    done += 1
+                    if progress is not None:
+                        progress(phase, done, total)
+                out[variant] = latencies
+    finally:
+        h.client.use_cache = cache
+    return out
+
+
+async def _timed(h: Honed, request: ChatRequest) -> Completion | None:
+    try:
+        return await h.client.complete(request)
+    except OutputParseError as exc:  # answered, in a form the schema did not want: still timed
+        return exc.completion if isinstance(exc.completion, Completion) else None
+    except HonedError:
+        return None  # a failed call has no time in the model; the run reports its errors
+
+
+def _requests(h: Honed, exp: Experiment, calls: int) -> dict[str, list[ChatRequest]]:
+    """Per variant, the warm-up request and `calls` timed ones, each on its own case where there are
+    enough; with fewer cases, round them again as further samples (never served from the cache)."""
+    from honed.experiments.runner import plan
 
     if calls <= 0 or not exp.cases:
         return {}
-    # The warm-up call and `calls` timed ones, each on its own case where there are enough.
     few = dataclasses.replace(exp, cases=exp.cases[: calls + 1])
     augmenter = None
     if any(v.prompt.augmented for v in few.variants):
@@ -49,8 +136,7 @@ def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict
     for p in planned:
         if p.sample == 0:
             per_case[p.variant.id].append(p.request)
-    # Fewer cases than calls: go round them again (as further samples, never served from the cache).
-    requests = {
+    return {
         variant: [
             dataclasses.replace(reqs[i % len(reqs)], sample_index=i // len(reqs)) for i in range(calls + 1)
         ]
@@ -58,30 +144,14 @@ def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict
         if reqs
     }
 
-    async def main() -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {}
-        try:
-            for variant, reqs in requests.items():
-                latencies = []
-                for i, request in enumerate(reqs):
-                    try:
-                        completion = await h.client.complete(request)
-                    except OutputParseError as exc:  # answered, in a form the schema did not want
-                        if not isinstance(exc.completion, Completion):
-                            continue
-                        completion = exc.completion
-                    except HonedError:
-                        continue  # a failed call has no time in the model; the run reports its errors
-                    if i > 0:
-                        latencies.append(completion.latency_s)
-                out[variant] = latencies
-        finally:
-            await h.client.aclose_providers()
-        return out
 
-    cache, h.client.use_cache = h.client.use_cache, False
-    try:
-        with log_context(source="experiment", metadata={"run_id": run_id, "purpose": "latency probe"}):
-            return asyncio.run(main())
-    finally:
-        h.client.use_cache = cache
+def stored(body: Any) -> dict[str, Latency]:
+    """The probe stored with a run (`{"calls": N, "variants": {id: [seconds]}}`), summarised per variant."""
+    if not isinstance(body, dict):
+        return {}
+    out = {}
+    for variant, times in (body.get("variants") or {}).items():
+        found = summarise([float(t) for t in times], ONE_AT_A_TIME)
+        if found is not None:
+            out[variant] = found
+    return out

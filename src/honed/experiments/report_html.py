@@ -20,6 +20,7 @@ from honed.errors import InvalidInputError
 from honed.evals.stats import BETTER, WORSE, CaseDelta, Comparison, Interval, ManyResult
 from honed.experiments.analysis import RunReport
 from honed.experiments.cases import CaseListing, CaseOutputs, CaseSample, CaseScore, ReportCases
+from honed.experiments.latency import ONE_AT_A_TIME
 from honed.experiments.svg import Mark, dot_plot, scatter
 from honed.hashing import short
 
@@ -186,6 +187,8 @@ def _usage(report: RunReport) -> str:
         ok = u.calls - u.errors
         p50, p95 = u.latency_p50_s, u.latency_p95_s
         latency = _latency(p50, ok) if p95 is None else f"{_latency(p50, ok)} / {_latency(p95, ok)}"
+        if u.latency_mode == ONE_AT_A_TIME:
+            latency += " *"
         rows.append(
             [
                 _variant(report, v),
@@ -212,9 +215,25 @@ def _usage(report: RunReport) -> str:
     ]
     return (
         f"<h2>Calls and cost</h2>{_table(headers, rows, numeric=range(1, 9))}"
-        '<p class="note">Cost and tokens count successful calls. Latency is the time in the model, p50 / p95 '
-        "of the calls not served from the cache; time queued for a slot or a batch is apart. Calls that ran "
-        "together (a batch of the local model) each take the batch's time.</p>"
+        '<p class="note">Cost and tokens count successful calls. Latency is the time in the model per call, '
+        "p50 / p95 (a cached answer keeps its call's time); time queued for a slot or a batch is apart."
+        f"{_probe_note(report)}</p>"
+    )
+
+
+def _probe_note(report: RunReport) -> str:
+    """What `*` means: calls timed one at a time after the run, and what the batched run measured."""
+    probed = {v: u for v, u in report.usage.items() if u.latency_mode == ONE_AT_A_TIME}
+    if not probed:
+        return ""
+    calls = "/".join(str(n) for n in sorted({u.latency_calls for u in probed.values() if u.latency_calls}))
+    in_run = ", ".join(
+        f"{_e(v)}: {_latency(u.run_latency_p50_s, 1)}" for v, u in probed.items() if u.run_latency_p50_s
+    )
+    return (
+        f" * {calls} calls timed one at a time after the run: the model runs concurrent calls in batches, "
+        "and a call that ran in a batch takes the batch's time"
+        + (f" (p50 in the run: {in_run})." if in_run else ".")
     )
 
 

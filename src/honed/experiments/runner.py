@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from honed.errors import BudgetExceededError, HonedError, OutputParseError, RunInterrupted
 from honed.evals.evaluators import EvalInput, Score
+from honed.experiments.latency import aprobe
 from honed.experiments.spec import Experiment, Variant
 from honed.logs.context import log_context
 from honed.models.types import ChatRequest, Completion, Params
@@ -37,7 +38,7 @@ DEFAULT_OUTPUT_ESTIMATE = 256
 INTERRUPT_GRACE_S = 30.0
 
 Progress = Callable[[str, int, int], None]
-"""`progress(phase, done, total)`; phase is "calls" or "scoring"."""
+"""`progress(phase, done, total)`; phase is "calls", "scoring" or the latency probe's."""
 
 
 @dataclass(frozen=True)
@@ -447,9 +448,17 @@ def _score_row(result: dict[str, Any], evaluator: str, version: str, s: Score) -
 
 
 async def arun(
-    h: Honed, exp: Experiment, *, new: bool = False, progress: Progress | None = None, force: bool = False
+    h: Honed,
+    exp: Experiment,
+    *,
+    new: bool = False,
+    progress: Progress | None = None,
+    force: bool = False,
+    latency_calls: int | None = None,
 ) -> Run:
-    """Run (or continue) `exp`. Returns the run with its final status."""
+    """Run (or continue) `exp`. Returns the run with its final status. Variants on a model that batches
+    then have `latency_calls` calls timed one at a time (default: `[local] latency_calls`; see
+    `honed.experiments.latency`)."""
     store = h.store
     run, done = _resume_point(store, exp, new=new)
     augmenter = None
@@ -500,6 +509,8 @@ async def arun(
         if done:
             results = [r for r in store.runs.results(run.id) if r["error"] is None]
         await _score_all(h, exp, run, results, progress)
+        calls_each = h.settings.local.latency_calls if latency_calls is None else latency_calls
+        await _probe_latency(h, exp, run, calls_each, progress)
         finished = True
     finally:
         if not finished:
@@ -508,14 +519,33 @@ async def arun(
     return store.runs.get(run.id)
 
 
+async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progress: Progress | None) -> None:
+    """Time `calls` calls one at a time per variant whose model batches (a batched call's time in the
+    model is its batch's), unless the run already holds as many for it (a resumed run)."""
+    have = (run.latency_probe or {}).get("variants") or {}
+    todo = [
+        v for v in exp.variants if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
+    ]
+    if calls <= 0 or not todo:
+        return
+    probed = await aprobe(h, replace(exp, variants=tuple(todo)), calls, run_id=run.id, progress=progress)
+    h.store.runs.set_latency_probe(run.id, {"calls": calls, "variants": {**have, **probed}})
+
+
 def run_experiment(
-    h: Honed, exp: Experiment, *, new: bool = False, progress: Progress | None = None, force: bool = False
+    h: Honed,
+    exp: Experiment,
+    *,
+    new: bool = False,
+    progress: Progress | None = None,
+    force: bool = False,
+    latency_calls: int | None = None,
 ) -> Run:
     """Synchronous `arun` for the CLI and scripts."""
 
     async def main() -> Run:
         try:
-            return await arun(h, exp, new=new, progress=progress, force=force)
+            return await arun(h, exp, new=new, progress=progress, force=force, latency_calls=latency_calls)
         finally:
             await h.client.aclose_providers()
 

@@ -24,7 +24,7 @@ import numpy as np
 from honed.datasets import get_dataset
 from honed.errors import InvalidInputError
 from honed.experiments import Experiment, RunReport, analyse, parse_spec, resolve, run_experiment
-from honed.experiments.latency import latency_probe
+from honed.experiments.latency import latency_probe, summarise
 from honed.models.prices import FREE_ENDPOINTS
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def run_comparison(
     latency_calls: int = 10,
 ) -> FinetuneComparison:
     """Run (or resume) a `comparison_experiment` and report quality, tokens, latency and cost per side."""
-    run = run_experiment(h, exp, new=new, progress=progress)
+    run = run_experiment(h, exp, new=new, progress=progress, latency_calls=0)
     report = analyse(h.store, run.id, baseline=BASELINE, n_boot=n_boot)
     rows = h.store.runs.results(run.id)
     probe = latency_probe(h, exp, latency_calls, run_id=run.id) if latency_calls > 0 else {}
@@ -289,8 +289,8 @@ def _side(
     mean_out = float(np.mean([r["output_tokens"] for r in answered])) if answered else None
     # Without a probe: a cached row keeps the latency of the call that produced it, still a per-call latency.
     measured = probed if probed else [r["latency_s"] for r in answered]
-    latencies = np.array(measured, dtype=np.float64)
-    p50, p95 = (float(np.percentile(latencies, q)) for q in (50, 95)) if measured else (None, None)
+    found = summarise(measured)
+    p50, p95 = (found.p50_s, found.p95_s) if found is not None else (None, None)
     cost = None
     if price is not None and mean_in is not None and mean_out is not None:
         cost = (mean_in * price[0] + mean_out * price[1]) / 1_000_000 * 1000

@@ -28,6 +28,9 @@ class Provider(ABC):
     default_max_concurrency: int = 16
     #: whether requests with `tools` can run here (the client refuses them before calling otherwise)
     supports_tools: bool = False
+    #: whether concurrent calls run together in batches, so a call's time in the model during a run is its
+    #: batch's rather than its own (the run then times a few calls one at a time: honed.experiments.latency)
+    batches: bool = False
 
     @abstractmethod
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:

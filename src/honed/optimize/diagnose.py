@@ -128,7 +128,7 @@ def diagnose_plan(
     )
     exp = resolve(h, exp_spec, base=plan.base)
     primary = plan.primary or exp.evaluators[0].name
-    run = run_experiment(h, exp, new=new, progress=progress)
+    run = run_experiment(h, exp, new=new, progress=progress, latency_calls=0)
     diagnosis = _diagnosis(
         h, plan, run.id, target.ref, target.model, primary, variants, n_boot, len(exp.cases)
     )

@@ -28,6 +28,7 @@ from honed.datasets import get_dataset
 from honed.errors import InvalidInputError, NotFoundError
 from honed.evals.stats import Comparison, Interval, ManyResult
 from honed.experiments import Experiment, analyse, parse_spec, resolve, run_experiment
+from honed.experiments.latency import IN_THE_RUN, ONE_AT_A_TIME, percentile, summarise
 from honed.optimize.failures import step_failures
 from honed.optimize.steps import Notify, Resolved, check_finetuning, resolve_steps
 
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["KIND", "Ledger", "LedgerStep", "ladder_experiment", "run_ladder", "stored_ledger"]
 
 KIND = "ladder-ledger"
-ONE_AT_A_TIME = "one at a time"
-IN_THE_RUN = "in the run"
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def run_ladder(
         diagnosis = diagnose_plan(h, plan, new=new, progress=progress, n_boot=n_boot).to_dict()
     exp, resolved = ladder_experiment(h, plan, notify=notify)
     primary = plan.primary or exp.evaluators[0].name
-    run = run_experiment(h, exp, new=new, progress=progress)
+    run = run_experiment(h, exp, new=new, progress=progress, latency_calls=0)
     probe = step_latencies(h, plan, exp, run.id, notify=notify)
     ledger = build_ledger(
         h, plan, exp, resolved, run.id, primary, n_boot=n_boot, diagnosis=diagnosis, probe=probe
@@ -216,9 +215,9 @@ def step_latencies(
             )
         probed = latency_probe(h, replace(exp, variants=tuple(todo)), plan.latency_calls, run_id=run_id)
         for variant, times in probed.items():
-            if times:
-                p50, p95 = (float(np.percentile(times, q)) for q in (50, 95))
-                out[variant] = (p50, p95, len(times))
+            found = summarise(times)
+            if found is not None:
+                out[variant] = (found.p50_s, found.p95_s, found.calls)
     return out
 
 
@@ -301,7 +300,7 @@ def build_ledger(
                 latency_p95_s=p95,
                 latency_calls=n_timed,
                 latency_mode=mode,
-                queue_p50_s=float(np.percentile(queued, 50)) if queued else None,
+                queue_p50_s=percentile(queued, 50),
                 notional_price=None
                 if notional is None
                 else {"input": notional[0], "output": notional[1], "source": source},
@@ -336,9 +335,10 @@ def _latency(
     """(p50, p95, calls, mode): the one-at-a-time figures when measured, else the run's own."""
     if measured is not None:
         return (*measured, ONE_AT_A_TIME)
-    if not in_run:
+    found = summarise(in_run, IN_THE_RUN)
+    if found is None:
         return None, None, None, None
-    return float(np.percentile(in_run, 50)), float(np.percentile(in_run, 95)), len(in_run), IN_THE_RUN
+    return found.p50_s, found.p95_s, found.calls, found.mode
 
 
 def _notional_price(h: Honed, plan: LadderPlan, model: str) -> tuple[tuple[float, float] | None, str]:

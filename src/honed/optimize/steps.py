@@ -223,6 +223,7 @@ def _finetune(
     (finished, or resumed if its worker died), else a new one; waits for it. Returns the job, whether it
     was reused, and the number of training examples."""
     from honed.finetune import FinetuneSpec, create_job, list_jobs
+    from honed.finetune.jobs import curve_summary
 
     say = notify or (lambda _msg: None)
     cases = list(dataset.split(spec.split))
@@ -256,14 +257,22 @@ def _finetune(
     for job in list_jobs(h):
         if job.spec != wanted or job.status in ("failed", "cancelled"):
             continue
+        # Only what happens from now on is passed on: a reused job's history is in `honed finetune show`.
+        seen = max((e["seq"] for e in job.events()), default=0)
         if job.status == "interrupted":
             say(f"step {step.id}: resuming fine-tuning job {job.id} from its last checkpoint")
             job.resume()
         elif job.status != "succeeded":
             say(f"step {step.id}: waiting for fine-tuning job {job.id} ({job.status})")
         else:
-            say(f"step {step.id}: reusing fine-tuning job {job.id} ({job.model})")
-        _follow(job, say)
+            curve = curve_summary(job.events(kind="metric"))
+            loss = (
+                f", loss {curve['last_loss']:.4g} after {curve['steps']} steps"
+                if "last_loss" in curve
+                else ""
+            )
+            say(f"step {step.id}: reusing fine-tuning job {job.id} ({job.model}{loss})")
+        _follow(job, say, after=seen)
         return job.refresh(), True, len(train)
     job = create_job(h, FinetuneSpec(**{**wanted.to_dict(), "training": ""}), train, validation)
     say(f"step {step.id}: fine-tuning {base_model} on {len(train)} examples ({backend}), job {job.id}")
@@ -271,11 +280,12 @@ def _finetune(
     return job.refresh(), False, len(train)
 
 
-def _follow(job: FinetuneJob, say: Notify) -> None:
-    """Wait for `job`, passing its training metrics on as they arrive; a failed job raises."""
+def _follow(job: FinetuneJob, say: Notify, *, after: int = 0) -> None:
+    """Wait for `job`, passing its training metrics after event `after` on as they arrive; a failed job
+    raises."""
     import time
 
-    seq = 0
+    seq = after
     while True:
         done = job.done()
         for event in job.events(seq):

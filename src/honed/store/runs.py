@@ -40,6 +40,8 @@ class Run:
     budget_usd: float | None
     created_at: datetime
     updated_at: datetime
+    #: latencies timed one call at a time after the run (see `honed.experiments.latency`), or None
+    latency_probe: dict[str, Any] | None = None
 
 
 class RunRepository:
@@ -112,6 +114,11 @@ class RunRepository:
             raise ValueError(f"unknown run status {status!r}")
         with self._store.write() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(status=status, updated_at=utcnow()))
+
+    def set_latency_probe(self, run_id: str, probe: dict[str, Any]) -> None:
+        """Store the calls timed one at a time after the run: `{"calls": N, "variants": {id: [s]}}`."""
+        with self._store.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(latency_probe=probe))
 
     def put_results(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace result rows (a retried call replaces its errored row)."""
@@ -187,16 +194,6 @@ class RunRepository:
             out = [("call", str(e), int(n)) for e, n in conn.execute(calls)]
             out += [(str(ev), str(e), int(n)) for ev, e, n in conn.execute(evals)]
         return sorted(out, key=lambda g: (-g[2], g[0], g[1]))
-
-    def latencies(self, run_id: str) -> dict[str, builtins.list[float]]:
-        """Per variant, the latency of each call that returned (a cached row keeps its call's figure)."""
-        r = results.c
-        stmt = select(r.variant, r.latency_s).where(r.run_id == run_id, r.output.is_not(None))
-        out: dict[str, builtins.list[float]] = {}
-        with self._store.read() as conn:
-            for variant, latency in conn.execute(stmt):
-                out.setdefault(variant, []).append(float(latency))
-        return out
 
     def error_counts(self, run_id: str, *, ignore: Collection[str] = ()) -> dict[str, tuple[int, int, int]]:
         """Per variant: (calls that failed after their retries, evaluations that failed, results with

@@ -131,6 +131,7 @@ runs = Table(
     Column("budget_usd", Float, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("latency_probe", JSON, nullable=True),  # see honed.experiments.latency
     Index(None, "spec_hash"),
 )
 

@@ -38,6 +38,8 @@ def register(registry: Registry) -> None:
 class LocalProvider(Provider):
     """Runs chat requests on the embedded model; concurrent requests are batched by its engine."""
 
+    batches = True
+
     def __init__(self, endpoint: str, settings: Settings, adapters: AdapterResolver) -> None:
         self.endpoint = endpoint
         self.settings = settings
