@@ -145,9 +145,26 @@ def test_eval_measures_variants_over_a_dataset_with_context_ids(ws: Built) -> No
     assert 0 < by_id["bm25"]["aggregate"]["MRR"] <= 1.0
     assert set(report["comparisons"]["dense"]) == {"MRR", "R@5"}
 
-    table = ok(ws.run("kb", "eval", "small.yaml"))
+    # Every query's measures, the candidate pool and the warm-up are in the JSON.
+    assert set(by_id["dense"]["per_query"]) == {q["id"] for q in QUERIES}
+    assert by_id["dense"]["config"]["candidates"] == 100 and by_id["dense"]["latency_ms"]["warmup"] > 0
+
+    table = ok(ws.run("kb", "eval", "small.yaml", "--run-dir", "runs"))
     assert "4 queries (4 judged) from qs" in table.stdout
-    assert "dense vs bm25" in table.stdout
+    assert "dense vs bm25" in table.stdout and "warm-up ms" in table.stdout
+    # The run files hold what `kb search` serves for each query, scores and all.
+    run = [line.split() for line in (ws.root / "runs" / "dense.run").read_text().splitlines()]
+    for q in QUERIES:
+        served = ws.json(
+            "kb", "search", "docs", q["inputs"]["query"], "--method", "dense", "-k", "5", "--level", "doc"
+        )["hits"]
+        mine = [(r[2], float(r[4])) for r in run if r[0] == q["id"]]
+        assert mine == [(h["doc_id"], h["score"]) for h in served]
+    # Stored: listed, and shown again without running.
+    assert [r["name"] for r in ws.json("kb", "results")] == ["small"]
+    again = ws.json("kb", "results", "small")
+    assert again["variants"][1]["per_query"] == by_id["dense"]["per_query"]
+    assert "MRR per query" in ok(ws.run("kb", "results", "small", "--per-query")).stdout
 
 
 @pytest.mark.parametrize(

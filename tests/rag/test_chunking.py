@@ -293,7 +293,10 @@ def test_config_defaults_and_body() -> None:
         ({"size": "12"}, "chunking size: Input should be a valid integer (got '12')"),
         ({"overlap": -1}, "chunking overlap: Input should be greater than or equal to 0 (got -1)"),
         ({"size": 10, "overlap": 10}, "chunking overlap: must be smaller than size (10) (got 10)"),
-        ({"strategy": "words"}, "chunking strategy: Input should be 'tokens', 'recursive' or 'sentences'"),
+        (
+            {"strategy": "words"},
+            "chunking strategy: Input should be 'tokens', 'recursive', 'sentences' or 'document'",
+        ),
         ({"sise": 10}, "chunking: unknown setting 'sise' (the settings are strategy, size and overlap)"),
     ],
 )
@@ -317,3 +320,14 @@ def test_cranfield_corpus_chunks_within_budget() -> None:
             doc = by_id[chunk.doc_id]
             assert doc.text[chunk.metadata["start"] : chunk.metadata["end"]] == chunk.text
             assert count_tokens(chunk.text) <= 128
+
+
+def test_the_document_strategy_keeps_each_document_whole() -> None:
+    long = "  A title\n\n" + "Words that go on. " * 400 + "\n"
+    config = ChunkingConfig(strategy="document")
+    [chunk] = chunk_document(Document("d1", long, {"title": "A title"}), config)
+    assert chunk.text == long.strip() and long[chunk.metadata["start"] : chunk.metadata["end"]] == chunk.text
+    assert count_tokens(chunk.text) > config.size  # no budget: the whole document, however long
+    assert chunk.metadata["title"] == "A title" and chunk.id.startswith("d1")
+    assert chunk_document(Document("d2", " \n "), config) == []
+    assert config.body() != ChunkingConfig().body()  # another index than the default chunking

@@ -9,6 +9,7 @@ measured against the base one on held-out queries it never saw, whichever way th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import honed
 from honed.api import Honed
 from honed.config import init_workspace
 from honed.datasets import get_dataset
+from honed.rag.chunking import ChunkingConfig
 from honed.rag.experiment import (
     import_collection,
     parse_retrieval_spec,
@@ -24,6 +26,7 @@ from honed.rag.experiment import (
     training_pairs,
 )
 from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.metrics import evaluate, read_run, write_run
 from tests.support.realdata import DATA_DIR, require
 
 pytestmark = pytest.mark.slow
@@ -34,7 +37,14 @@ def cran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Honed]:
     require("cranfield", "cran.all.1400")
     root = init_workspace(tmp_path_factory.mktemp("cran"))
     h = honed.connect(root, data_dir=str(DATA_DIR))
-    create_kb(h.store, "cran", KnowledgeBaseConfig())
+    # Whole documents, as test collections are judged (and as the reference BM25 below indexes them).
+    # HNSW is approximate, and its graph depends on the order vectors went in (Chroma inserts them on
+    # several threads): an ef_search above the collection's size makes the dense search exact, so the
+    # index reopened by `kb search` finds the same neighbours as the one `kb eval` used.
+    config = KnowledgeBaseConfig(
+        chunking=ChunkingConfig(strategy="document"), store={"type": "chroma", "ef_search": 2000}
+    )
+    create_kb(h.store, "cran", config)
     kb = get_kb(h.store, h.settings, "cran")
     report, dataset = import_collection(h, kb, "cranfield")
     kb.close()
@@ -77,6 +87,69 @@ def test_bm25_dense_and_hybrid_with_paired_significance(cran: Honed) -> None:
     # Stored: the report is a version under the experiment's name.
     stored = cran.store.names.history("retrieval-report", "cran")
     assert stored
+
+
+def test_kb_eval_scores_what_search_serves_and_bm25_equals_a_bm25s_run_file(
+    cran: Honed, tmp_path: Path
+) -> None:
+    report = run(
+        cran,
+        k=100,
+        measures=["MAP", "nDCG@10", "R@100"],
+        variants=[{"id": m, "method": m} for m in ("bm25", "dense", "hybrid")],
+    )
+    kb = get_kb(cran.store, cran.settings, "cran")
+    queries = {c.id: c.inputs["query"] for c in get_dataset(cran.store, "cran-queries").cases}
+    try:
+        # The ranked lists `kb eval` scored are, query by query, what the search API serves.
+        for v in report.variants:
+            assert v.config["candidates"] == 100 and v.config["level"] == "doc"
+            for qid, text in queries.items():
+                served = kb.search(text, k=100, method=v.id, level="doc")
+                assert [(h.chunk.doc_id, h.score) for h in served] == v.ranked[qid], (v.id, qid)
+                assert v.latency_ms["warmup"] > 0
+        # The hybrid's top 10 no longer moves with the depth asked for (the pool is the config's).
+        shallow = run(cran, k=10, measures=["nDCG@10"], variants=[{"id": "hybrid", "method": "hybrid"}])
+        hybrid = next(v for v in report.variants if v.id == "hybrid")
+        assert shallow.variants[0].aggregate["nDCG@10"] == hybrid.aggregate["nDCG@10"]
+        documents = kb.documents()
+    finally:
+        kb.close()
+    # BM25 run by bm25s directly over the documents (the same tokenizer settings), written as a TREC run
+    # file and scored from it, equals what `kb eval` reports to 4 decimals.
+    import bm25s  # type: ignore[import-untyped]
+    import numpy as np
+    import Stemmer  # type: ignore[import-not-found]
+
+    stemmer = Stemmer.Stemmer("english")
+    texts = [d for d in documents if d.text.strip()]
+    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    retriever.index(
+        bm25s.tokenize(
+            [d.text for d in texts], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+        ),
+        show_progress=False,
+    )
+    ranking: dict[str, dict[str, float]] = {}
+    for qid, text in queries.items():
+        tokens = bm25s.tokenize(
+            [text], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+        )
+        known = [t for t in tokens[0] if t in retriever.vocab_dict]
+        scores = np.asarray(retriever.get_scores(known), dtype=np.float64) if known else np.zeros(len(texts))
+        top = [i for i in np.argsort(-scores, kind="stable")[:100] if scores[i] > 0]
+        ranking[qid] = {texts[i].id: float(scores[i]) for i in top}
+    path = tmp_path / "bm25s.run"
+    write_run(path, ranking, "bm25s")
+    qrels = {
+        c.id: dict(c.metadata["qrels"])
+        for c in get_dataset(cran.store, "cran-queries").cases
+        if c.metadata.get("qrels")
+    }
+    reference = evaluate(read_run(path), qrels, ["MAP", "nDCG@10", "R@100"]).aggregate
+    bm25 = next(v for v in report.variants if v.id == "bm25").aggregate
+    print("bm25s", reference, "honed", bm25)
+    assert {m: round(x, 4) for m, x in bm25.items()} == {m: round(x, 4) for m, x in reference.items()}
 
 
 def test_fine_tuned_embedder_against_the_base_on_held_out_queries(cran: Honed) -> None:

@@ -1,5 +1,5 @@
-"""`honed kb create|config|ingest|list|show|search|eval|finetune`: formatting only; the work is in
-`honed.rag`."""
+"""`honed kb create|config|ingest|import|list|show|search|eval|results|finetune`: formatting only; the
+work is in `honed.rag` (eval and results: `honed.cli.kb_eval`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from honed.cli.common import JsonOption, err_console, open_honed, print_json, print_table, progress_bars
+from honed.cli.kb_eval import eval_, results
 from honed.errors import InvalidInputError
 from honed.hashing import short
 
@@ -57,7 +58,9 @@ def _config_options(
     return KnowledgeBaseConfig.parse(data)
 
 
-ChunkingOption = typer.Option(None, "--chunking", help="recursive (default), tokens or sentences.")
+ChunkingOption = typer.Option(
+    None, "--chunking", help="recursive (default), tokens, sentences, or document (one chunk each)."
+)
 SizeOption = typer.Option(None, "--chunk-size", help="Max tokens per chunk (default 256).")
 OverlapOption = typer.Option(
     None, "--chunk-overlap", help="Tokens shared by neighbouring chunks (default 32)."
@@ -155,6 +158,14 @@ def ingest(
     prune: bool = typer.Option(False, "--prune", help="Remove documents that are not among PATHS."),
     text_field: str = typer.Option("text", "--text-field", help="JSONL: the field holding the text."),
     id_field: str = typer.Option("id", "--id-field", help="JSONL: the field holding the document id."),
+    title_field: str = typer.Option(
+        "title", "--title-field", help="JSONL: the field holding the title (the text of a record with none)."
+    ),
+    dedupe: bool = typer.Option(
+        False,
+        "--dedupe",
+        help="Drop documents whose text repeats an earlier one's, reporting each (default: keep every id).",
+    ),
     collection: str | None = typer.Option(
         None,
         "--collection",
@@ -182,51 +193,39 @@ def ingest(
 
     Only regular files inside the folders named (a folder, a glob's fixed part, a file's folder) are
     read: links out of them, FIFOs, devices and files over a limit are skipped, each reported with the
-    reason.
+    reason. Every document with its own id is kept, repeated text or not, unless --dedupe. The input is
+    read and checked before --create creates anything.
 
       honed kb ingest docs docs/ --create
       honed kb ingest docs 'manuals/**/*.pdf' --max-pdf-pages 5000
+      honed kb ingest docs faq.jsonl --title-field question --text-field answer --dedupe
     """
-    from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+    from honed.rag.importing import ingest as ingest_into
     from honed.rag.loaders import LoadLimits
 
+    given = {
+        "max_file_bytes": None if max_file_mb is None else int(max_file_mb * 1024 * 1024),
+        "max_pdf_pages": max_pdf_pages,
+        "max_chars": max_chars,
+    }
     h = open_honed(require_workspace=True)
-    if create:
-        create_kb(h.store, name, KnowledgeBaseConfig(), exist_ok=True)
-    kb = get_kb(h.store, h.settings, name)
-    extra: dict[str, Any] = {}
-    try:
-        with progress_bars(disable=json_out) as progress:
-            if collection is not None:
-                if paths:
-                    raise InvalidInputError("give PATHS or --collection, not both")
-                from honed.rag.experiment import import_collection
-
-                report, dataset = import_collection(h, kb, collection, progress=progress)
-                extra = {"dataset": dataset}
-            elif not paths:
-                if kb.store.kb.document_count(name) == 0:
-                    raise InvalidInputError("nothing to ingest", hint=f"honed kb ingest {name} PATH...")
-                # No paths: bring the index up to date with the stored documents (after `kb config`).
-                report = kb.ingest_documents(kb.documents(), progress=progress)
-            else:
-                given = {
-                    "max_file_bytes": None if max_file_mb is None else int(max_file_mb * 1024 * 1024),
-                    "max_pdf_pages": max_pdf_pages,
-                    "max_chars": max_chars,
-                }
-                limits = LoadLimits(**{k: v for k, v in given.items() if v is not None})
-                report = kb.ingest(
-                    paths,
-                    prune=prune,
-                    text_field=text_field,
-                    id_field=id_field,
-                    follow_links=follow_links,
-                    limits=limits,
-                    progress=progress,
-                )
-    finally:
-        kb.close()
+    with progress_bars(disable=json_out) as progress:
+        report, dataset = ingest_into(
+            h,
+            name,
+            paths=paths or (),
+            collection=collection,
+            create=create,
+            prune=prune,
+            dedupe=dedupe,
+            text_field=text_field,
+            id_field=id_field,
+            title_field=title_field,
+            follow_links=follow_links,
+            limits=LoadLimits(**{k: v for k, v in given.items() if v is not None}),
+            progress=progress,
+        )
+    extra = {"dataset": dataset} if dataset is not None else {}
     if json_out:
         print_json({**report.to_dict(), **extra})
         return
@@ -337,7 +336,7 @@ def show(name: str = NameArgument, json_out: bool = JsonOption) -> None:
 def search(
     name: str = NameArgument,
     query: str = typer.Argument(..., help="What to look for."),
-    k: int = typer.Option(5, "-k", "--k", help="How many chunks."),
+    k: int = typer.Option(5, "-k", "--k", help="How many chunks (or documents)."),
     method: str = typer.Option("hybrid", "--method", help="hybrid (default), dense or bm25."),
     alpha: float = typer.Option(0.5, "--alpha", help="Hybrid: weight of dense vs BM25 (1 = dense only)."),
     where: str | None = typer.Option(
@@ -346,13 +345,22 @@ def search(
     rerank_model: str | None = typer.Option(
         None, "--rerank-model", help="Rerank the candidates with this LLM."
     ),
+    candidates: int | None = typer.Option(
+        None, "--candidates", min=1, help="Chunks each retriever hands to fusion and reranking (100)."
+    ),
+    level: str = typer.Option("chunk", "--level", help="chunk (default), or doc: each document once."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Search a knowledge base and print the best chunks with their scores."""
+    """Search a knowledge base and print the best chunks (or documents) with their scores: the same
+    ranking `honed kb eval` scores for the same settings.
+
+      honed kb search docs "refund policy" --method bm25 -k 10 --level doc
+    """
     import warnings
 
     from honed.rag.filters import UnknownFieldWarning
     from honed.rag.kb import get_kb
+    from honed.rag.retrieve import pool_size
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
@@ -372,7 +380,16 @@ def search(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownFieldWarning)
-            hits = kb.search(query, k=k, method=method, alpha=alpha, where=filt, reranker=reranker)  # type: ignore[arg-type]
+            hits = kb.search(
+                query,
+                k=k,
+                method=method,  # type: ignore[arg-type]
+                alpha=alpha,
+                where=filt,
+                reranker=reranker,
+                candidates=candidates,
+                level=level,  # type: ignore[arg-type]
+            )
     finally:
         kb.close()
         h.close()
@@ -381,7 +398,15 @@ def search(
             err_console.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     if json_out:
         print_json(
-            {"kb": name, "version": kb.version.hash, "query": query, "hits": [hit.to_dict() for hit in hits]}
+            {
+                "kb": name,
+                "version": kb.version.hash,
+                "query": query,
+                "method": method,
+                "level": level,
+                "candidates": pool_size(k, candidates),
+                "hits": [hit.to_dict() for hit in hits],
+            }
         )
         return
     rows = []
@@ -392,65 +417,8 @@ def search(
     print_table(f"{name}: {query}", ["#", "chunk", "score", "stages", "text"], rows, ratios={"text": 4})
 
 
-@app.command("eval")
-def eval_(
-    spec: Path = typer.Argument(..., help="A retrieval experiment YAML file."),
-    json_out: bool = JsonOption,
-) -> None:
-    """Run a retrieval experiment: each variant's metrics (trec_eval's), latency, and paired comparisons
-    with the baseline."""
-    from honed.rag.experiment import load_retrieval_spec, run_retrieval_experiment
-
-    h = open_honed(require_workspace=True)
-    parsed = load_retrieval_spec(spec)
-    with progress_bars(disable=json_out) as progress:
-        report = run_retrieval_experiment(h, parsed, progress=progress)
-    h.close()
-    if json_out:
-        data = report.to_dict()
-        for v in data["variants"]:
-            v.pop("per_query")
-        print_json(data)
-        return
-    typer.echo(
-        f"{report.name}: knowledge base {report.kb} ({short(report.kb_version)}), {report.queries} queries "
-        f"({report.judged} judged) from {report.dataset}"
-        + (f" split {report.split}" if report.split else "")
-        + f", depth {report.k}, judged by {report.level}"
-    )
-    cols = ["variant", *report.measures, "p50 ms", "p99 ms"]
-    rows = []
-    for v in report.variants:
-        rows.append(
-            [
-                v.id,
-                *(f"{v.aggregate[m]:.4f}" for m in report.measures),
-                f"{v.latency_ms['p50']:.1f}",
-                f"{v.latency_ms['p99']:.1f}",
-            ]
-        )
-    print_table("retrieval", cols, rows)
-    comp_rows = []
-    for vid, by_measure in report.comparisons.items():
-        for m, c in by_measure.items():
-            ci = c["ci"]
-            p = c["p_value"]
-            comp_rows.append(
-                [
-                    f"{vid} vs {report.baseline}",
-                    m,
-                    f"{c['diff']:+.4f}" if c["diff"] is not None else "-",
-                    f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "-",
-                    f"{p:.4g}" if p is not None else "-",
-                    c["verdict"],
-                ]
-            )
-    if comp_rows:
-        print_table(
-            "paired over queries (bootstrap CI, sign-flip permutation p)",
-            ["comparison", "measure", "diff", "95% CI", "p", "verdict"],
-            comp_rows,
-        )
+app.command("eval")(eval_)
+app.command("results")(results)
 
 
 @app.command("finetune")
@@ -500,3 +468,73 @@ def finetune(
             f"trained local/{result.name} on {len(pairs)} pairs in {result.steps} steps "
             f"({result.seconds:.0f} s); loss {data['first_loss']:.3f} -> {data['last_loss']:.3f}"
         )
+
+
+@app.command("import")
+def import_(
+    name: str = NameArgument,
+    path: Path = typer.Argument(
+        ..., help="BEIR: the collection's folder. TREC: the corpus (<DOC> blocks, or JSONL like BEIR's)."
+    ),
+    fmt: str = typer.Option(..., "--format", metavar="beir|trec", help="The collection's layout."),
+    split: list[str] = typer.Option(
+        [],
+        "--split",
+        metavar="SPLIT",
+        help="BEIR: read only qrels/SPLIT.tsv (repeatable) and keep the queries it judges (default: every "
+        "qrels file, every query). TREC: the split the --qrels file is; only the topics it judges are kept.",
+    ),
+    topics: Path | None = typer.Option(None, "--topics", help="TREC: the topics file (<top> blocks)."),
+    qrels: Path | None = typer.Option(None, "--qrels", help="TREC: the qrels file (`topic 0 docno grade`)."),
+    topic_field: str = typer.Option(
+        "title", "--topic-field", help="TREC: the query text: title (default), desc or title+desc."
+    ),
+    dedupe: bool = typer.Option(
+        False,
+        "--dedupe",
+        help="Drop documents whose text repeats an earlier one's, reporting each (default: keep every id).",
+    ),
+    json_out: bool = JsonOption,
+) -> None:
+    """Import a test collection: ingest its documents into knowledge base NAME (created if it does not
+    exist, with one chunk per document: collections judge whole documents; `honed kb create` first for
+    another config) and record its queries with their judgments as the dataset NAME-queries, for
+    `honed kb eval`. Every file is read and checked before anything is created or written.
+
+      honed kb import scifact datasets/scifact --format beir --split test
+      honed kb import robust docs.trec --format trec --topics topics.txt --qrels qrels.txt --topic-field desc
+    """
+    from honed.rag.importing import import_files
+
+    h = open_honed(require_workspace=True)
+    with progress_bars(disable=json_out) as progress:
+        outcome = import_files(
+            h,
+            name,
+            path,
+            fmt=fmt,
+            splits=split,
+            topics=topics,
+            qrels=qrels,
+            topic_field=topic_field,
+            dedupe=dedupe,
+            progress=progress,
+        )
+    report = outcome.report
+    if json_out:
+        print_json(outcome.to_dict())
+        return
+    splits = ", ".join(f"{s} {n}" for s, n in outcome.splits.items())
+    typer.echo(
+        f"{name}: {outcome.documents} documents ({len(report.added)} added, {len(report.updated)} updated, "
+        f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded), {outcome.queries} queries "
+        f"({outcome.judged} judged, {outcome.judgments} judgments; splits: {splits}); "
+        f"version {short(report.version)}"
+    )
+    typer.echo(f"queries and judgments recorded as dataset {outcome.dataset}")
+    if outcome.left_out:
+        err_console.print(f"left out: {outcome.left_out} queries no chosen split judges", markup=False)
+    for dropped, original in report.duplicates:
+        err_console.print(Text(f"duplicate skipped: {dropped} (same text as {original})", style="dim"))
+    for warning in outcome.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

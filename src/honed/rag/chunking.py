@@ -2,7 +2,9 @@
 
 Three strategies: `tokens` (fixed windows), `recursive` (markdown sections, then paragraphs, sentences,
 lines and finally token windows, merging neighbours up to the budget: LangChain's recursive splitter
-measured in tokens) and `sentences` (whole sentences packed up to the budget).
+measured in tokens) and `sentences` (whole sentences packed up to the budget); and `document`, one chunk
+per document whatever its length (`size` and `overlap` unused), as test collections are indexed and
+judged: BM25 then scores whole documents, and a dense embedder reads as much of each as it takes.
 
 Every chunk is an exact slice of its document, `doc.text[start:end] == chunk.text`, trimmed of surrounding
 whitespace, so a citation can point at the source characters. Sizes are cl100k_base tokens. A chunk's
@@ -62,7 +64,7 @@ class ChunkingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: Literal["tokens", "recursive", "sentences"] = "recursive"
+    strategy: Literal["tokens", "recursive", "sentences", "document"] = "recursive"
     size: int = Field(default=256, ge=1, strict=True)
     overlap: int = Field(default=32, ge=0, strict=True)
 
@@ -89,7 +91,7 @@ class ChunkingConfig(BaseModel):
             reason = str(err["msg"]).removeprefix("Value error, ")
             raise InvalidInputError(
                 f"chunking {field}: {reason} (got {err.get('input')!r})",
-                hint="strategy is tokens, recursive or sentences; size > 0; 0 <= overlap < size",
+                hint="strategy is tokens, recursive, sentences or document; size > 0; 0 <= overlap < size",
             ) from None
 
     def body(self) -> dict[str, Any]:
@@ -113,6 +115,9 @@ def chunk_document(doc: Document, config: ChunkingConfig) -> list[Chunk]:
     text = doc.text
     if not text.strip():
         return []
+    if config.strategy == "document":
+        start = len(text) - len(text.lstrip())
+        return _to_chunks(doc, [(start, len(text.rstrip()), "")])
     packer = _Packer(text, _Tokens.of(text, _encoding()), config.size, config.overlap)
     sections = _sections(text)
     if config.strategy == "recursive":

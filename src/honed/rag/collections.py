@@ -48,12 +48,15 @@ _DATA_HINT = "set HONED_DATA_DIR (or data_dir in honed.toml) to the folder that 
 
 @dataclass(frozen=True, slots=True)
 class Collection:
-    """A test collection: its documents, its queries (query id -> text) and their relevance judgments."""
+    """A test collection: its documents, its queries (query id -> text) and their relevance judgments.
+    `splits` (query id -> split) holds the splits the collection's own files give (BEIR's
+    `qrels/<split>.tsv`); the SMART collections give none."""
 
     name: str
     documents: list[Document]
     queries: dict[str, str]
     qrels: Qrels = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

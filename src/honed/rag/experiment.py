@@ -19,17 +19,24 @@ variants that change how retrieval is done:
       - {id: reranked, method: hybrid, rerank: {type: llm, model: local/smollm2-135m-instruct}}
 
 Relevance judgments come from each case's `metadata.qrels` (`{doc_id: grade}`, graded) when present,
-else its `context_ids` (binary). Judgments name documents by default (`level: doc`): a document's rank is
-that of its best chunk. A variant that changes chunking, embedder or store gets its own index over the
-same documents, built (or reused) before it runs. Metrics come from `honed.rag.metrics` (trec_eval's own
-code); each variant is compared with the baseline per measure by the eval core's paired statistics over
-the queries; latency is measured per query, one query at a time, as an application would issue them.
+else its `context_ids` (binary). Judgments name documents by default (`level: doc`): a document's score is
+its best chunk's. A variant that changes chunking, embedder or store gets its own index over the same
+documents, built (or reused) before it runs.
+
+What is scored is what is served: each query's ranking comes from `honed.rag.retrieve.rank`, the function
+behind `kb search` and the search API, with the variant's settings and the spec's `k` and `level`; the
+candidate pool (`candidates`, default 100) is recorded with the results. The rankings go to trec_eval with
+their real scores, already in trec_eval's order (score, then id descending), and `kb eval --run-dir`
+writes them as TREC run files. Metrics come from `honed.rag.metrics` (trec_eval's own code); each variant
+is compared with the baseline per measure by the eval core's paired statistics over the queries. Latency
+is measured per query, one query at a time, as an application would issue them, after one untimed query
+that loads what the first search loads (reported apart as `warmup`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,13 +47,17 @@ from honed.errors import InvalidInputError
 from honed.hashing import short
 from honed.rag.chunking import ChunkingConfig
 from honed.rag.kb import KnowledgeBase, Method, get_kb
+from honed.rag.retrieve import pool_size
 from honed.rag.types import Hit
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from honed.api import Honed
     from honed.datasets import Case
     from honed.rag.kb import Index
     from honed.rag.metrics import Qrels
+    from honed.store.names import Version
 
 DEFAULT_MEASURES = ("MAP", "nDCG@10", "R@100", "P@10", "MRR")
 REPORT_KIND = "retrieval-report"
@@ -115,6 +126,8 @@ class VariantResult:
     per_query: dict[str, dict[str, float]]
     latency_ms: dict[str, float]
     built_chunks: int
+    #: per query, the ranked (id, score) list that was scored (for run files; not stored with the report)
+    ranked: dict[str, list[tuple[str, float]]] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +178,54 @@ class RetrievalReport:
             "comparisons": self.comparisons,
         }
 
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> RetrievalReport:
+        """A report as `to_dict` stored it (without the ranked lists, which are not stored)."""
+        variants = [
+            VariantResult(
+                v["id"],
+                v["index"],
+                v["config"],
+                v["aggregate"],
+                v["per_query"],
+                v["latency_ms"],
+                v["built_chunks"],
+            )
+            for v in body["variants"]
+        ]
+        fields = {k: body[k] for k in cls.__dataclass_fields__ if k not in ("variants",)}
+        return cls(**{**fields, "variants": variants})
+
+    def write_runs(self, folder: Path) -> list[Path]:
+        """Each variant's ranked lists as a TREC run file `folder/VARIANT.run` (the tag is the variant id,
+        spaces as dashes); the lists exist only for a report just run, not for a stored one."""
+        from honed.rag.metrics import write_run
+
+        if any(not v.ranked for v in self.variants):
+            raise InvalidInputError(
+                "this report holds no ranked lists (stored reports keep only the measures)",
+                hint="write run files while evaluating: honed kb eval SPEC --run-dir DIR",
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for v in self.variants:
+            tag = "-".join(v.id.split())
+            path = folder / f"{tag.replace('/', '-')}.run"
+            write_run(path, {q: dict(docs) for q, docs in v.ranked.items()}, tag)
+            paths.append(path)
+        return paths
+
+
+def stored_report(h: Honed, name: str, ref: str | None = None) -> tuple[Version, RetrievalReport]:
+    """The retrieval report recorded under `name` (its latest, or the version `ref` names)."""
+    version, body = h.store.names.get(REPORT_KIND, name, ref, noun="retrieval evaluation")
+    return version, RetrievalReport.from_dict(body)
+
+
+def stored_reports(h: Honed) -> list[tuple[str, int, datetime]]:
+    """(name, versions, last recorded) of every stored retrieval report."""
+    return h.store.names.names(REPORT_KIND)
+
 
 def qrels_for(cases: list[Case]) -> Qrels:
     """Judgments from the cases: `metadata.qrels` (graded) or `context_ids` (binary)."""
@@ -214,22 +275,22 @@ def run_retrieval_experiment(
         for variant in spec.variants:
             index, built = _index_for(kb, variant, progress)
             reranker = build_reranker(variant.rerank, h.client, h.settings.root) if variant.rerank else None
-            depth = spec.k * 4 if spec.level == "doc" else spec.k
+            # One untimed query first: it loads what the first search loads (the embedder's weights, the
+            # BM25 index, the vector store), which no later query pays; reported apart as the warm-up.
+            started = time.perf_counter()
+            _retrieve(index, spec, variant, reranker, queries[0][1])
+            warmup_ms = (time.perf_counter() - started) * 1000
             ranking: dict[str, dict[str, float]] = {}
+            ranked: dict[str, list[tuple[str, float]]] = {}
             latencies: list[float] = []
             for done, (qid, text) in enumerate(queries, 1):
                 started = time.perf_counter()
-                [hits] = index.search_many(
-                    [text],
-                    k=depth,
-                    method=variant.method,
-                    alpha=variant.alpha,
-                    where=variant.where,
-                    candidates=max(depth, variant.candidates or 0),
-                    reranker=reranker,
-                )
+                hits = _retrieve(index, spec, variant, reranker, text)
                 latencies.append((time.perf_counter() - started) * 1000)
-                ranking[qid] = _ranking(hits, spec.level, spec.k)
+                # The real scores, in trec_eval's order already (honed.rag.retrieve), so trec_eval ranks
+                # them exactly as the search served them.
+                ranked[qid] = [(_key(hit, spec.level), hit.score) for hit in hits]
+                ranking[qid] = dict(ranked[qid])
                 if progress is not None:
                     progress(f"query {variant.id}", done, len(queries))
             evaluation = evaluate(ranking, qrels, spec.measures)
@@ -243,6 +304,8 @@ def run_retrieval_experiment(
                         **variant.model_dump(
                             exclude={"id", "chunking", "embedder", "store"}, exclude_none=True
                         ),
+                        "candidates": pool_size(spec.k, variant.candidates),
+                        "level": spec.level,
                     },
                     dict(evaluation.aggregate),
                     {q: dict(v) for q, v in evaluation.per_query.items()},
@@ -251,8 +314,10 @@ def run_retrieval_experiment(
                         "p95": float(np.percentile(lat, 95)),
                         "p99": float(np.percentile(lat, 99)),
                         "mean": float(lat.mean()),
+                        "warmup": warmup_ms,
                     },
                     built,
+                    ranked,
                 )
             )
     finally:
@@ -314,18 +379,25 @@ def _index_for(kb: KnowledgeBase, variant: RetrievalVariant, progress: Any) -> t
     return index, embedded
 
 
-def _ranking(hits: list[Hit], level: str, k: int) -> dict[str, float]:
-    """Scores for trec_eval: strictly decreasing by rank, so its tie-breaking never reorders our ranking."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    for hit in hits:
-        key = hit.chunk.doc_id if level == "doc" else hit.chunk.id
-        if key not in seen:
-            seen.add(key)
-            ids.append(key)
-        if len(ids) == k:
-            break
-    return {doc: float(len(ids) - i) for i, doc in enumerate(ids)}
+def _retrieve(
+    index: Index, spec: RetrievalSpec, variant: RetrievalVariant, reranker: Any, text: str
+) -> list[Hit]:
+    """What `kb search` (the search API) serves for `text` with the variant's settings."""
+    [hits] = index.search_many(
+        [text],
+        k=spec.k,
+        method=variant.method,
+        alpha=variant.alpha,
+        where=variant.where,
+        candidates=variant.candidates,
+        reranker=reranker,
+        level=spec.level,
+    )
+    return hits
+
+
+def _key(hit: Hit, level: str) -> str:
+    return hit.chunk.doc_id if level == "doc" else hit.chunk.id
 
 
 def variant_label(result: VariantResult) -> str:
@@ -343,29 +415,13 @@ def import_collection(
     `kb`, and record its queries as the dataset `{kb}-queries`: `inputs.query`, `context_ids` (relevant
     documents), `metadata.qrels` (graded judgments), split train/test 50/50 by query id.
     Returns (ingest report, dataset ref)."""
-    from honed.datasets import Case, record_cases
-    from honed.datasets.splits import SplitPlan, assign_splits
-    from honed.errors import ConfigError
-    from honed.rag.collections import load_collection
+    from honed.datasets import record_cases
+    from honed.datasets.splits import SplitPlan
+    from honed.rag.importing import query_cases, read_named_collection
 
-    data_dir = h.settings.data_dir
-    if data_dir is None:
-        raise ConfigError(
-            "no data folder is set, so test collections cannot be found",
-            hint="set data_dir in honed.toml or HONED_DATA_DIR to the folder holding cranfield/ and cisi/",
-        )
-    coll = load_collection(collection, data_dir)
+    coll = read_named_collection(collection, h.settings)
     report = kb.ingest_documents(coll.documents, progress=progress)
-    cases = [
-        Case(
-            id=qid,
-            inputs={"query": text},
-            context_ids=sorted(d for d, g in coll.qrels.get(qid, {}).items() if g > 0),
-            metadata={"qrels": dict(coll.qrels[qid])} if qid in coll.qrels else {},
-        )
-        for qid, text in coll.queries.items()
-    ]
-    cases, _ = assign_splits(cases, SplitPlan(ratios=COLLECTION_SPLITS))
+    cases = query_cases(coll, plan=SplitPlan(ratios=COLLECTION_SPLITS))
     name = f"{kb.name}-queries"
     result = record_cases(h.store, name, cases, note=f"queries and judgments of {collection}")
     return report, result.dataset.ref

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +36,9 @@ from honed.rag.types import Chunk, Document, Embedder, Hit, VectorStore, Where
 if TYPE_CHECKING:
     from honed.config import Settings
     from honed.rag.lexical import BM25Index
-    from honed.rag.loaders import LoadLimits
+    from honed.rag.loaders import LoadLimits, LoadResult
     from honed.rag.rerank import Reranker
+    from honed.rag.retrieve import Level
     from honed.store import Store
     from honed.store.kb import IndexRow
     from honed.store.names import Version
@@ -105,7 +105,8 @@ class KnowledgeBaseConfig(BaseModel):
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingest did. `version` is the knowledge base's version afterwards."""
+    """What one ingest did. `version` is the knowledge base's version afterwards; `duplicates` holds
+    (dropped id, id of the document whose text it repeats), filled only when de-duplication was asked for."""
 
     kb: str
     version: str
@@ -124,6 +125,16 @@ class IngestReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.rebuilt)
+
+    def with_load(self, loaded: LoadResult) -> IngestReport:
+        """This report plus what loading the files reported (skipped files, followed links, warnings)."""
+        return dataclasses.replace(
+            self,
+            duplicates=[*loaded.duplicates, *self.duplicates],
+            skipped=loaded.skipped,
+            followed=loaded.followed,
+            warnings=loaded.warnings,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,37 +245,50 @@ class KnowledgeBase:
         prune: bool = False,
         text_field: str = "text",
         id_field: str = "id",
+        title_field: str = "title",
         follow_links: bool = False,
         limits: LoadLimits | None = None,
+        dedupe: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport:
         """Load files, folders and globs into the knowledge base (see `honed.rag.loaders`): only regular
         files inside the folders named, each within `limits`; `follow_links` also reads links that lead
-        out of them (each reported in `followed`)."""
+        out of them (each reported in `followed`). `dedupe` as for `ingest_documents`."""
         from honed.rag.loaders import load_documents
 
         loaded = load_documents(
-            paths, text_field=text_field, id_field=id_field, follow_links=follow_links, limits=limits
+            paths,
+            text_field=text_field,
+            id_field=id_field,
+            title_field=title_field,
+            follow_links=follow_links,
+            limits=limits,
         )
-        report = self.ingest_documents(loaded.documents, prune=prune, progress=progress)
-        return dataclasses.replace(
-            report,
-            duplicates=loaded.duplicates,
-            skipped=loaded.skipped,
-            followed=loaded.followed,
-            warnings=loaded.warnings,
-        )
+        report = self.ingest_documents(loaded.documents, prune=prune, dedupe=dedupe, progress=progress)
+        return report.with_load(loaded)
 
     def ingest_documents(
-        self, documents: Sequence[Document], *, prune: bool = False, progress: Progress | None = None
+        self,
+        documents: Sequence[Document],
+        *,
+        prune: bool = False,
+        dedupe: bool = False,
+        progress: Progress | None = None,
     ) -> IngestReport:
-        """Add or update `documents` (by id); with `prune`, remove the documents not among them."""
+        """Add or update `documents` (by id); with `prune`, remove the documents not among them. Every
+        document with its own id is kept; `dedupe` drops those whose text repeats an earlier one's, each
+        reported in `duplicates` (a repeat stored by an earlier ingest stays unless `prune`)."""
         ids = [d.id for d in documents]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise InvalidInputError(
                 f"document ids repeat: {', '.join(dupes)}", hint="give each document its own id"
             )
+        duplicates: list[tuple[str, str]] = []
+        if dedupe:
+            from honed.rag.loaders import drop_repeats
+
+            documents, duplicates = drop_repeats(documents)
         old = self.store.kb.document_hashes(self.name)
         new = {d.id: d for d in documents}
         added = sorted(i for i in new if i not in old)
@@ -277,7 +301,13 @@ class KnowledgeBase:
         index = self.index()
         row = index.row()
         if not (added or updated or removed) and row.content_hash == content:
-            return IngestReport(self.name, self.version.hash, unchanged=len(new), chunks_total=row.chunks)
+            return IngestReport(
+                self.name,
+                self.version.hash,
+                unchanged=len(new),
+                duplicates=duplicates,
+                chunks_total=row.chunks,
+            )
         changed_docs = [new[i] for i in added + updated]
         # Incremental only when the index reflects the documents as they were before this ingest;
         # otherwise (a new config, an interrupted ingest, documents added under another config) rebuild
@@ -311,6 +341,7 @@ class KnowledgeBase:
             updated=updated,
             removed=removed,
             unchanged=len(new) - len(added) - len(updated),
+            duplicates=duplicates,
             chunks_embedded=embedded,
             chunks_total=total,
             rebuilt=rebuild and bool(old),
@@ -331,10 +362,18 @@ class KnowledgeBase:
         where: Where | None = None,
         candidates: int | None = None,
         reranker: Reranker | None = None,
+        level: Level = "chunk",
     ) -> list[Hit]:
-        """The `k` best chunks for `query` from the knowledge base's own index."""
+        """The `k` best chunks (or documents) for `query` from the knowledge base's own index."""
         return self.index().search_many(
-            [query], k=k, method=method, alpha=alpha, where=where, candidates=candidates, reranker=reranker
+            [query],
+            k=k,
+            method=method,
+            alpha=alpha,
+            where=where,
+            candidates=candidates,
+            reranker=reranker,
+            level=level,
         )[0]
 
 
@@ -538,78 +577,19 @@ class Index:
         where: Where | None = None,
         candidates: int | None = None,
         reranker: Reranker | None = None,
+        level: Level = "chunk",
     ) -> list[list[Hit]]:
-        """The `k` best chunks for each query. `candidates` (default max(k, 50)) is how many each retriever
-        hands to fusion and reranking. Hybrid fuses dense and BM25 rankings by reciprocal rank with weight
-        `alpha` on dense (1 = dense only, 0 = BM25 only)."""
-        if k < 1:
-            raise InvalidInputError(f"k must be at least 1, not {k}")
-        if method not in ("dense", "bm25", "hybrid"):
-            raise InvalidInputError(f"unknown retrieval method {method!r}", hint="dense, bm25 or hybrid")
-        norm = filters.check(where)
-        pool = max(k, candidates or 50)
-        chunks = self.chunks()
-        if not chunks:
-            return [[] for _ in queries]
-        unknown = self.unknown_fields(norm) if norm else []
-        if unknown:
-            message = filters.unknown_fields_message(
-                unknown, self.metadata_keys(), f"knowledge base {self.kb.name!r}"
-            )
-            warnings.warn(message, filters.UnknownFieldWarning, stacklevel=2)
-        dense: list[list[tuple[str, float]]] = [[] for _ in queries]
-        lexical: list[list[tuple[str, float]]] = [[] for _ in queries]
-        if method in ("dense", "hybrid"):
-            vectors = self.embedder.embed(list(queries), query=True)
-            dense = self.vectors.query_many(vectors, pool, norm or None)
-        if method in ("bm25", "hybrid"):
-            allowed = (
-                [cid for cid, c in chunks.items() if filters.matches(c.metadata, norm)] if norm else None
-            )
-            bm25 = self.bm25()
-            lexical = [bm25.search(q, pool, allowed=allowed) for q in queries]
-        out: list[list[Hit]] = []
-        for i, query in enumerate(queries):
-            hits = self._merge(dense[i], lexical[i], method, alpha, chunks)
-            if reranker is not None:
-                hits = reranker.rerank(query, hits, top_k=k)
-            out.append(hits[:k])
-        return out
+        """The `k` best chunks (or documents) for each query: `honed.rag.retrieve.rank` on this index."""
+        from honed.rag.retrieve import rank
 
-    @staticmethod
-    def _merge(
-        dense: list[tuple[str, float]],
-        lexical: list[tuple[str, float]],
-        method: Method,
-        alpha: float,
-        chunks: Mapping[str, Chunk],
-    ) -> list[Hit]:
-        dense_scores = dict(dense)
-        bm25_scores = dict(lexical)
-        if method == "dense":
-            ranked = dense
-        elif method == "bm25":
-            ranked = lexical
-        else:
-            from honed.rag.fusion import hybrid_weights, reciprocal_rank_fusion
-
-            w_dense, w_bm25 = hybrid_weights(alpha)
-            ranked = reciprocal_rank_fusion(
-                [[i for i, _ in dense], [i for i, _ in lexical]], weights=[w_dense, w_bm25]
-            )
-        hits: list[Hit] = []
-        for cid, score in ranked:
-            chunk = chunks.get(cid)
-            if chunk is None:
-                # The vector store holds a chunk the database does not (left by an interrupted ingest
-                # of an older index state): never return text honed cannot vouch for.
-                continue
-            scores: dict[str, float] = {}
-            if cid in dense_scores:
-                scores["dense"] = dense_scores[cid]
-            if cid in bm25_scores:
-                scores["bm25"] = bm25_scores[cid]
-            if method == "hybrid":
-                scores["fused"] = score
-            hits.append(Hit(chunk, score, len(hits) + 1, scores))
-        return hits
+        return rank(
+            self,
+            queries,
+            k=k,
+            method=method,
+            alpha=alpha,
+            where=where,
+            candidates=candidates,
+            reranker=reranker,
+            level=level,
+        )

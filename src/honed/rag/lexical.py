@@ -95,8 +95,8 @@ class BM25Index:
     def search(
         self, query: str, k: int, *, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
-        """The `k` best-scoring ids for `query` with their BM25 scores, best first (ties by id); only ids in
-        `allowed` when given. Documents without any query term are never returned."""
+        """The `k` best-scoring ids for `query` with their BM25 scores, best first (ties by id, descending);
+        only ids in `allowed` when given. Documents without any query term are never returned."""
         return self.search_many([query], k, allowed=allowed)[0]
 
     def search_many(
@@ -176,11 +176,12 @@ class BM25Index:
         scores = np.asarray(self._retriever.get_scores(known, weight_mask=mask), dtype=np.float64)
         hits = np.flatnonzero(scores > 0)
         if len(hits) > k:
-            # Keep every document tied with the k-th score, then order and cut: ties go by id.
+            # Keep every document tied with the k-th score, then order and cut: ties go by id, descending
+            # (trec_eval's order, see honed.rag.retrieve), so the cut keeps the ids it would rank first.
             kth = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
             hits = hits[scores[hits] >= kth]
-        ranked = sorted(((self._ids[i], float(scores[i])) for i in hits), key=lambda h: (-h[1], h[0]))
-        return ranked[:k]
+        by_id = sorted(((self._ids[i], float(scores[i])) for i in hits), key=lambda h: h[0], reverse=True)
+        return sorted(by_id, key=lambda h: -h[1])[:k]
 
 
 def _stemmer() -> Any:

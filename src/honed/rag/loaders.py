@@ -3,9 +3,10 @@
 `load_documents` takes files, folders (walked recursively, hidden entries skipped) and glob patterns, and
 reads .txt, .md/.markdown, .html/.htm (converted to markdown-like text), .pdf (text of every page) and
 .jsonl (one document per record). Nothing is dropped silently: a file a walk or glob met but could not
-use is listed in `skipped` with the reason, and a document whose text repeats an earlier one is listed in
-`duplicates`; a file that is not in a readable format is an `InvalidInputError` naming the file (and
-line, for JSONL).
+use is listed in `skipped` with the reason; a file that is not in a readable format is an
+`InvalidInputError` naming the file (and line, for JSONL). Documents with distinct ids are all kept, even
+when their texts are the same: a test collection may hold repeats that its judgments name. With `dedupe`,
+a document whose text repeats an earlier one is dropped and listed in `duplicates` (`drop_repeats`).
 
 Only regular files inside the folders the user named are read (`honed.rag.paths` says how links, FIFOs
 and devices are treated), and `LoadLimits` caps what one file may cost: its size, a PDF's pages and a
@@ -14,7 +15,7 @@ flag that raises it. The character limit is enforced while a PDF's text is extra
 draws the same text thousands of times stops at the limit instead of expanding for as long as it likes.
 
 Files are read in the order of their ids (the path relative to the root, in posix form) and JSONL
-records in line order, so which of two duplicates survives never depends on the order a file system
+records in line order, so which of two repeats `dedupe` keeps never depends on the order a file system
 lists a folder in.
 
 A Markdown file may open with YAML front matter (`---`, `key: value` lines, `---`): its keys become the
@@ -42,7 +43,7 @@ from honed.errors import InvalidInputError
 from honed.rag.paths import Refused, extension, find, read, shown
 from honed.rag.types import Document
 
-__all__ = ["FORMATS", "LoadLimits", "LoadResult", "load_documents"]
+__all__ = ["FORMATS", "LoadLimits", "LoadResult", "drop_repeats", "load_documents"]
 
 FORMATS: dict[str, str] = {
     ".txt": "text",
@@ -78,8 +79,8 @@ class LoadLimits:
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     """What `load_documents` read. `duplicates` holds (dropped document id, id of the document it
-    repeats); `skipped` holds (path, reason) for files that gave no document; `followed` holds (link,
-    target) for links out of their folder that `follow_links` read."""
+    repeats), with `dedupe` only; `skipped` holds (path, reason) for files that gave no document;
+    `followed` holds (link, target) for links out of their folder that `follow_links` read."""
 
     documents: list[Document]
     duplicates: list[tuple[str, str]] = field(default_factory=list)
@@ -95,13 +96,16 @@ def load_documents(
     root: Path | None = None,
     text_field: str = "text",
     id_field: str = "id",
+    title_field: str = "title",
     follow_links: bool = False,
     limits: LoadLimits | None = None,
+    dedupe: bool = False,
 ) -> LoadResult:
     """Read `paths` (files, folders, glob patterns such as `docs/**/*.md`) into documents whose ids are
-    their paths relative to `root` (default: the common parent of `paths`). `text_field` and `id_field`
-    name the JSONL fields holding each record's text and id. `follow_links` reads links that lead out
-    of the folder they were found in (see `honed.rag.paths`); `limits` caps what one file may cost."""
+    their paths relative to `root` (default: the common parent of `paths`). `text_field`, `id_field` and
+    `title_field` name the JSONL fields holding each record's text, id and title. `follow_links` reads
+    links that lead out of the folder they were found in (see `honed.rag.paths`); `limits` caps what one
+    file may cost; `dedupe` drops documents whose text repeats an earlier one's (see `drop_repeats`)."""
     if isinstance(paths, str | Path):
         paths = [paths]
     limits = limits or LoadLimits()
@@ -115,6 +119,7 @@ def load_documents(
     documents: list[Document] = []
     notes: list[tuple[str, str]] = []
     where: dict[str, str] = {}  # document id -> where it came from, for duplicate-id errors
+    fields = _Fields(text_field, id_field, title_field)
     for rel, path in named:
         fmt = FORMATS.get(path.suffix.lower())
         at = shown(path)
@@ -133,7 +138,7 @@ def load_documents(
         if target is not None:
             followed.append((at, target))
         try:
-            read_docs = _read(data, path, at, rel, fmt, text_field, id_field, skipped, limits, notes)
+            read_docs = _read(data, path, at, rel, fmt, fields, skipped, limits, notes)
         except Refused as exc:
             skipped.append((at, str(exc)))
             continue
@@ -145,7 +150,7 @@ def load_documents(
                 )
             where[doc.id] = origin
             documents.append(doc)
-    kept, duplicates = _dedupe(documents)
+    kept, duplicates = drop_repeats(documents) if dedupe else (documents, [])
     return LoadResult(kept, duplicates, sorted(set(skipped)), sorted(set(followed)), notes)
 
 
@@ -168,6 +173,15 @@ def _relative(path: Path, root: Path) -> str:
 # --- reading one file ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """The JSONL fields that hold a record's text, id and title."""
+
+    text: str
+    id: str
+    title: str
+
+
 def _too_long(limits: LoadLimits) -> Refused:
     return Refused(
         f"more text than the limit of {limits.max_chars:,} characters in a document "
@@ -181,8 +195,7 @@ def _read(
     shown: str,
     rel: str,
     fmt: str,
-    text_field: str,
-    id_field: str,
+    fields: _Fields,
     skipped: list[tuple[str, str]],
     limits: LoadLimits,
     notes: list[tuple[str, str]],
@@ -194,7 +207,7 @@ def _read(
         return []
     metadata: dict[str, Any] = {"source": rel, "format": fmt}
     if fmt == "jsonl":
-        return _jsonl(_decode(data, shown), shown, rel, text_field, id_field, skipped, limits)
+        return _jsonl(_decode(data, shown), shown, rel, fields, skipped, limits)
     if fmt == "pdf":
         text, title, pages = _pdf(data, shown, limits)
         metadata.update(pages)
@@ -425,27 +438,18 @@ def _jsonl(
     text: str,
     shown: str,
     rel: str,
-    text_field: str,
-    id_field: str,
+    names: _Fields,
     skipped: list[tuple[str, str]],
     limits: LoadLimits,
 ) -> list[tuple[Document, str]]:
+    text_field, id_field = names.text, names.id
     out: list[tuple[Document, str]] = []
     stem = Path(rel).stem
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         at = f"{shown}:{lineno}"
-        try:
-            record = loads_strict(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{at}: not valid JSON ({exc.msg})", hint="fix the line") from None
-        except ValueError as exc:
-            raise InvalidInputError(f"{at}: {exc}", hint="fix the line") from None
-        if not isinstance(record, dict):
-            raise InvalidInputError(
-                f"{at}: expected a JSON object, got {type(record).__name__}", hint="one object per line"
-            )
+        record = json_object(line, at)
         if text_field not in record:
             fields = ", ".join(record) or "none"
             raise InvalidInputError(
@@ -471,16 +475,20 @@ def _jsonl(
                 f"{at}: field {clash[0]!r} is reserved for what honed records there",
                 hint=f"rename it; reserved metadata fields: {', '.join(_RESERVED)}",
             )
+        title = record.get(names.title)
+        if not (isinstance(title, str) and title.strip()):
+            title = None
         if not body.strip():
-            skipped.append((at, "empty text"))
-            continue
+            if title is None:
+                skipped.append((at, f"no text ({text_field!r} is empty) and no title ({names.title!r})"))
+                continue
+            # A record that is only a title (BEIR corpora hold thousands) is still a document a query may
+            # be judged against: its title is its text.
+            body = title.strip()
         if len(body) > limits.max_chars:
             skipped.append((at, str(_too_long(limits))))
             continue
-        title = metadata.get("title")
-        metadata.update(
-            source=rel, format="jsonl", title=title if isinstance(title, str) and title.strip() else stem
-        )
+        metadata.update(source=rel, format="jsonl", title=title or stem)
         out.append((Document(doc_id, body, metadata), at))
     return out
 
@@ -488,8 +496,10 @@ def _jsonl(
 # --- duplicates ---------------------------------------------------------------------------------------
 
 
-def _dedupe(documents: list[Document]) -> tuple[list[Document], list[tuple[str, str]]]:
-    """Documents whose text is the same after collapsing whitespace: the first (by id order) is kept."""
+def drop_repeats(documents: Sequence[Document]) -> tuple[list[Document], list[tuple[str, str]]]:
+    """`documents` without those whose text repeats an earlier one's (compared with whitespace
+    collapsed), and (dropped id, id of the document it repeats) for each dropped: the first in the
+    order given is kept."""
     seen: dict[bytes, str] = {}
     kept: list[Document] = []
     duplicates: list[tuple[str, str]] = []
@@ -501,3 +511,19 @@ def _dedupe(documents: list[Document]) -> tuple[list[Document], list[tuple[str, 
         else:
             duplicates.append((doc.id, first))
     return kept, duplicates
+
+
+def json_object(line: str, at: str) -> dict[str, Any]:
+    """One JSONL line as a JSON object (strict: no NaN, no repeated keys), or a one-line error at `at`
+    (FILE:LINE)."""
+    try:
+        record = loads_strict(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{at}: not valid JSON ({exc.msg})", hint="fix the line") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"{at}: {exc}", hint="fix the line") from None
+    if not isinstance(record, dict):
+        raise InvalidInputError(
+            f"{at}: expected a JSON object, got {type(record).__name__}", hint="one object per line"
+        )
+    return record
