@@ -27,6 +27,7 @@ from honed.rag.experiment import (
 )
 from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
 from honed.rag.metrics import evaluate, read_run, write_run
+from tests.support.bm25_reference import bm25s_run
 from tests.support.realdata import DATA_DIR, require
 
 pytestmark = pytest.mark.slow
@@ -117,28 +118,7 @@ def test_kb_eval_scores_what_search_serves_and_bm25_equals_a_bm25s_run_file(
         kb.close()
     # BM25 run by bm25s directly over the documents (the same tokenizer settings), written as a TREC run
     # file and scored from it, equals what `kb eval` reports to 4 decimals.
-    import bm25s  # type: ignore[import-untyped]
-    import numpy as np
-    import Stemmer  # type: ignore[import-not-found]
-
-    stemmer = Stemmer.Stemmer("english")
-    texts = [d for d in documents if d.text.strip()]
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    retriever.index(
-        bm25s.tokenize(
-            [d.text for d in texts], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
-        ),
-        show_progress=False,
-    )
-    ranking: dict[str, dict[str, float]] = {}
-    for qid, text in queries.items():
-        tokens = bm25s.tokenize(
-            [text], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
-        )
-        known = [t for t in tokens[0] if t in retriever.vocab_dict]
-        scores = np.asarray(retriever.get_scores(known), dtype=np.float64) if known else np.zeros(len(texts))
-        top = [i for i in np.argsort(-scores, kind="stable")[:100] if scores[i] > 0]
-        ranking[qid] = {texts[i].id: float(scores[i]) for i in top}
+    ranking = bm25s_run(documents, queries, 100)
     path = tmp_path / "bm25s.run"
     write_run(path, ranking, "bm25s")
     qrels = {

@@ -34,6 +34,7 @@ def _config_options(
     store: str | None,
     store_url: str | None,
     store_path: Path | None,
+    ef_search: int | None = None,
 ) -> Any:
     from honed.rag.chunking import ChunkingConfig
     from honed.rag.kb import KnowledgeBaseConfig
@@ -55,6 +56,8 @@ def _config_options(
         if store_path is not None:
             spec["path"] = str(store_path.resolve())
         data["store"] = spec
+    if ef_search is not None:
+        data["store"] = {**data["store"], "ef_search": ef_search}
     return KnowledgeBaseConfig.parse(data)
 
 
@@ -75,6 +78,13 @@ StoreUrlOption = typer.Option(
 StorePathOption = typer.Option(
     None, "--store-path", help="Folder of an embedded store (default: the workspace)."
 )
+EfSearchOption = typer.Option(
+    None,
+    "--ef-search",
+    min=1,
+    help="HNSW search breadth (Chroma). Above the number of chunks the dense search is in effect exact "
+    "and the same after every reload; the default (100) is approximate.",
+)
 
 
 @app.command("create")
@@ -88,6 +98,7 @@ def create(
     store: str | None = StoreOption,
     store_url: str | None = StoreUrlOption,
     store_path: Path | None = StorePathOption,
+    ef_search: int | None = EfSearchOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Create an empty knowledge base with its chunking, embedder and vector store."""
@@ -104,6 +115,7 @@ def create(
         store=store,
         store_url=store_url,
         store_path=store_path,
+        ef_search=ef_search,
     )
     version = create_kb(h.store, name, config)
     if json_out:
@@ -123,6 +135,7 @@ def config_(
     store: str | None = StoreOption,
     store_url: str | None = StoreUrlOption,
     store_path: Path | None = StorePathOption,
+    ef_search: int | None = EfSearchOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Change how a knowledge base is chunked, embedded or stored (a new version; the next ingest
@@ -141,6 +154,7 @@ def config_(
         store=store,
         store_url=store_url,
         store_path=store_path,
+        ef_search=ef_search,
     )
     version = set_config(h.store, name, config)
     if json_out:
