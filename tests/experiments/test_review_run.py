@@ -78,3 +78,20 @@ def test_human_labels_appear_in_the_comparison(workspace: Path) -> None:
     assert set(report["evaluators"]) == {"exact", "human"}
     human = report["evaluators"]["human"]["summaries"]
     assert human["qa@v1"]["pass_rate"] == 1.0 and human["qa@v2"]["pass_rate"] == 0.0
+
+
+def test_results_not_labelled_yet_are_not_errors(workspace: Path) -> None:
+    import json
+
+    h = setup(workspace, "scripted/echo", n_cases=4)
+    run = run_experiment(h, resolve(h, parse_spec(spec())))
+    h.close()
+    # Two of the eight results labelled, then quit: six are not labelled yet, and none failed.
+    honed("review", "--run", run.id, "--scale", "pass_fail", cwd=workspace, input="p\nf\nq\n")
+    report = json.loads(honed("experiments", "compare", run.id, "--json", cwd=workspace).stdout)
+    human = report["evaluators"]["human"]["summaries"]
+    assert sum(s["n_scored"] for s in human.values()) == 2
+    assert [s["n_errors"] for s in human.values()] == [0, 0]
+    assert sum(s["n_absent"] for s in human.values()) == 6
+    shown = honed("experiments", "show", run.id, cwd=workspace, env={"COLUMNS": "100"}).stdout
+    assert "not scored (not labelled yet, or no reference): qa@v1 2, qa@v2 4" in shown, shown

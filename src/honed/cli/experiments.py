@@ -369,6 +369,15 @@ def _print_report(report: RunReport, *, json_out: bool, errors: bool = True) -> 
             ["variant", "cases", "errors", "mean", "CI", "pass", "pass CI", "flaky"],
             rows,
         )
+        unscored = {key.get(v, v): result.summaries[v].n_absent for v in report.variants}
+        if any(unscored.values()):
+            counts = ", ".join(f"{v} {n}" for v, n in unscored.items())
+            console.print(
+                f"  not scored (not labelled yet, or no reference): {counts}; neither scored nor errors",
+                markup=False,
+                highlight=False,
+                style="dim",
+            )
         comp_rows = []
         notes = []
         for v, c in result.comparisons.items():

@@ -219,7 +219,22 @@ def _matrix(
         values[at] = np.array(value_of, dtype=np.float64)
         passed[at] = np.array(passed_of, dtype=np.float64)  # True/False/None -> 1/0/NaN
         any_pass = any(p is not None for p in passed_of)
-    return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None)
+    # No score by design is no error: a score row that says so (not labelled, no reference), or a result
+    # that answered but has no score row at all from this evaluator (a human label not given yet, or a
+    # run stopped before scoring). A failed call or evaluator stays an error.
+    absent = np.zeros((len(case_ids), repeats), dtype=np.bool_)
+    where = (S.run_id == run_id, S.variant == variant, S.evaluator == evaluator)
+    said = select(S.case_id, S.sample_index).where(*where, S.error.in_(sorted(ABSENT)))
+    scored = {(c, i) for c, i in conn.execute(select(S.case_id, S.sample_index).where(*where))}
+    answered = select(R.case_id, R.sample_index).where(
+        R.run_id == run_id, R.variant == variant, R.error.is_(None)
+    )
+    unscored = [(c, i) for c, i in conn.execute(answered) if (c, i) not in scored]
+    index = {c: i for i, c in enumerate(case_ids)}
+    for case_id, sample in [*conn.execute(said), *unscored]:
+        if case_id in index and sample < repeats:
+            absent[index[case_id], sample] = True
+    return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None, absent)
 
 
 def _usage(conn: Connection, run: Run, variants: list[str]) -> dict[str, Usage]:

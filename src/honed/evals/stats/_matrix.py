@@ -45,12 +45,15 @@ class ScoreMatrix:
     """Scores of one variant: `scores[i, r]` is case `case_ids[i]`'s score in repeat `r` (NaN: errored).
 
     `passed`, when given, has the same shape (or one column per case): 1.0 pass, 0.0 fail, NaN unknown.
-    A cell whose score is NaN counts as errored for pass/fail too.
+    A cell whose score is NaN counts as errored for pass/fail too. `absent`, when given, marks the NaN
+    cells that have no score by design rather than by a failure (a result not labelled yet, a case
+    without a reference): left out like errored ones, but not counted as errors.
     """
 
     scores: FloatArray
     case_ids: tuple[str, ...]
     passed: FloatArray | None = None
+    absent: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         scores = _frozen(self.scores, "scores")
@@ -63,6 +66,12 @@ class ScoreMatrix:
             raise InvalidInputError("scores must be finite", hint="use NaN for an errored run")
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "case_ids", ids)
+        if self.absent is not None:
+            absent = np.asarray(self.absent, dtype=np.bool_) & np.isnan(scores)  # a score is never absent
+            if absent.shape != scores.shape:
+                raise InvalidInputError(f"absent has shape {absent.shape}, scores {scores.shape}")
+            absent.flags.writeable = False
+            object.__setattr__(self, "absent", absent)
         if self.passed is not None:
             passed = np.array(_frozen(self.passed, "passed"))
             if passed.shape[0] != scores.shape[0] or passed.shape[1] not in (1, scores.shape[1]):
@@ -115,12 +124,13 @@ class ScoreMatrix:
     def with_threshold(self, threshold: float) -> ScoreMatrix:
         """The same scores with pass/fail set to `score >= threshold` (errored runs stay unknown)."""
         passed = np.where(np.isnan(self.scores), np.nan, (self.scores >= threshold).astype(np.float64))
-        return ScoreMatrix(self.scores, self.case_ids, passed)
+        return ScoreMatrix(self.scores, self.case_ids, passed, self.absent)
 
     def subset(self, rows: npt.NDArray[np.intp]) -> ScoreMatrix:
         """The cases at `rows` (positions), in that order."""
         passed = None if self.passed is None else self.passed[rows]
-        return ScoreMatrix(self.scores[rows], tuple(self.case_ids[i] for i in rows), passed)
+        absent = None if self.absent is None else self.absent[rows]
+        return ScoreMatrix(self.scores[rows], tuple(self.case_ids[i] for i in rows), passed, absent)
 
     @property
     def n_cases(self) -> int:
@@ -132,8 +142,13 @@ class ScoreMatrix:
 
     @property
     def n_errors(self) -> int:
-        """Errored runs (NaN cells)."""
-        return int(np.isnan(self.scores).sum())
+        """Errored runs (NaN cells that are not `absent`)."""
+        return int(np.isnan(self.scores).sum()) - self.n_absent
+
+    @property
+    def n_absent(self) -> int:
+        """Runs without a score by design (see `absent`)."""
+        return 0 if self.absent is None else int(self.absent.sum())
 
     def case_means(self) -> FloatArray:
         """Each case's mean over its valid runs; NaN for a case whose every run errored."""

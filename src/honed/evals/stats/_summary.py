@@ -70,7 +70,8 @@ class VariantSummary(Result):
     """One variant over its cases. `mean` averages case means (each case's repeats averaged first).
 
     n_cases: cases given; n_scored: cases with at least one valid run (the ones the mean uses);
-    n_errors: errored runs (NaN cells), never counted as zeros. The pass rate counts a case as passing when
+    n_errors: errored runs (NaN cells), never counted as zeros; n_absent: runs without a score by design
+    (not labelled yet, no reference), neither scored nor errors. The pass rate counts a case as passing when
     it passes in more than half of its valid runs; `run_pass_rate` is the share of all valid runs passed.
     `flaky` lists cases whose pass/fail differs between repeats.
     """
@@ -91,6 +92,7 @@ class VariantSummary(Result):
     flaky: tuple[str, ...]
     n_boot: int
     seed: int
+    n_absent: int = 0
 
 
 def build_summary(
@@ -111,6 +113,7 @@ def build_summary(
         n_repeats=matrix.n_repeats,
         n_scored=int(valid.size),
         n_errors=matrix.n_errors,
+        n_absent=matrix.n_absent,
         mean=float(valid.mean()) if valid.size else None,
         ci=Interval.of(float(low[0]), float(high[0]), confidence, BOOTSTRAP),
         std=float(valid.std(ddof=1)) if valid.size > 1 else None,
