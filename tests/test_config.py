@@ -68,6 +68,26 @@ def test_unknown_nested_key_names_its_section(workspace: Path) -> None:
         load_settings(start=workspace, env={})
 
 
+def test_every_unknown_key_is_named_with_the_keys_its_section_knows(workspace: Path) -> None:
+    (workspace / "honed.toml").write_text("[local]\nlatency_call = 3\nmax_bach = 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(start=workspace, env={})
+    msg = str(err.value)
+    assert "unknown keys 'latency_call' in [local] (line 2), 'max_bach' in [local] (line 3)" in msg
+    # The hint names what is known there, rather than a command that fails on the same file.
+    assert "latency_calls" in msg and "max_batch" in msg and "config show" not in msg
+    (workspace / "honed.toml").write_text('[endpoints.vllm]\nprovider = "openai"\n[prices."a/b"]\ninpt = 1\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'inpt'.*known there: input, output, notional"):
+        load_settings(start=workspace, env={})
+
+
+def test_a_bad_environment_value_is_blamed_on_the_variable(workspace: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(start=workspace, env={"HONED_LOCAL_LATENCY_CALLS": "abc"})
+    assert str(err.value).startswith("environment HONED_LOCAL_LATENCY_CALLS: local.latency_calls: ")
+    assert "honed.toml" not in str(err.value)
+
+
 def test_bad_value_and_bad_toml_are_one_line_errors(workspace: Path) -> None:
     (workspace / "honed.toml").write_text("[retry]\nmax_attempts = 0\n")
     with pytest.raises(ConfigError, match=r"retry\.max_attempts"):

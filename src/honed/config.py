@@ -346,7 +346,7 @@ def _load(
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        raise _config_error(exc, config_path, text) from None
+        raise _config_error(exc, config_path, text, given) from None
     for endpoint in settings.endpoints.values():
         register_env(endpoint.api_key_env)  # its key is masked wherever an error could show it
     settings = _resolve_relative_paths(settings)
@@ -450,23 +450,71 @@ def _resolve_relative_paths(settings: Settings) -> Settings:
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _config_error(exc: ValidationError, path: Path | None, text: str) -> ConfigError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+def _config_error(
+    exc: ValidationError, path: Path | None, text: str, given: Mapping[str, str] | None = None
+) -> ConfigError:
+    """One line for what is wrong: every unknown key at once (with the keys its section knows), or the
+    first bad value, blamed on where it was set (the file's line, the environment variable, the flag)."""
+    errors = exc.errors()
     where = str(path) if path else "settings"
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    if unknown:
+        named = []
+        for err in unknown:
+            key = str(err["loc"][-1])
+            section = ".".join(str(p) for p in err["loc"][:-1])
+            line = _key_line(text, key) if text else None
+            named.append(
+                f"{key!r}" + (f" in [{section}]" if section else "") + (f" (line {line})" if line else "")
+            )
+        first = unknown[0]["loc"]
+        known = _known_keys(first[:-1])
+        at = where
+        if len(unknown) == 1:
+            line = _key_line(text, str(first[-1])) if text else None
+            at = f"{where}:{line}" if line else where
+            return ConfigError(
+                f"{at}: unknown key {named[0].split(' (line')[0]}",
+                hint=f"remove it or check its spelling; known there: {known}",
+            )
+        table = ".".join(map(str, first[:-1])) or "the top level"
+        return ConfigError(
+            f"{at}: unknown keys {', '.join(named)}",
+            hint=f"remove them or check their spelling; known in {table}: {known}",
+        )
+    err = errors[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    source = (given or {}).get(loc)
+    if source is not None:  # set by an environment variable or a flag, not by the file
+        return ConfigError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})")
     key = str(err["loc"][-1]) if err["loc"] else ""
     line = _key_line(text, key) if text and key else None
     at = f"{where}:{line}" if line else where
-    if err["type"] == "extra_forbidden":
-        section = ".".join(str(p) for p in err["loc"][:-1])
-        inside = f" in [{section}]" if section else ""
-        return ConfigError(
-            f"{at}: unknown key {key!r}{inside}",
-            hint="remove it or check its spelling (see `honed config show` for the known keys)",
-        )
     if err["type"] == "missing":
         return ConfigError(f"{at}: {loc} is required", hint="add it")
     return ConfigError(f"{at}: {loc}: {err['msg']} (got {err.get('input')!r})")
+
+
+def _known_keys(section: tuple[Any, ...]) -> str:
+    """The keys the settings model accepts at `section` (a validation error's location, less the key)."""
+    model: Any = Settings
+    parts = list(section)
+    while parts:
+        field = getattr(model, "model_fields", {}).get(str(parts.pop(0)))
+        if field is None:
+            return "see the README's settings table"
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        if args and getattr(annotation, "__origin__", None) is dict:
+            model = args[1]  # dict[str, Model] (endpoints, prices): the next part names an entry
+            if parts:
+                parts.pop(0)
+        else:
+            model = annotation
+    fields = getattr(model, "model_fields", None)
+    if fields is None:
+        return "see the README's settings table"
+    return ", ".join(k for k in fields if k != "root")
 
 
 DEFAULT_TOML = """\
