@@ -392,6 +392,9 @@ def _retrieve(
         candidates=variant.candidates,
         reranker=reranker,
         level=spec.level,
+        # Each query embedded afresh, as an application's new query is: an earlier variant's cached
+        # vectors would make a later one's latency look cheaper than it is (same vectors either way).
+        cache_queries=False,
     )
     return hits
 

@@ -578,6 +578,7 @@ class Index:
         candidates: int | None = None,
         reranker: Reranker | None = None,
         level: Level = "chunk",
+        cache_queries: bool = True,
     ) -> list[list[Hit]]:
         """The `k` best chunks (or documents) for each query: `honed.rag.retrieve.rank` on this index."""
         from honed.rag.retrieve import rank
@@ -592,4 +593,5 @@ class Index:
             candidates=candidates,
             reranker=reranker,
             level=level,
+            cache_queries=cache_queries,
         )

@@ -53,10 +53,12 @@ def rank(
     candidates: int | None = None,
     reranker: Reranker | None = None,
     level: Level = "chunk",
+    cache_queries: bool = True,
 ) -> list[list[Hit]]:
     """The `k` best chunks (or documents, at `level="doc"`: each as its best chunk) for each query, in
     trec_eval's order. Hybrid fuses the dense and BM25 rankings by reciprocal rank with weight `alpha` on
-    dense (1 = dense only, 0 = BM25 only); a reranker reorders the whole pool before the cut to `k`."""
+    dense (1 = dense only, 0 = BM25 only); a reranker reorders the whole pool before the cut to `k`.
+    `cache_queries=False` embeds the queries afresh (the same vectors, the real cost: for timing)."""
     if k < 1:
         raise InvalidInputError(f"k must be at least 1, not {k}")
     if method not in ("dense", "bm25", "hybrid"):
@@ -79,7 +81,12 @@ def rank(
     dense: list[list[tuple[str, float]]] = [[] for _ in queries]
     lexical: list[list[tuple[str, float]]] = [[] for _ in queries]
     if method in ("dense", "hybrid"):
-        vectors = index.embedder.embed(list(queries), query=True)
+        from honed.rag.embedders.cache import CachedEmbedder  # the dense path only: BM25 stays light
+
+        embedder = index.embedder
+        if not cache_queries and isinstance(embedder, CachedEmbedder):
+            embedder = embedder.inner
+        vectors = embedder.embed(list(queries), query=True)
         dense = index.vectors.query_many(vectors, pool, norm or None)
     if method in ("bm25", "hybrid"):
         allowed = [cid for cid, c in chunks.items() if filters.matches(c.metadata, norm)] if norm else None
