@@ -32,7 +32,7 @@ from honed.errors import HonedError
 from honed.hashing import short
 from honed.models.types import Completion
 from honed.prompts import Chain, Prompt, diff_prompts, files, registry
-from honed.prompts.execute import prompt_request, read_variables, resolve_steps, run_chain
+from honed.prompts.execute import prompt_log_context, prompt_request, read_variables, resolve_steps, run_chain
 from honed.store import Version
 
 app = typer.Typer(
@@ -248,7 +248,8 @@ def run(
         else:
             request = prompt_request(h.client, item, variables, model=model, params=params)
         _warm(h, [request.model])
-        [result] = h.client.run([request])
+        with prompt_log_context(item, variables):
+            [result] = h.client.run([request])
     if isinstance(result, HonedError):
         raise result
     where = f"{item.name} v{version.number}" if version else f"{item.name} (file)"

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from honed.cli.common import err_console, open_honed
 from honed.config import Settings
-from honed.errors import ConfigError
 
 if TYPE_CHECKING:
+    import socket
+
+    from honed.api import Honed
     from honed.logs.online import OnlineEvaluation
+    from honed.models.client import ModelClient
+    from honed.serve.auth import TokenGate
+    from honed.store import Store
 
 
 def serve(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on; other than loopback, API tokens are required."
     ),
-    port: int = typer.Option(8000, "--port", "-p"),
+    port: int = typer.Option(
+        8000, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one, printed)."
+    ),
     endpoint: list[str] = typer.Option(["local"], "--endpoint", help="Endpoints to serve (repeatable)."),
     warm: bool = typer.Option(
         True, "--warm/--no-warm", help="Load the local model before accepting requests."
@@ -62,11 +70,8 @@ def serve(
     models instead of loading their own: `honed models run local/...`, `honed kb search` and `kb ingest`
     with a local embedder (also served at /v1/embeddings). [local] use_server = false turns that off.
     """
-    import uvicorn
-
-    from honed.models import served
-    from honed.serve import create_app
-    from honed.serve.auth import TokenGate, check_can_listen, is_loopback
+    from honed.serve.auth import TokenGate, check_can_listen
+    from honed.serve.listen import listen
 
     flags: dict[str, Any] = {
         "serve.allow_origins": allow_origin or None,
@@ -84,40 +89,75 @@ def serve(
         client = h.client
         for name in endpoint:
             client.resolve(f"{name}/-")  # unknown endpoints fail before the server starts
-        if warm:
-            for name in endpoint:
-                client.resolve(f"{name}/-")[0].warm()
-            if h.settings.data_folder is not None:
-                _warm_embedder(h.settings)
-        app = create_app(client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate)
-        # Other honed commands of this workspace use this server's models instead of loading their own
-        # (honed.models.served): announced only where they can call it, on loopback without a token.
-        published = None
-        if gate is None and is_loopback(host) and h.settings.data_folder is not None:
-            address = f"[{host}]" if ":" in host else host
-            published = served.publish(
-                h.settings.data_folder, base_url=f"http://{address}:{port}/v1", endpoints=tuple(endpoint)
-            )
+        data_folder = h.settings.data_folder
+        # The port before anything slow or visible: a taken one fails here, before the models load, the
+        # address is printed or the discovery file of the server that holds it is replaced.
+        sockets = listen(host, port, data_folder=data_folder)
+        try:
+            _serve(h, client, sockets, host, endpoint, warm=warm, gate=gate, store=store)
+        finally:
+            for sock in sockets:
+                sock.close()
+    finally:
+        h.close()
+
+
+def _serve(
+    h: Honed,
+    client: ModelClient,
+    sockets: list[socket.socket],
+    host: str,
+    endpoint: list[str],
+    *,
+    warm: bool,
+    gate: TokenGate | None,
+    store: Store | None,
+) -> None:
+    """Load, announce and serve on `sockets` (already listening) until stopped."""
+    import uvicorn
+
+    from honed.models import served
+    from honed.serve import create_app
+    from honed.serve.auth import is_loopback
+
+    port = sockets[0].getsockname()[1]  # the one the system chose for --port 0
+    data_folder = h.settings.data_folder
+    if warm:
+        for name in endpoint:
+            client.resolve(f"{name}/-")[0].warm()
+        if data_folder is not None:
+            _warm_embedder(h.settings)
+    app = create_app(client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate)
+    # Other honed commands of this workspace use this server's models instead of loading their own
+    # (honed.models.served): announced only where they can call it, on loopback without a token.
+    published = None
+    address = f"[{host}]" if ":" in host else host
+    if gate is None and is_loopback(host) and data_folder is not None:
+        published = served.publish(
+            data_folder, base_url=f"http://{address}:{port}/v1", endpoints=tuple(endpoint)
+        )
+    online = None
+    try:
         online = _online_evaluation(h.settings) if store is not None else None
         auth = "API token required" if gate is not None else "no token needed on loopback"
-        err_console.print(f"honed serve: http://{host}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})")
+        err_console.print(
+            f"honed serve: http://{address}:{port}/v1 (endpoints: {', '.join(endpoint)}; {auth})",
+            markup=False,
+            soft_wrap=True,  # the address whole on one line, whatever the terminal's width
+        )
         if online is not None:
             names = ", ".join(str(r.evaluator) for r in online.rules)
             err_console.print(f"online evaluation every {online.interval_s:g} s: {names}", markup=False)
-        try:
-            _exit_on_sigterm()
-            uvicorn.run(app, host=host, port=port, log_level="warning")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
-            ) from exc
-        finally:
-            if published is not None:
-                served.withdraw(published.parent)
-            if online is not None:
-                online.stop()
+        _exit_on_sigterm()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        # Ctrl-C ends the server as uvicorn.run does: quietly, once it has shut down.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=sockets)
     finally:
-        h.close()
+        if published is not None:
+            served.withdraw(published)
+        if online is not None:
+            online.stop()
 
 
 def _exit_on_sigterm() -> None:

@@ -4,7 +4,9 @@ Loading the local model or a local embedder costs seconds per process (torch, tr
 weights); a `honed serve` of the same workspace has them loaded already. So `honed serve` (on loopback,
 where no token is needed) writes `.honed/serve.json` — its address, its pid, the chat endpoints it serves —
 and removes it on exit; the local provider and the local embedders of any other process of the workspace
-find it (`find`) and send their work there (`ServedModels`).
+find it (`find`) and send their work there (`ServedModels`). The file carries a random token, and a
+server removes it only while it still holds that token: a second server of the workspace that replaced it
+puts the first one's file back when it stops (if that one still runs), and never removes it.
 
 It is used only when it gives the same results: the file is ignored when its pid is gone or its address
 does not answer as that pid; a chat call names the model identity it expects (a LoRA adapter's
@@ -21,6 +23,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -67,29 +70,87 @@ def discovery_file(data_folder: Path) -> Path:
     return data_folder / FILE
 
 
-def publish(data_folder: Path, *, base_url: str, endpoints: tuple[str, ...], embedders: bool = True) -> Path:
+@dataclass(frozen=True)
+class Publication:
+    """What `publish` wrote, so that `withdraw` removes that file and no other."""
+
+    path: Path
+    token: str
+    #: the file this one replaced (another server of the workspace), put back on withdraw if it still runs
+    previous: str | None
+
+
+def publish(
+    data_folder: Path, *, base_url: str, endpoints: tuple[str, ...], embedders: bool = True
+) -> Publication:
     """Write this process's discovery file (atomically: a reader sees the old file or the new one)."""
     path = discovery_file(data_folder)
+    try:
+        previous: str | None = path.read_text(encoding="utf-8")
+    except OSError:
+        previous = None
+    token = secrets.token_hex(16)
     body = {
         "format": _FORMAT,
         "base_url": base_url,
         "pid": os.getpid(),
+        "token": token,
         "endpoints": list(endpoints),
         "embedders": embedders,
         "started": time.time(),
     }
-    staging = path.with_name(f".{FILE}.{os.getpid()}")
-    staging.write_text(json.dumps(body), encoding="utf-8")
-    os.replace(staging, path)
-    return path
+    _write(path, json.dumps(body))
+    return Publication(path, token, previous)
 
 
-def withdraw(data_folder: Path) -> None:
-    """Remove the discovery file if this process wrote it (another server may have replaced it)."""
-    path = discovery_file(data_folder)
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == os.getpid():
+def withdraw(publication: Publication) -> None:
+    """Remove the discovery file `publication` wrote, if it is still there: a file another server wrote
+    since is theirs. The file it replaced comes back if that server still runs."""
+    path = publication.path
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(current, dict) or current.get("token") != publication.token:
+        return
+    previous = publication.previous
+    earlier = _parse(previous) if previous is not None else None
+    if previous is not None and earlier is not None and earlier.pid != os.getpid() and _alive(earlier.pid):
+        _write(path, previous)
+    else:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def announced(data_folder: Path) -> Served | None:
+    """The server the discovery file names while its process lives (None if none), without asking it
+    anything: for messages. Work is sent only where `find`, which checks that it answers, says."""
+    try:
+        served = _parse(discovery_file(data_folder).read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return served if served is not None and _alive(served.pid) else None
+
+
+def _write(path: Path, text: str) -> None:
+    staging = path.with_name(f".{FILE}.{os.getpid()}")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)
+
+
+def _parse(text: str) -> Served | None:
+    try:
+        data = json.loads(text)
+        if data.get("format") != _FORMAT:
+            return None
+        return Served(
+            base_url=str(data["base_url"]).rstrip("/"),
+            pid=int(data["pid"]),
+            endpoints=tuple(str(e) for e in data["endpoints"]),
+            embedders=bool(data.get("embedders")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 _lock = threading.Lock()
@@ -119,18 +180,10 @@ def forget(settings: Settings) -> None:
 
 def _probe(path: Path) -> Served | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != _FORMAT:
-            return None
-        served = Served(
-            base_url=str(data["base_url"]).rstrip("/"),
-            pid=int(data["pid"]),
-            endpoints=tuple(str(e) for e in data["endpoints"]),
-            embedders=bool(data.get("embedders")),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        served = _parse(path.read_text(encoding="utf-8"))
+    except OSError:
         return None
-    if served.pid == os.getpid() or not _alive(served.pid):
+    if served is None or served.pid == os.getpid() or not _alive(served.pid):
         return None
     try:
         status = _request(served.base_url + STATUS_PATH, None, PROBE_TIMEOUT_S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -92,6 +93,13 @@ def prompt_request(
     return prompt.request(variables, model=chosen, params=params, sample_index=sample_index)
 
 
+def prompt_log_context(prompt: Prompt, inputs: Mapping[str, Any] | None) -> AbstractContextManager[Any]:
+    """The log context of a call that runs `prompt` (every path that does: the API, the CLI, chains):
+    the logged generation carries the prompt's name, its version and the inputs it was rendered with, so
+    `honed logs list --prompt NAME` finds it."""
+    return log_context(prompt=prompt.name, prompt_version=prompt.version(), inputs=dict(inputs or {}))
+
+
 def run_prompt(
     client: ModelClient,
     prompt: Prompt,
@@ -102,7 +110,7 @@ def run_prompt(
 ) -> Completion:
     """Render and run `prompt` synchronously (not from inside a running event loop)."""
     request = prompt_request(client, prompt, variables, model=model, params=params)
-    with log_context(prompt=prompt.name, prompt_version=prompt.version(), inputs=dict(variables or {})):
+    with prompt_log_context(prompt, variables):
         return _sync(client, lambda: client.complete(request))
 
 
@@ -116,12 +124,11 @@ def run_prompt_many(
 ) -> list[Completion | HonedError]:
     """Run `prompt` once per variables mapping, concurrently (so the local model batches them); failures
     come back in place. Each call is logged with the prompt's name, version and its own inputs."""
-    version = prompt.version()
 
     async def one(variables: Mapping[str, Any]) -> Completion | HonedError:
         try:
             request = prompt_request(client, prompt, variables, model=model, params=params)
-            with log_context(prompt=prompt.name, prompt_version=version, inputs=dict(variables)):
+            with prompt_log_context(prompt, variables):
                 return await client.complete(request)
         except HonedError as exc:
             return exc
@@ -200,11 +207,7 @@ async def arun_chain(
                 request = prompt.request(rendered, model=chosen, params=params, examples=examples)
             else:
                 request = prompt_request(client, prompt, values, model=model, params=params)
-            with log_context(
-                prompt=prompt.name,
-                prompt_version=prompt.version(),
-                inputs={k: v for k, v in values.items() if k in prompt.variables()},
-            ):
+            with prompt_log_context(prompt, {k: v for k, v in values.items() if k in prompt.variables()}):
                 completion = await client.complete(request)
         except HonedError as exc:
             exc.message = f"chain {chain.name!r} step {i} ({step.output}): {exc.message}"
