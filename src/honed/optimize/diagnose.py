@@ -357,7 +357,18 @@ def _verdict(
                 "on what it is given",
             }
         )
-    if not out:
+    unsure = [e for e in effects if _inconclusive(e)]
+    if unsure:
+        out.append(
+            {
+                "technique": "more cases, to tell",
+                "why": "; ".join(
+                    f"{e['meaning']} ({e['evaluator']}) is {_pts(e)} over {e['cases']} cases" for e in unsure
+                )
+                + ": too few cases for the test to call it",
+            }
+        )
+    elif not out:
         out.append(
             {
                 "technique": "more cases, or a stronger model",
@@ -365,6 +376,16 @@ def _verdict(
             }
         )
     return axis, out
+
+
+def _inconclusive(e: dict[str, Any]) -> bool:
+    """An effect the test did not call although its interval leaves out zero (or its estimate is large):
+    with few cases the permutation test cannot reach p < 0.05 (6 paired cases that all improve give p =
+    0.03 at best), so "no detectable difference" there is not "no difference"."""
+    if e["verdict"] in ("better", "worse") or e["diff"] is None:
+        return False
+    ci = e["ci"]
+    return bool((ci is not None and (ci[0] > 0 or ci[1] < 0)) or abs(e["diff"]) >= 0.2)
 
 
 def _pts(e: dict[str, Any]) -> str:
@@ -394,12 +415,16 @@ def _summary(
 ) -> str:
     head = {
         "context": "The gap is context: the model lacks knowledge that the gold documents supply.",
-        "behaviour": "The gap is behaviour: the model has what it needs but does not act right.",
+        "behaviour": "The gap is behaviour: demonstrations or the output's form account for the failures.",
         "both": "The gap is both context and behaviour.",
         "neither": "Neither axis shows a detectable gap on these cases.",
     }[axis]
     parts = [head]
-    parts += [f"{e['meaning'].capitalize()} ({e['evaluator']}): {_pts(e)} ({e['verdict']})." for e in effects]
+    for e in effects:
+        call = e["verdict"]
+        if _inconclusive(e):
+            call = f"{call} by the test, but too few cases ({e['cases']}) to call: more cases would tell"
+        parts.append(f"{e['meaning'].capitalize()} ({e['evaluator']}): {_pts(e)} ({call}).")
     parts.append(
         f"Of {failures['n']} results of the prompt as it is, {failures['failed']} fail {primary}: "
         f"{failures['format']} right content in the wrong form, {failures['context']} fixed by gold "
