@@ -84,6 +84,27 @@ def test_a_local_run_reports_calls_timed_one_at_a_time(
     shown = json.loads(honed("experiments", "show", run.id[:6], "--json", cwd=workspace).stdout)
     assert shown["usage"][variant]["latency_mode"] == "one at a time"
 
+    # The same spec again, every call from the cache: nothing new ran, so nothing is timed again and
+    # the first run's figures stand (as a cached answer keeps its call's latency).
+    again = honed("experiments", "run", spec, "--new", cwd=workspace, env={"COLUMNS": "100"}, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"every call came from the cache, so the timing stands as measured: qa@v1 by run {run.id}" in (
+        again.stdout
+    ), again.stdout
+    h = Honed(load_settings(start=workspace))
+    second = h.store.runs.list()[0]
+    assert second.id != run.id and second.latency_probe is not None
+    assert second.latency_probe["variants"][variant] == times
+    assert second.latency_probe["reused_from"] == {variant: run.id}
+    with h.store.read() as conn:
+        n_probe_logs = sum(
+            1
+            for (m,) in conn.execute(logs.select().with_only_columns(logs.c.metadata))
+            if (m or {}).get("purpose") == "latency probe"
+        )
+    assert n_probe_logs == 3  # no new probe calls
+    h.close()
+
     # The CI gate checks the same figure the report shows.
     limits = {"latency_p95_s": 0.0001}
     gate = _spec(workspace, limits=limits)

@@ -444,6 +444,10 @@ def _print_probe_note(report: RunReport, key: dict[str, str]) -> None:
         "model batched the calls,",
         "  and a call took its batch's time" + (f": p50 {in_run}" if in_run else ""),
     ]
+    kept = {key.get(v, v): u.latency_timed_by for v, u in probed.items() if u.latency_timed_by}
+    if kept:
+        runs = ", ".join(f"{v} by run {by}" for v, by in kept.items())
+        lines.append(f"  every call came from the cache, so the timing stands as measured: {runs}")
     for line in lines:
         console.print(line, markup=False, highlight=False, style="dim")
 

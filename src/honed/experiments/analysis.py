@@ -56,6 +56,8 @@ class Usage:
     latency_mode: str | None = None
     #: the run's own p50 when the figures above were timed one at a time (what batching made of it)
     run_latency_p50_s: float | None = None
+    #: the earlier run of the same spec whose timing is kept, when every call here came from the cache
+    latency_timed_by: str | None = None
     #: time queued for a slot or a batch, p50 (None when not recorded)
     queue_p50_s: float | None = None
 
@@ -264,6 +266,7 @@ def _usage(conn: Connection, run: Run, variants: list[str]) -> dict[str, Usage]:
         if queue_s is not None:
             queued.append(float(queue_s))
     probed = latency.stored(run.latency_probe)
+    timed_by = dict((run.latency_probe or {}).get("reused_from") or {})
     out: dict[str, Usage] = {}
     for v in variants:
         calls, errors, cached, unpriced, cost, input_tokens, output_tokens = found.get(
@@ -284,6 +287,7 @@ def _usage(conn: Connection, run: Run, variants: list[str]) -> dict[str, Usage]:
             latency_calls=None if shown is None else shown.calls,
             latency_mode=None if shown is None else shown.mode,
             run_latency_p50_s=own.p50_s if own is not None and shown is not own else None,
+            latency_timed_by=timed_by.get(v),
             queue_p50_s=latency.percentile(queued, 50),
         )
     return out

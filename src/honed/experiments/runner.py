@@ -521,15 +521,36 @@ async def arun(
 
 async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progress: Progress | None) -> None:
     """Time `calls` calls one at a time per variant whose model batches (a batched call's time in the
-    model is its batch's), unless the run already holds as many for it (a resumed run)."""
-    have = (run.latency_probe or {}).get("variants") or {}
+    model is its batch's), unless the run already holds as many for it (a resumed run). A variant whose
+    every call came from the cache keeps the figures an earlier run of the same spec timed, as a cached
+    answer keeps its call's latency: nothing new was run, so nothing new is timed."""
+    have: dict[str, list[float]] = dict((run.latency_probe or {}).get("variants") or {})
     todo = [
-        v for v in exp.variants if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
+        v
+        for v in exp.variants
+        if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
     ]
     if calls <= 0 or not todo:
         return
-    probed = await aprobe(h, replace(exp, variants=tuple(todo)), calls, run_id=run.id, progress=progress)
-    h.store.runs.set_latency_probe(run.id, {"calls": calls, "variants": {**have, **probed}})
+    fresh = h.store.runs.fresh_calls(run.id)
+    reused: dict[str, str] = {}
+    for variant in [v for v in todo if not fresh.get(v.id)]:
+        for earlier, probe in h.store.runs.earlier_probes(run.spec_hash, run.id):
+            times = (probe.get("variants") or {}).get(variant.id) or []
+            if len(times) >= calls:
+                have[variant.id] = list(times)
+                reused[variant.id] = earlier
+                break
+    todo = [v for v in todo if v.id not in reused]
+    probed = (
+        await aprobe(h, replace(exp, variants=tuple(todo)), calls, run_id=run.id, progress=progress)
+        if todo
+        else {}
+    )
+    body: dict[str, Any] = {"calls": calls, "variants": {**have, **probed}}
+    if reused:
+        body["reused_from"] = reused
+    h.store.runs.set_latency_probe(run.id, body)
 
 
 def run_experiment(

@@ -288,6 +288,27 @@ class RunRepository:
         )
         return out_results, out_scores
 
+    def fresh_calls(self, run_id: str) -> dict[str, int]:
+        """Per variant, the calls this run made itself (not served from the response cache)."""
+        r = results.c
+        stmt = (
+            select(r.variant, func.count())
+            .where(r.run_id == run_id, r.cached.is_(False), r.output.is_not(None))
+            .group_by(r.variant)
+        )
+        with self._store.read() as conn:
+            return {variant: int(n) for variant, n in conn.execute(stmt)}
+
+    def earlier_probes(self, spec_hash: str, before: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(run id, latency probe) of the other runs of this exact spec that hold one, newest first."""
+        stmt = (
+            select(runs.c.id, runs.c.latency_probe)
+            .where(runs.c.spec_hash == spec_hash, runs.c.id != before, runs.c.latency_probe.is_not(None))
+            .order_by(runs.c.created_at.desc())
+        )
+        with self._store.read() as conn:
+            return [(run_id, probe) for run_id, probe in conn.execute(stmt) if isinstance(probe, dict)]
+
     def spent(self, run_id: str) -> float:
         """USD this run's calls cost so far (cached calls included at their original price)."""
         stmt = select(func.coalesce(func.sum(results.c.cost_usd), 0.0)).where(results.c.run_id == run_id)
