@@ -213,7 +213,7 @@ def test_an_interval_crossing_zero_is_never_a_verdict() -> None:
     assert result.ci is not None and result.ci.low < 0 < result.ci.high
     assert result.verdict == NO_DIFFERENCE
     assert result.additional_cases_needed is not None and result.additional_cases_needed > 0
-    assert f"about {result.additional_cases_needed} more paired cases" in result.message
+    assert f"about {result.additional_cases_needed:,} more paired cases" in result.message
 
 
 def test_verdict_rule_needs_both_the_interval_and_the_p_value() -> None:

@@ -161,11 +161,17 @@ def _p_text(c: Comparison) -> str:
     return f"p = {c.p_value:.3g}"
 
 
+def _num(x: float) -> str:
+    """A signed difference at one precision for the estimate and both ends of its interval: 3 decimals,
+    or 3 significant digits for tiny or large values."""
+    return f"{x:+.3f}" if x == 0 or 0.001 <= abs(x) < 1000 else f"{x:+.3g}"
+
+
 def _message(c: Comparison, confidence: float) -> str:
     if c.mean_diff is None or c.ci is None or c.p_value is None:
         return f"B - A cannot be estimated from {c.n_used} usable paired case(s)."
     head = (
-        f"B - A = {c.mean_diff:+.4g} ({confidence:.0%} CI {c.ci.low:+.4g} to {c.ci.high:+.4g}), "
+        f"B - A = {_num(c.mean_diff)} ({confidence:.0%} CI {_num(c.ci.low)} to {_num(c.ci.high)}), "
         f"{_p_text(c)}, n = {c.n_used}: "
     )
     if c.verdict != NO_DIFFERENCE:
@@ -178,7 +184,7 @@ def _message(c: Comparison, confidence: float) -> str:
     if extra == 0:
         return head + "no detectable difference, though this many cases would usually detect one this size."
     return head + (
-        f"no detectable difference; about {extra} more paired cases would be needed to detect a difference "
+        f"no detectable difference; about {extra:,} more paired cases would be needed to detect a difference "
         f"this size with {c.power:.0%} power."
     )
 
