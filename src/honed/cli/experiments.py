@@ -474,9 +474,13 @@ def _print_retrieval(report: RunReport) -> None:
                 kinds["unknown"]["count"],
             )
         )
-    judge = report.retrieval_judge or "no pass/fail evaluator: correctness unknown"
+    judge = (
+        f"pass/fail by {report.retrieval_judge}"
+        if report.retrieval_judge
+        else "no pass/fail evaluator: correctness unknown"
+    )
     print_table(
-        f"retrieval: gold context retrieved, and failures attributed (correct = {judge})",
+        f"retrieval: gold context retrieved, and failures attributed ({judge})",
         ["variant", "results", "gold retrieved", "ok", "retrieval miss", "generation miss", "unknown"],
         rows,
     )

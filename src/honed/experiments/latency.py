@@ -85,7 +85,8 @@ async def aprobe(
     from honed.logs.context import log_context
 
     requests = _requests(h, exp, calls)  # rendered as the run renders them (retrieval included)
-    phase, total, done = "latency: calls one at a time", sum(len(r) for r in requests.values()), 0
+    phase = f"latency: 1 warm-up + {calls} calls one at a time, per variant"
+    total, done = sum(len(r) for r in requests.values()), 0
     out: dict[str, list[float]] = {}
     cache, h.client.use_cache = h.client.use_cache, False
     try:
