@@ -51,8 +51,13 @@ def show(json_out: bool = JsonOption) -> None:
     Example: honed config show --json   (settings and, under "sources", each key's origin)
     """
     settings, sources = settings_with_sources()
+    dumped = settings.model_dump(mode="json")
+    if settings.database_url is None and settings.root is not None:
+        # Say which store is used, not "null": the workspace's SQLite file.
+        dumped["database_url"] = settings.resolved_database_url()
+        sources["database_url"] = "default (the workspace's SQLite file)"
     # Every value, not only database_url: endpoint headers or options can hold credentials too.
-    data = mask_data(settings.model_dump(mode="json"))
+    data = mask_data(dumped)
     if json_out:
         print_json({"settings": data, "sources": sources})
         return
