@@ -32,7 +32,10 @@ def upgrade(database_url: str | None = DatabaseUrlOption, json_out: bool = JsonO
     if json_out:
         print_json({"database": mask_url(url), "from": before, "to": after})
     else:
-        console.print(f"{mask_url(url)}: {before or 'empty'} -> {after}")
+        if before == after:
+            console.print(f"{mask_url(url)}: already at {after}, nothing to do")
+        else:
+            console.print(f"{mask_url(url)}: {before or 'empty'} -> {after}")
 
 
 @app.command("status")
