@@ -398,22 +398,13 @@ def _print_report(report: RunReport, *, json_out: bool, errors: bool = True) -> 
         if comp_rows:
             print_table(
                 f"{ev}: paired comparison against {key.get(report.baseline, report.baseline)}",
-                [
-                    "comparison",
-                    "cases",
-                    "diff",
-                    "CI",
-                    "p (perm.)",
-                    "p (McNemar)",
-                    "improved / regressed",
-                    "",
-                ],
+                ["comparison", "cases", "diff", "CI", "p perm.", "p McNemar", "fixed/broke", ""],
                 comp_rows,
                 no_wrap={"CI"},
             )
             console.print(VERDICT_LEGEND, markup=False, highlight=False)
             for note in notes:
-                console.print(f"  {note}", markup=False, highlight=False)
+                _note(f"  {note}")
     if report.retrieval:
         _print_retrieval(report)
     if errors:
@@ -444,12 +435,26 @@ def _print_probe_note(report: RunReport, key: dict[str, str]) -> None:
         "model batched the calls,",
         "  and a call took its batch's time" + (f": p50 {in_run}" if in_run else ""),
     ]
-    kept = {key.get(v, v): u.latency_timed_by for v, u in probed.items() if u.latency_timed_by}
-    if kept:
-        runs = ", ".join(f"{v} by run {by}" for v, by in kept.items())
-        lines.append(f"  every call came from the cache, so the timing stands as measured: {runs}")
+    by_run: dict[str, list[str]] = {}
+    for v, u in probed.items():
+        if u.latency_timed_by:
+            by_run.setdefault(u.latency_timed_by, []).append(key.get(v, v))
+    for earlier, names in by_run.items():
+        lines.append(f"  every call came from the cache: timing kept from run {earlier} ({', '.join(names)})")
     for line in lines:
-        console.print(line, markup=False, highlight=False, style="dim")
+        _note(line, indent=2)
+
+
+def _note(text: str, *, indent: int = 4) -> None:
+    """A dim note wrapped to the terminal with its continuation lines indented (not flush left)."""
+    import textwrap
+
+    width = max(40, console.width - 1)
+    lead = len(text) - len(text.lstrip())
+    wrapped = textwrap.fill(
+        text.strip(), width=width, initial_indent=" " * lead, subsequent_indent=" " * (lead + indent)
+    )
+    console.print(wrapped, markup=False, highlight=False, style="dim", soft_wrap=True)
 
 
 def _print_retrieval(report: RunReport) -> None:

@@ -539,7 +539,8 @@ async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progre
             times = (probe.get("variants") or {}).get(variant.id) or []
             if len(times) >= calls:
                 have[variant.id] = list(times)
-                reused[variant.id] = earlier
+                # Name the run that timed them, through any runs that kept them before this one.
+                reused[variant.id] = (probe.get("reused_from") or {}).get(variant.id, earlier)
                 break
     todo = [v for v in todo if v.id not in reused]
     probed = (
