@@ -49,7 +49,7 @@ def test_list_filters_show_and_feedback(workspace: Path) -> None:
     shown = honed("logs", "show", b, cwd=workspace)
     assert shown.returncode == 0 and "second" in shown.stdout and "good, but short" in shown.stdout
     table = honed("logs", "list", "--session", "s1", cwd=workspace)
-    assert a[:12] in table.stdout and b[:12] not in table.stdout and "thumbs" in table.stdout
+    assert a[:12] in table.stdout and b[:12] not in table.stdout and "down" in table.stdout
 
     missing = honed("logs", "feedback", "log-missing", "--thumbs", "up", cwd=workspace)
     assert_one_line_error(missing, "log-missing")

@@ -6,10 +6,12 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -50,6 +52,7 @@ def print_table(
     one_line: bool = False,
     wide: bool = False,
     max_widths: Mapping[str, int] | None = None,
+    whole: Collection[str] = (),
     **kw: Any,
 ) -> None:
     """A table that stays readable at the common 100 columns.
@@ -59,26 +62,89 @@ def print_table(
     `one_line` makes every row one line, free text cut with "…" (a listing); `max_widths` caps columns.
     `wide` prints every cell whole, however wide the table gets (`--wide`; page it with `less -S`). Keep a
     table to what fits by default: split it, or move detail behind `--wide`.
+    `whole` columns hold names a user copies (model references, job ids): never wrapped, never cut; the
+    other columns wrap around them. Should that leave another column under WRAP_FLOOR characters, the table
+    runs past the terminal's edge rather than break a name: a command that cannot be sure asks
+    `fits_whole` first and prints the long names apart (e.g. under the table).
     """
+    args = (title, columns, rows, ratios, no_wrap, one_line, wide, max_widths, whole, kw)
+    if not wide and (not whole or _fits(_table(*args, squeeze=True))):
+        console.print(_table(*args))
+        return
+    _print_unclipped(_table(*args), tight=not wide)
+
+
+#: The fewest characters `print_table` squeezes a wrapping column to, beside `whole` ones.
+WRAP_FLOOR = 8
+
+
+def _table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    ratios: Mapping[str, int] | None,
+    no_wrap: Collection[str],
+    one_line: bool,
+    wide: bool,
+    max_widths: Mapping[str, int] | None,
+    whole: Collection[str],
+    kw: Mapping[str, Any],
+    *,
+    squeeze: bool = False,
+) -> Table:
+    """The rich table `print_table` prints; `squeeze`: as narrow as it may be made (to measure it)."""
     table = Table(title=title, expand=bool(ratios) and not wide, **kw)
-    for col in columns:
+    flat = one_line and not wide
+    cells = [
+        [" ".join(c.split()) if flat else c for c in ("" if v is None else str(v) for v in row)]
+        for row in rows
+    ]
+    for i, col in enumerate(columns):
         justify = "right" if col.lower() in NUMERIC_COLUMNS else "left"
         ratio = None if wide else (ratios or {}).get(col)
-        cut = wide or one_line or col in no_wrap or (ratios is not None and ratio is None)
+        cut = wide or one_line or col in no_wrap or col in whole or (ratios is not None and ratio is None)
         overflow = "ellipsis" if cut and not wide else "fold"
-        cap = None if wide else (max_widths or {}).get(col)
-        table.add_column(col, justify=justify, overflow=overflow, ratio=ratio, no_wrap=cut, max_width=cap)  # type: ignore[arg-type]
-    for row in rows:
+        cap = None if wide or col in whole else (max_widths or {}).get(col)
+        if squeeze and col not in whole:
+            cap = min(cap or WRAP_FLOOR, WRAP_FLOOR)
+        # A minimum of the longest name keeps rich from narrowing the column when the table is too wide.
+        least = max((cell_len(line) for row in cells for line in row[i].splitlines()), default=None)
+        floor = least if col in whole and not wide else None
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            overflow=overflow,  # type: ignore[arg-type]
+            ratio=ratio,
+            no_wrap=cut,
+            max_width=cap,
+            min_width=floor,
+        )
+    for row in cells:
         # Cells are plain text: model output and error hints contain [brackets] that are not markup.
-        cells = ("" if v is None else str(v) for v in row)
-        table.add_row(*(Text(" ".join(c.split()) if one_line and not wide else c) for c in cells))
-    if not wide:
-        console.print(table)
-        return
+        table.add_row(*(Text(c) for c in row))
+    return table
+
+
+def fits_whole(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, whole: Collection[str]) -> bool:
+    """Whether `print_table(..., whole=whole)` fits these rows to the terminal (see there)."""
+    return _fits(_table(None, columns, rows, None, (), False, False, None, whole, {}, squeeze=True))
+
+
+def _fits(table: Table) -> bool:
+    from rich.measure import Measurement
+
+    # Measured as if the terminal were endless: rich clamps a measurement to the width it is given.
+    return Measurement.get(console, console.options.update(width=100_000), table).minimum <= console.width
+
+
+def _print_unclipped(table: Table, *, tight: bool = False) -> None:
+    """`table` at its natural width (`tight`: the least that wraps its wrappable columns to their longest
+    word), however much wider than the terminal."""
     from rich.measure import Measurement
 
     # The shared console never prints wider than the terminal: a console of the table's own width does.
-    needed = Measurement.get(console, console.options.update(width=100_000), table).maximum
+    measured = Measurement.get(console, console.options.update(width=100_000), table)
+    needed = measured.minimum if tight else measured.maximum
     Console(
         width=max(needed, console.width),
         file=console.file,
@@ -91,7 +157,9 @@ WideOption = typer.Option(False, "--wide", help="Show every column, each cell wh
 
 #: The marks a narrow table shows for `honed.evals.stats` verdicts, and the legend printed under it.
 VERDICT_MARKS = {"better": "▲", "worse": "▼", "no detectable difference": "="}
-VERDICT_LEGEND = "▲ better, ▼ worse, = no detectable difference (paired: 95% CI without 0 and p < 0.05)"
+VERDICT_LEGEND = (
+    "▲ better, ▼ worse, = no detectable difference (95% CI without 0, p < 0.05); B - A: variant - base"
+)
 
 
 def verdict_mark(verdict: str | None) -> str:
@@ -166,21 +234,38 @@ def mapping_rows(items: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def progress_bars(*, disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
-    """A `progress(phase, done, total)` callback drawing one bar per phase on stderr (off for --json)."""
+def progress_bars(
+    *, disable: bool = False, piped_lines: bool = False
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(phase, done, total)` callback drawing one bar per phase on stderr (off for --json).
+
+    Where stderr is no terminal (a log file, CI), rich draws the bars once, when they are done; a long
+    command passes `piped_lines` to print a plain `phase: done/total` line at each tenth there instead."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    lines = piped_lines and not disable and not err_console.is_terminal
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=disable,
+        disable=disable or lines,
     ) as bar:
         tasks: dict[str, Any] = {}
+        tenths: dict[str, tuple[int, float]] = {}  # phase -> (tenth last printed, when it began)
 
         def progress(phase: str, done: int, total: int) -> None:
+            if lines:
+                tenth = 10 * done // total if total else 10
+                last, began = tenths.get(phase, (-1, time.monotonic()))
+                if tenth != last:
+                    tenths[phase] = (tenth, began)
+                    took = time.monotonic() - began
+                    err_console.print(
+                        f"{phase}: {done}/{total} ({took:.0f} s)", markup=False, highlight=False
+                    )
+                return
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)

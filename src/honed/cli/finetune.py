@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from honed.cli.common import JsonOption, console, open_honed, print_json, print_table
+from honed.cli.common import JsonOption, console, fits_whole, open_honed, print_json, print_table
 from honed.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -137,24 +138,39 @@ def list_(
         if json_out:
             print_json([j.summary() for j in jobs])
             return
+        if not jobs:
+            console.print("no fine-tuning jobs yet: create one with `honed finetune create`")
+            return
+        this_year = datetime.now(UTC).year
+        stamp = "%m-%d %H:%M" if all(j.created_at.year == this_year for j in jobs) else "%Y-%m-%d %H:%M"
         rows = []
         for j in jobs:
             curve = j.summary()["curve"]
             rows.append(
-                (
+                [
                     j.id,
                     j.status,
                     j.backend,
                     j.model or j.spec.base_model,
                     curve["steps"] or "",
                     _num(curve.get("last_loss")),
-                    j.created_at.strftime("%Y-%m-%d %H:%M"),
-                )
+                    j.created_at.strftime(stamp),
+                ]
             )
-        if not rows:
-            console.print("no fine-tuning jobs yet: create one with `honed finetune create`")
+        columns = ["id", "status", "backend", "model", "steps", "loss", "created"]
+        # Model names are copied into other commands, so never broken over lines: when the table cannot
+        # hold them whole they go under it, one per line, after the job that made them.
+        whole = {"id", "model"}
+        if fits_whole(columns, rows, whole=whole):
+            print_table(None, columns, rows, whole=whole)
             return
-        print_table(None, ["id", "status", "backend", "model", "steps", "loss", "created"], rows)
+        columns.remove("model")
+        print_table(None, columns, [row[:3] + row[4:] for row in rows], whole=whole)
+        made = [(j.id, j.model) for j in jobs if j.model]
+        if made:
+            console.print("models (call them by these names):", highlight=False)
+            for job_id, name in made:
+                console.print(f"  {job_id}  {name}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("show")

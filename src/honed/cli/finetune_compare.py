@@ -144,6 +144,15 @@ def _print(result: FinetuneComparison) -> None:
         markup=False,
         highlight=False,
     )
+    # The sides' models and prompts once, each on a line of its own: a fine-tuned model's name is long
+    # and is copied into other commands, so no table column may break it over lines.
+    for side in (b, c):
+        console.print(
+            f"  {side.variant:<9}  {side.model}  with prompt {side.prompt}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     rows = []
     for ev, q in result.quality.items():
         diff = q["diff"]
@@ -159,7 +168,7 @@ def _print(result: FinetuneComparison) -> None:
             )
         )
     print_table(
-        f"quality: candidate ({c.model}) vs baseline ({b.model}), 95% bootstrap CIs",
+        "quality: candidate vs baseline, 95% bootstrap CIs",
         ["evaluator", "baseline", "candidate", "difference", "p (perm.)", "cases", "verdict"],
         rows,
     )
@@ -168,8 +177,6 @@ def _print(result: FinetuneComparison) -> None:
         side_rows.append(
             (
                 side.variant,
-                side.model,
-                side.prompt,
                 "-" if side.mean_input_tokens is None else f"{side.mean_input_tokens:.1f}",
                 "-" if side.mean_output_tokens is None else f"{side.mean_output_tokens:.1f}",
                 "-" if side.latency_p50_s is None else fmt_latency(side.latency_p50_s),
@@ -185,7 +192,7 @@ def _print(result: FinetuneComparison) -> None:
     )
     print_table(
         f"per call (tokens are means; {timing}; cost of 1,000 calls at the price per million tokens)",
-        ["side", "model", "prompt", "in tok", "out tok", "p50", "p95", "cost / 1k calls", "errors"],
+        ["side", "in tok", "out tok", "p50", "p95", "cost / 1k calls", "errors"],
         side_rows,
     )
     err_console.print(f"[dim]details: honed experiments show {result.run_id}[/dim]")

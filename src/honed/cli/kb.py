@@ -455,7 +455,21 @@ def finetune(
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, kb_name)
     pairs = training_pairs(h, kb, dataset, split=split, query_field=query_field)
-    with progress_bars(disable=json_out) as progress:
+    with progress_bars(disable=json_out, piped_lines=True) as progress:
+
+        def started(steps: int) -> None:
+            # Said before the model loads: the first step's bar comes seconds later, the end minutes.
+            if not json_out:
+                of = f"{dataset} split {split}" if split else dataset
+                err_console.print(
+                    f"fine-tuning {kb.config.embedder} into local/{output} on {len(pairs):,} (query, "
+                    f"document) pairs of {of}: {epochs} epoch(s), {steps} steps of up to {batch_size} "
+                    "pairs, on the CPU",
+                    markup=False,
+                    highlight=False,
+                )
+            progress("training", 0, steps)
+
         result = finetune_embedder(
             pairs,
             name=output,
@@ -465,6 +479,7 @@ def finetune(
             batch_size=batch_size,
             overwrite=overwrite,
             progress=lambda done, total, loss: progress("training", done, total),
+            on_start=started,
         )
     data = {
         "embedder": f"local/{result.name}",

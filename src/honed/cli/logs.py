@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from honed.hashing import short
 from honed.store.logs import LogFilter
 
 if TYPE_CHECKING:
+    from honed.api import Honed
     from honed.logs.online import OnlineEvalResult
 
 app = typer.Typer(
@@ -171,6 +173,8 @@ def list_logs(
     )
     with open_honed(require_workspace=True) as h:
         rows = h.store.logs.query(where)
+        # A full page may be the limit's doing: count what matched, to say how much is not shown.
+        total = h.store.logs.count(replace(where, limit=None)) if len(rows) == limit else len(rows)
         ids = [r["id"] for r in rows]
         fb = h.store.logs.feedback_for(ids)
         scores = h.store.logs.scores_for(ids)
@@ -182,7 +186,7 @@ def list_logs(
             ]
         )
         return
-    _print_logs(rows, fb, scores, wide=wide)
+    _print_logs(rows, fb, scores, wide=wide, total=total)
 
 
 def _print_logs(
@@ -191,6 +195,7 @@ def _print_logs(
     scores: dict[str, dict[str, dict[str, Any]]],
     *,
     wide: bool,
+    total: int | None = None,
 ) -> None:
     """One line per log at 100 columns: ids shortened to unique prefixes (which `logs show` takes), what
     every row shares said once in the title, the output cut to the width left; `wide` shows it all."""
@@ -198,6 +203,8 @@ def _print_logs(
     this_year = datetime.now(UTC).year
     stamp = "%m-%d %H:%M" if all(r["created_at"].year == this_year for r in rows) else "%Y-%m-%d %H:%M"
     title = f"{len(rows)} log(s)"
+    if total is not None and total > len(rows):
+        title = f"{len(rows)} of {total} log(s) shown (--limit N for more)"
     shared: dict[str, str] = {}
     if not wide and len(rows) > 1:
         for key in ("source", "model", "prompt"):
@@ -223,7 +230,7 @@ def _print_logs(
     columns = [c for c in columns if c not in shared]
     table = []
     for r in rows:
-        kinds = ", ".join(sorted({f["kind"] for f in fb[r["id"]]}))
+        kinds = _feedback_marks(fb[r["id"]])
         marks = ", ".join(f"{k}={v['value']:g}" for k, v in scores[r["id"]].items() if v["value"] is not None)
         cells = {
             "id": r["id"] if wide else ids[r["id"]],
@@ -245,7 +252,7 @@ def _print_logs(
         table,
         ratios={"output": 1},
         one_line=True,
-        max_widths={"model": 22, "feedback": 16},
+        max_widths={"model": 22, "feedback": 20},
         wide=wide,
     )
     if not wide:
@@ -267,16 +274,17 @@ def show(
     """
     with open_honed(require_workspace=True) as h:
         entry = h.store.logs.get(log_id)
+        log = entry.log
+        prompt_ref = None if json_out else _prompt_ref(h, log["prompt"], log["prompt_version"])
     if json_out:
         print_json({**entry.log, "feedback": entry.feedback, "scores": entry.scores})
         return
-    log = entry.log
     facts = [
         ("id", log["id"]),
         ("time", log["created_at"].isoformat()),
         ("source", log["source"]),
         ("model", log["model"]),
-        ("prompt", _prompt_ref(log["prompt"], log["prompt_version"])),
+        ("prompt", prompt_ref),
         ("tokens", f"{log['input_tokens']} in / {log['output_tokens']} out" if log["input_tokens"] else None),
         ("latency", fmt_latency(log["latency_s"]) if log["latency_s"] is not None else None),
         ("cost", fmt_cost(log["cost_usd"]) if log["cost_usd"] is not None else None),
@@ -319,12 +327,33 @@ def show(
         )
 
 
-def _prompt_ref(prompt: str | None, version: str | None) -> str | None:
+def _prompt_ref(h: Honed, prompt: str | None, version: str | None) -> str | None:
+    """`qa@v1 (aff038fb9aa7)` when the store has the version under the name, else `qa@aff038fb9aa7`
+    (a hash prefix is a reference too, so either form can be copied into `prompts show`)."""
     if not prompt:
         return None
     if not version:
         return prompt
-    return f"{prompt} @ {short(version) if version.startswith('sha256:') else version}"
+    shown = short(version) if version.startswith("sha256:") else version
+    for kind in ("prompt", "chain"):
+        for known in h.store.names.history(kind, prompt):
+            if known.hash == version:
+                return f"{prompt}@v{known.number} ({shown})"
+    return f"{prompt}@{shown}"
+
+
+def _feedback_marks(items: list[dict[str, Any]]) -> str:
+    """A log's feedback in a few words: the latest thumbs as up or down, the latest rating as N/5, then
+    `corrected`, `comment` and implicit signals (`edited`, `copied` ...) by name."""
+    latest: dict[str, dict[str, Any]] = {f["kind"]: f for f in items}  # items are oldest first
+    marks: list[str] = []
+    if "thumbs" in latest:  # plain words: a listing stays aligned where emoji widths differ
+        marks.append("up" if latest["thumbs"]["value"] == 1 else "down")
+    if "rating" in latest:
+        marks.append(_feedback_value("rating", latest["rating"]["value"]) or "rating")
+    others = sorted(set(latest) - {"thumbs", "rating"})
+    marks += ["corrected" if kind == "correction" else kind for kind in others]
+    return ", ".join(marks)
 
 
 def _feedback_value(kind: str, value: float | None) -> str | None:

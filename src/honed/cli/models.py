@@ -52,22 +52,29 @@ def list_models(
     if json_out:
         print_json([e.to_dict() for e in entries])
         return
-    print_table(
-        "models (call them by the name in the first column)",
-        ["model", "kind", "base", "job", "status"],
+    columns = ["model", "kind", "base", "job", "status"]
+    rows = [
         [
-            (
-                e.model + (" (default)" if e.default else ""),
-                e.kind,
-                e.base or "",
-                e.job or "",
-                e.status if e.status == "ready" or not e.detail else f"{e.status}: {e.detail}",
-            )
-            for e in entries
-        ],
-    )
+            e.model + (" (default)" if e.default else ""),
+            e.kind,
+            _base_shown(e.model, e.base),
+            e.job or "",
+            e.status if e.status == "ready" or not e.detail else f"{e.status}: {e.detail}",
+        ]
+        for e in entries
+    ]
+    if not any(row[2] for row in rows):
+        columns.remove("base")
+        rows = [row[:2] + row[3:] for row in rows]
+    # The names are what a user copies into other commands: never broken over lines (the rest wraps).
+    print_table("models (call them by the name in the first column)", columns, rows, whole={"model", "job"})
     if not any(e.default for e in entries) and endpoint is None:
         console.print(f"default model: {h.settings.default_model} (not listed by its endpoint)")
+
+
+def _base_shown(model: str, base: str | None) -> str:
+    """The base model, unless the name already starts with it (an adapter is named BASE+ADAPTER)."""
+    return "" if not base or model.startswith(base + "+") else base
 
 
 def _list_endpoints(h: Any, *, json_out: bool) -> None:
@@ -178,8 +185,17 @@ def run(
     ids = [i for i, _, _ in items for _ in range(samples)]
     h = open_honed(no_cache=no_cache)
     client = h.client
-    provider = client.resolve(model)[0]
+    provider, _, endpoint = client.resolve(model)
     provider.preflight()  # unknown endpoint / missing key fail before any work
+    if samples > 1 and _greedy(requests, endpoint.provider):
+        shown = f"temperature {temperature:g}" if temperature is not None else "no --temperature"
+        err_console.print(
+            f"warning: --samples {samples} with {shown} (greedy decoding) gives the same answer each "
+            "time: pass --temperature 0.7",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     # Load weights before timing, so the first row's latency is the call's, not the model load's (and
     # not at all when the cache answers every request).
     client.warm(requests)
@@ -199,6 +215,14 @@ def run(
     h.close()
     single = prompt is not None and samples == 1
     _report(model, ids, requests, results, json_out=json_out, single=single, wall_s=wall_s)
+
+
+def _greedy(requests: list[ChatRequest], provider: str) -> bool:
+    """Whether some request decodes greedily: temperature 0, or none given to the local model, which then
+    decodes greedily (hosted APIs sample at their default temperature, 1 for OpenAI's)."""
+    return any(
+        r.params.temperature == 0 or (r.params.temperature is None and provider == "local") for r in requests
+    )
 
 
 def _report(
@@ -232,9 +256,17 @@ def _report(
         )
     else:
         rows_out: list[tuple[object, ...]] = []
+        n = 0
         for i, req, r in zip(ids, requests, results, strict=True):
-            prompt = req.messages[-1]["content"]
-            label = f"{i}" if req.sample_index == 0 else f"{i}.{req.sample_index}"
+            # `#` numbers the prompts (and their samples) so it stays narrow; an id from the file, which
+            # may be long, leads the prompt instead, and a prompt's further samples leave it blank.
+            if req.sample_index == 0:
+                n += 1
+            number = str(n)
+            label = number if req.sample_index == 0 else f"{number}.{req.sample_index}"
+            prompt = "" if req.sample_index else req.messages[-1]["content"]
+            if prompt and i != number:
+                prompt = f"{i} · {prompt}"
             if isinstance(r, Completion):
                 rows_out.append(
                     (
@@ -253,7 +285,8 @@ def _report(
             model,
             ["#", "prompt", "output", "in tok", "out tok", "latency", "cost"],
             rows_out,
-            ratios={"prompt": 2, "output": 5},
+            ratios={"prompt": 1, "output": 2},
+            max_widths={"#": 7},
         )
         done = [r for r in results if isinstance(r, Completion)]
         out_tokens = sum(r.usage.output_tokens for r in done)

@@ -526,9 +526,7 @@ async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progre
     answer keeps its call's latency: nothing new was run, so nothing new is timed."""
     have: dict[str, list[float]] = dict((run.latency_probe or {}).get("variants") or {})
     todo = [
-        v
-        for v in exp.variants
-        if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
+        v for v in exp.variants if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
     ]
     if calls <= 0 or not todo:
         return

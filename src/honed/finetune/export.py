@@ -12,10 +12,11 @@ name that is renamed into place, so a failed export never leaves a half-written 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -178,7 +179,29 @@ def export_hf(
     if not rows:
         raise InvalidInputError("nothing to export: no rows", hint="export a dataset with cases")
     _check_target(path)
+    with _quiet_datasets():
+        return _save_hf(rows, path, split)
 
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """`datasets` draws a tqdm bar per save (a 250-character line redrawn with carriage returns, noise in
+    a terminal and garbage in a log) for a save that takes a moment: off while honed saves, then as before."""
+    import datasets
+
+    if datasets.are_progress_bars_disabled():
+        yield
+        return
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _save_hf(
+    rows: list[dict[str, Any]], path: Path, split: str | None
+) -> tuple[Dataset | DatasetDict, ExportResult]:
     from datasets import Dataset, DatasetDict
 
     names = sorted({r["split"] for r in rows if r["split"] is not None})
@@ -236,7 +259,16 @@ def _rows(
     return rows
 
 
+#: Names that say "a file": `save_to_disk` would make a folder of that name, which no reader expects.
+_FILE_SUFFIXES = frozenset({".json", ".jsonl", ".parquet", ".csv"})
+
+
 def _check_target(path: Path) -> None:
+    if path.suffix.lower() in _FILE_SUFFIXES:
+        raise InvalidInputError(
+            f"{path} is a file name, but a Hugging Face dataset is saved as a folder",
+            hint=f"give a folder name, e.g. --out {path.with_suffix('')} (--format openai writes JSONL)",
+        )
     if not path.exists():
         return
     saved = (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()

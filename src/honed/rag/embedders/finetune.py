@@ -77,13 +77,15 @@ def finetune_embedder(
     seed: int = 0,
     progress: Progress | None = None,
     overwrite: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> FinetunedEmbedder:
     """Fine-tune `base` on (query, relevant passage) `pairs` with in-batch negatives, and save it as NAME.
 
     Refuses a NAME that exists unless `overwrite`, and fewer pairs than `batch_size` (the negatives come
     from the batch). Runs on the CPU: a step of 16 abstract-length pairs (~250 tokens) takes several
-    seconds on two cores, so a few hundred pairs take minutes. `progress(step, total, loss)` is called
-    after each step."""
+    seconds on two cores, so a few hundred pairs take minutes. `on_start(total_steps)` is called once the
+    arguments are checked, before the model loads (so a caller can say what is coming), and
+    `progress(step, total, loss)` after each step."""
     checked = _check_pairs(pairs)
     _check_params(epochs, batch_size, learning_rate)
     target = _target(name, settings, overwrite)
@@ -93,6 +95,13 @@ def finetune_embedder(
             hint="give more (query, passage) pairs or a smaller batch_size (in-batch negatives need a batch)",
         )
     base_label, base_folder, base_identity = _base_model(base, settings)
+    # Planned before the model loads (the plan is the seed's alone), so `on_start` hears the step count
+    # early: loading the model and the first step take a while with nothing else to show.
+    rng = random.Random(seed)
+    plans = [_batches(checked, batch_size, rng) for _ in range(epochs)]
+    total = sum(len(plan) for plan in plans)
+    if on_start is not None:
+        on_start(total)
 
     import torch
 
@@ -101,9 +110,6 @@ def finetune_embedder(
     model.to("cpu")
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY, fused=True)
-    rng = random.Random(seed)
-    plans = [_batches(checked, batch_size, rng) for _ in range(epochs)]
-    total = sum(len(plan) for plan in plans)
     losses: list[float] = []
     tokens = 0
     started = time.perf_counter()
