@@ -70,7 +70,7 @@ def test_bad_training_data_is_refused_before_anything_is_stored(h: Honed) -> Non
         create_job(h, spec(lora_rank=4), examples(3))
     with pytest.raises(InvalidInputError, match="trains only local/smollm2-135m-instruct"):
         create_job(h, FinetuneSpec(backend="local", base_model="openai/gpt-4o", training=""), examples(3))
-    with pytest.raises(InvalidInputError, match=r"no training backend 'nope'.*local"):
+    with pytest.raises(InvalidInputError, match=r"unknown training backend 'nope'.*known: local"):
         create_job(h, FinetuneSpec(backend="nope", base_model=BASE, training=""), examples(3))
     assert h.store.jobs.list() == []
     with h.store.read() as conn:

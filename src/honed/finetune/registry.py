@@ -7,47 +7,22 @@ register the same way and are also added directly, so they work without package 
 
 from __future__ import annotations
 
-from honed.errors import ConfigError, InvalidInputError
 from honed.finetune.backend import ENTRY_POINT_GROUP, TrainingBackend
-from honed.plugins import load_entry_points
+from honed.plugins import Registry
 
 
-class TrainerRegistry:
+class TrainerRegistry(Registry[TrainingBackend]):
     """Training backends by name. `add` is the hook plugins call."""
 
     def __init__(self, *, plugins: bool = True) -> None:
-        self._backends: dict[str, TrainingBackend] = {}
-        self._loaded = not plugins
-        self._failed: dict[str, ConfigError] = {}
+        super().__init__("training backend", ENTRY_POINT_GROUP if plugins else None)
 
     def add(self, backend: TrainingBackend) -> None:
         """Register `backend` under `backend.name`; a later registration replaces an earlier one.
 
         Constructing a backend must be cheap (no heavy imports): every `honed finetune` command builds
         the registry."""
-        self._backends[backend.name] = backend
-
-    def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "training backend", self))
-
-    def names(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._backends)
-
-    def get(self, name: str) -> TrainingBackend:
-        """The backend called `name`; InvalidInputError naming the available ones if there is none."""
-        self.load_plugins()
-        backend = self._backends.get(name)
-        if backend is None:
-            if name in self._failed:
-                raise self._failed[name]
-            raise InvalidInputError(
-                f"no training backend {name!r}", hint=f"available: {', '.join(self.names()) or 'none'}"
-            )
-        return backend
+        self.register(backend.name, backend)
 
 
 _default: TrainerRegistry | None = None

@@ -1,7 +1,8 @@
 """Where providers are registered and model references are resolved to (endpoint, model).
 
-Plugins are discovered from the `honed.providers` entry point group the first time a registry is used,
-never at import time. Tests and applications can also call `registry.add_provider(...)` directly.
+Providers are plugins (`honed.plugins`): a module's `register(registry)` calls `add_provider`, named in
+the `honed.providers` entry-point group; the built-ins (openai-compatible, local, scripted) register the
+same way. Tests and applications can also call `registry.add_provider(...)` directly.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from honed.errors import ConfigError, UnknownModelError
+from honed.errors import UnknownModelError
 from honed.models.provider import ProviderFactory, ProviderSpec
-from honed.plugins import load_entry_points
+from honed.plugins import Registry as PluginRegistry
 
 ENTRY_POINT_GROUP = "honed.providers"
 
@@ -37,13 +38,11 @@ class ModelRef:
         return f"{self.endpoint}/{self.model}"
 
 
-class Registry:
+class ProviderRegistry(PluginRegistry[ProviderSpec]):
     """Provider kinds by name. `add_provider` is the hook plugins call."""
 
-    def __init__(self) -> None:
-        self._specs: dict[str, ProviderSpec] = {}
-        self._loaded = False
-        self._failed: dict[str, ConfigError] = {}
+    def __init__(self, *, plugins: bool = True) -> None:
+        super().__init__("provider", ENTRY_POINT_GROUP if plugins else None)
 
     def add_provider(
         self,
@@ -54,47 +53,36 @@ class Registry:
         description: str = "",
     ) -> None:
         """Register a provider kind; `default_endpoints` are endpoints it brings without configuration."""
-        self._specs[kind] = ProviderSpec(kind, factory, dict(default_endpoints or {}), description)
-
-    def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "provider", self))
+        self.register(kind, ProviderSpec(kind, factory, dict(default_endpoints or {}), description))
 
     def spec(self, kind: str) -> ProviderSpec:
-        self.load_plugins()
-        try:
-            return self._specs[kind]
-        except KeyError:
-            if kind in self._failed:
-                raise self._failed[kind] from None
-            known = ", ".join(sorted(self._specs)) or "none"
-            raise ConfigError(
-                f"no provider plugin named {kind!r} is installed",
-                hint=f"installed providers: {known}",
-            ) from None
+        return self.get(kind)
 
     def kinds(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._specs)
+        return self.names()
 
     def default_endpoints(self) -> dict[str, dict[str, Any]]:
         """Endpoints the installed providers bring, before `honed.toml` adds or overrides any."""
-        self.load_plugins()
         out: dict[str, dict[str, Any]] = {}
-        for spec in self._specs.values():
+        for _, spec in self.items():
             for name, cfg in spec.default_endpoints.items():
                 out[name] = {"provider": spec.kind, **cfg}
         return out
 
 
-_default_registry: Registry | None = None
+#: The name the providers' `register(registry)` functions are typed against.
+Registry = ProviderRegistry
+
+_default_registry: ProviderRegistry | None = None
 
 
-def default_registry() -> Registry:
-    """The process-wide registry the CLI and `honed.connect()` use."""
+def default_registry() -> ProviderRegistry:
+    """The process-wide registry the CLI and `honed.connect()` use: the built-in providers, then whatever
+    plugins are installed."""
     global _default_registry
     if _default_registry is None:
-        _default_registry = Registry()
+        from honed.models.providers import builtins
+
+        _default_registry = ProviderRegistry()
+        builtins.register(_default_registry)
     return _default_registry

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from honed.errors import ConfigError, InvalidInputError
+from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import BuildContext, Evaluator
-from honed.plugins import load_entry_points
+from honed.plugins import Registry
 
 ENTRY_POINT_GROUP = "honed.evaluators"
 
@@ -29,38 +29,21 @@ class EvaluatorSpec:
     description: str = ""
 
 
-class EvaluatorRegistry:
+class EvaluatorRegistry(Registry[EvaluatorSpec]):
     """Evaluator types by name. `add_evaluator` is the hook plugins call."""
 
     def __init__(self, *, plugins: bool = True) -> None:
-        self._specs: dict[str, EvaluatorSpec] = {}
-        self._loaded = not plugins
-        self._failed: dict[str, ConfigError] = {}
+        super().__init__("evaluator type", ENTRY_POINT_GROUP if plugins else None)
 
     def add_evaluator(self, kind: str, factory: EvaluatorFactory, *, description: str = "") -> None:
         """Register an evaluator type; a later registration of the same name replaces the earlier one."""
-        self._specs[kind] = EvaluatorSpec(kind, factory, description)
-
-    def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "evaluator", self))
+        self.register(kind, EvaluatorSpec(kind, factory, description))
 
     def spec(self, kind: str) -> EvaluatorSpec:
-        self.load_plugins()
-        try:
-            return self._specs[kind]
-        except KeyError:
-            if kind in self._failed:
-                raise self._failed[kind] from None
-            raise InvalidInputError(
-                f"unknown evaluator type {kind!r}", hint=f"known types: {', '.join(self.kinds())}"
-            ) from None
+        return self.get(kind)
 
     def kinds(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._specs)
+        return self.names()
 
     def build(self, spec: Mapping[str, Any], context: BuildContext | None = None) -> Evaluator:
         """An evaluator from a spec such as `{"type": "regex", "pattern": "^yes"}`."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from honed.config import EndpointConfig
-from honed.errors import ConfigError, InvalidInputError, UnknownModelError
-from honed.plugins import load_entry_points
+from honed.errors import InvalidInputError, UnknownModelError
+from honed.plugins import Registry
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -68,13 +68,11 @@ class EmbedderSpec:
     available: ModelLister | None = None
 
 
-class EmbedderRegistry:
+class EmbedderRegistry(Registry[EmbedderSpec]):
     """Embedder kinds by provider name. `add_embedder` is the hook plugins call."""
 
     def __init__(self, *, plugins: bool = True) -> None:
-        self._specs: dict[str, EmbedderSpec] = {}
-        self._loaded = not plugins
-        self._failed: dict[str, ConfigError] = {}
+        super().__init__("embedder", ENTRY_POINT_GROUP if plugins else None)
 
     def add_embedder(
         self,
@@ -86,26 +84,19 @@ class EmbedderRegistry:
         available: ModelLister | None = None,
     ) -> None:
         """Register an embedder kind (an endpoint `provider`); a later registration replaces an earlier one.
-
         `default_endpoints` are endpoints it brings without configuration; `available` lists references
         for error messages."""
-        self._specs[kind] = EmbedderSpec(kind, factory, dict(default_endpoints or {}), description, available)
-
-    def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "embedder", self))
+        self.register(
+            kind, EmbedderSpec(kind, factory, dict(default_endpoints or {}), description, available)
+        )
 
     def kinds(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._specs)
+        return self.names()
 
     def endpoints(self, settings: Settings) -> dict[str, EndpointConfig]:
         """Endpoints whose provider has an embedder: the kinds' defaults overlaid by honed.toml."""
-        self.load_plugins()
         merged: dict[str, EndpointConfig] = {}
-        for spec in self._specs.values():
+        for _, spec in self.items():
             for name, raw in spec.default_endpoints.items():
                 merged[name] = EndpointConfig.model_validate({"provider": spec.kind, **raw})
         for name, cfg in settings.endpoints.items():
@@ -114,17 +105,16 @@ class EmbedderRegistry:
                 fields = cfg.model_dump(exclude_unset=True)
                 cfg = EndpointConfig.model_validate({**base.model_dump(exclude_unset=True), **fields})
             merged[name] = cfg
-        return {name: cfg for name, cfg in merged.items() if cfg.provider in self._specs}
+        return {name: cfg for name, cfg in merged.items() if cfg.provider in self}
 
     def available(self, settings: Settings) -> list[str]:
         """References that can be built here (local models), then a pattern for each remote endpoint."""
-        self.load_plugins()
         names: list[str] = []
-        for spec in self._specs.values():
+        for _, spec in self.items():
             if spec.available is not None:
                 names.extend(spec.available(settings))
         for name, cfg in sorted(self.endpoints(settings).items()):
-            if self._specs[cfg.provider].available is None:
+            if self.get(cfg.provider).available is None:
                 names.append(f"{name}/MODEL")
         return names
 
@@ -144,7 +134,7 @@ class EmbedderRegistry:
                 if other is not None
                 else f"unknown embedder {ref!r}"
             )
-            failed = self._failed.get(other.provider if other is not None else endpoint)
+            failed = self.failure(other.provider if other is not None else endpoint)
             if failed is not None:
                 raise failed
             raise UnknownModelError(why, hint=f"available: {', '.join(self.available(settings))}")
@@ -152,7 +142,7 @@ class EmbedderRegistry:
 
     def build(self, ref: str, settings: Settings, options: Mapping[str, Any] | None = None) -> Embedder:
         resolved = self.resolve(ref, settings, options)
-        return self._specs[resolved.config.provider].factory(resolved, settings)
+        return self.get(resolved.config.provider).factory(resolved, settings)
 
 
 def builtin_registry() -> EmbedderRegistry:

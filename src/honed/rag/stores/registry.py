@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from honed.errors import ConfigError, InvalidInputError, RetrievalError
-from honed.plugins import load_entry_points
+from honed.errors import InvalidInputError, RetrievalError
+from honed.plugins import Registry
 from honed.rag.types import Chunk, Vectors, VectorStore
 
 ENTRY_POINT_GROUP = "honed.vector_stores"
@@ -48,13 +48,11 @@ class VectorStoreSpec:
     options: frozenset[str] | None = None  # None: the factory checks its own keys
 
 
-class VectorStoreRegistry:
+class VectorStoreRegistry(Registry[VectorStoreSpec]):
     """Vector store types by name. `add_vector_store` is the hook plugins call."""
 
     def __init__(self, *, plugins: bool = True) -> None:
-        self._specs: dict[str, VectorStoreSpec] = {}
-        self._loaded = not plugins
-        self._failed: dict[str, ConfigError] = {}
+        super().__init__("vector store type", ENTRY_POINT_GROUP if plugins else None)
 
     def add_vector_store(
         self,
@@ -66,30 +64,15 @@ class VectorStoreRegistry:
     ) -> None:
         """Register a store type; `options` are the config keys it accepts (besides `type`), so unknown
         keys are rejected before the factory runs. A later registration of the same name replaces it."""
-        self._specs[kind] = VectorStoreSpec(
-            kind, factory, description, None if options is None else frozenset(options)
+        self.register(
+            kind, VectorStoreSpec(kind, factory, description, None if options is None else frozenset(options))
         )
 
-    def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._failed.update(load_entry_points(ENTRY_POINT_GROUP, "vector store", self))
-
     def spec(self, kind: str) -> VectorStoreSpec:
-        self.load_plugins()
-        try:
-            return self._specs[kind]
-        except KeyError:
-            if kind in self._failed:
-                raise self._failed[kind] from None
-            raise InvalidInputError(
-                f"unknown vector store type {kind!r}", hint=f"known types: {', '.join(self.kinds())}"
-            ) from None
+        return self.get(kind)
 
     def kinds(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._specs)
+        return self.names()
 
     def open(
         self, config: Mapping[str, Any], *, collection: str, dimension: int, root: Path | None
