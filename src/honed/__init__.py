@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from honed.api import Honed, connect
     from honed.config import Settings, load_settings
+    from honed.datasets import Case, get_dataset, record_cases
     from honed.errors import (
         ConfigError,
         HonedError,
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
         StoreError,
         UnknownModelError,
     )
+    from honed.experiments import RunReport, analyse, load_experiment, run_experiment
     from honed.hashing import content_hash
     from honed.logs.context import log_context
     from honed.logs.tracing import feedback, log, trace
     from honed.models.client import ModelClient
     from honed.models.types import ChatRequest, Completion, Message, Params, Usage
+    from honed.prompts import get_prompt, push, run_prompt
 
 # Each name is imported on first use (PEP 562): `import honed` (and every `honed` command, whose modules
 # live in this package) does not pay for the client, the store and the logging stack it may not need.
@@ -43,6 +46,16 @@ _WHERE = {
     "ProviderError": "honed.errors",
     "StoreError": "honed.errors",
     "UnknownModelError": "honed.errors",
+    "Case": "honed.datasets",
+    "get_dataset": "honed.datasets",
+    "record_cases": "honed.datasets",
+    "RunReport": "honed.experiments",
+    "analyse": "honed.experiments",
+    "load_experiment": "honed.experiments",
+    "run_experiment": "honed.experiments",
+    "get_prompt": "honed.prompts",
+    "push": "honed.prompts",
+    "run_prompt": "honed.prompts",
     "content_hash": "honed.hashing",
     "log_context": "honed.logs.context",
     "feedback": "honed.logs.tracing",
@@ -75,6 +88,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Case",
     "ChatRequest",
     "Completion",
     "ConfigError",
@@ -89,16 +103,25 @@ __all__ = [
     "OutputParseError",
     "Params",
     "ProviderError",
+    "RunReport",
     "Settings",
     "StoreError",
     "UnknownModelError",
     "Usage",
     "__version__",
+    "analyse",
     "connect",
     "content_hash",
     "feedback",
+    "get_dataset",
+    "get_prompt",
+    "load_experiment",
     "load_settings",
     "log",
     "log_context",
+    "push",
+    "record_cases",
+    "run_experiment",
+    "run_prompt",
     "trace",
 ]

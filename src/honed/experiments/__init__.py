@@ -4,7 +4,15 @@ from honed.experiments.analysis import RunReport, analyse
 from honed.experiments.cases import CaseListing, list_cases
 from honed.experiments.report_html import render_html, write_html
 from honed.experiments.runner import Pending, arun, estimate_cost, pending, plan, run_experiment
-from honed.experiments.spec import Experiment, ExperimentSpec, Variant, load_spec, parse_spec, resolve
+from honed.experiments.spec import (
+    Experiment,
+    ExperimentSpec,
+    Variant,
+    load_experiment,
+    load_spec,
+    parse_spec,
+    resolve,
+)
 
 __all__ = [
     "CaseListing",
@@ -17,6 +25,7 @@ __all__ = [
     "arun",
     "estimate_cost",
     "list_cases",
+    "load_experiment",
     "load_spec",
     "parse_spec",
     "pending",

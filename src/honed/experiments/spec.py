@@ -107,6 +107,13 @@ def load_spec(path: Path) -> ExperimentSpec:
     return parse_spec(read_spec_file(path, "experiment spec"), source=str(path))
 
 
+def load_experiment(h: Honed, path: Path | str) -> Experiment:
+    """An experiment spec file resolved against the workspace (its prompt files read relative to the
+    file), ready for `run_experiment`."""
+    path = Path(path)
+    return resolve(h, load_spec(path), base=path.parent)
+
+
 def parse_spec(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
