@@ -80,7 +80,7 @@ def test_show_and_feedback_take_a_unique_id_prefix_and_show_feedback_readably(wo
     assert log_id in shown.stdout and "hi" in shown.stdout
     prompt_row = next(line for line in shown.stdout.splitlines() if " prompt " in line)
     assert "qa" in prompt_row and "None" not in prompt_row and "@" not in prompt_row
-    assert "👎 down" in shown.stdout and "4/5" in shown.stdout and "0.0" not in shown.stdout
+    assert "👎 down" in shown.stdout and "4/5" in shown.stdout and "0.0" not in shown.stdout, shown.stdout
 
     ambiguous = honed("logs", "show", "log-27cb8bdf", cwd=workspace)
     assert_one_line_error(ambiguous, "ambiguous: 2 logs match 'log-27cb8bdf'", "give more characters")

@@ -7,7 +7,8 @@ as `honed.experiments.latency` says).
 
 A run can hold hundreds of thousands of rows, so the rows are not loaded as such: the database sums the
 usage per variant, and each (evaluator, variant) matrix is read as four columns (case, sample, value,
-passed) and filled with one numpy assignment.
+passed) and filled with one numpy assignment. Those queries live in `honed.store.snapshot`, all on one
+transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import case, func, select
 
 from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators.base import NO_REFERENCE
@@ -25,18 +25,15 @@ from honed.evals.evaluators.human import NOT_LABELLED
 from honed.evals.stats import ManyResult, ScoreMatrix, many
 from honed.experiments import latency
 from honed.prompts import get_prompt
-from honed.store.schema import results, scores
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from honed.store import Store
     from honed.store.runs import Run
+    from honed.store.snapshot import RunSnapshot
 
 FloatArray = NDArray[np.float64]
 #: Score errors that say a score is absent by design, not that an evaluator failed.
 ABSENT = frozenset({NO_REFERENCE, NOT_LABELLED})
-R, S = results.c, scores.c
 
 
 @dataclass(frozen=True)
@@ -115,16 +112,14 @@ def analyse(
     variants = [v["id"] for v in spec["variants"]]
     evaluators = [e["name"] for e in spec["evaluators"]]
     # Scores added after the run (human labels from `honed review --run`) are reported like the others.
-    with store.read() as conn:
-        extra = conn.execute(select(S.evaluator).where(S.run_id == run.id).distinct()).scalars().all()
-    evaluators += sorted(set(extra) - set(evaluators))
+    evaluators += sorted(store.runs.evaluators(run.id) - set(evaluators))
     base = variants[0] if baseline is None else find_variant(store, run, baseline)
     repeats = int(spec["repeats"])
-    with store.read() as conn:  # one snapshot of the run for every number
-        case_ids = sorted(conn.execute(select(R.case_id).where(R.run_id == run.id).distinct()).scalars())
-        usage = _usage(conn, run, variants)
+    with store.runs.snapshot(run.id) as snapshot:  # one transaction for every number
+        case_ids = snapshot.case_ids()
+        usage = _usage(snapshot, run, variants)
         matrices = {
-            (ev, v): _matrix(conn, run.id, ev, v, case_ids, repeats) for ev in evaluators for v in variants
+            (ev, v): _matrix(snapshot, ev, v, case_ids, repeats) for ev in evaluators for v in variants
         }
     stats = {
         ev: many({v: matrices[ev, v] for v in variants}, base, n_boot=n_boot, n_perm=n_boot, seed=seed)
@@ -203,14 +198,11 @@ def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | Non
 
 
 def _matrix(
-    conn: Connection, run_id: str, evaluator: str, variant: str, case_ids: list[str], repeats: int
+    snapshot: RunSnapshot, evaluator: str, variant: str, case_ids: list[str], repeats: int
 ) -> ScoreMatrix:
     """One variant's (cases x repeats) scores from one evaluator, NaN where there is none (an errored
     call or judgment), with pass/fail (1/0/NaN) when the evaluator gave any."""
-    stmt = select(S.case_id, S.sample_index, S.value, S.passed).where(
-        S.run_id == run_id, S.variant == variant, S.evaluator == evaluator, S.value.is_not(None)
-    )
-    rows = conn.execute(stmt).all()
+    rows = snapshot.score_values(evaluator, variant)
     values = np.full((len(case_ids), repeats), np.nan)
     passed = np.full((len(case_ids), repeats), np.nan)
     any_pass = False
@@ -225,46 +217,17 @@ def _matrix(
     # that answered but has no score row at all from this evaluator (a human label not given yet, or a
     # run stopped before scoring). A failed call or evaluator stays an error.
     absent = np.zeros((len(case_ids), repeats), dtype=np.bool_)
-    where = (S.run_id == run_id, S.variant == variant, S.evaluator == evaluator)
-    said = select(S.case_id, S.sample_index).where(*where, S.error.in_(sorted(ABSENT)))
-    scored = {(c, i) for c, i in conn.execute(select(S.case_id, S.sample_index).where(*where))}
-    answered = select(R.case_id, R.sample_index).where(
-        R.run_id == run_id, R.variant == variant, R.error.is_(None)
-    )
-    unscored = [(c, i) for c, i in conn.execute(answered) if (c, i) not in scored]
     index = {c: i for i, c in enumerate(case_ids)}
-    for case_id, sample in [*conn.execute(said), *unscored]:
+    for case_id, sample in snapshot.unscored(evaluator, variant, ABSENT):
         if case_id in index and sample < repeats:
             absent[index[case_id], sample] = True
     return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None, absent)
 
 
-def _usage(conn: Connection, run: Run, variants: list[str]) -> dict[str, Usage]:
+def _usage(snapshot: RunSnapshot, run: Run, variants: list[str]) -> dict[str, Usage]:
     """Calls, errors, tokens, cost and latency per variant, summed by the database."""
-    ok = R.output.is_not(None)  # the call returned text (a failed parse included): it cost tokens
-    stmt = (
-        select(
-            R.variant,
-            func.count(),
-            func.sum(case((R.error.is_not(None), 1), else_=0)),
-            func.sum(case((R.cached, 1), else_=0)),
-            func.sum(case((ok & R.cost_usd.is_(None), 1), else_=0)),  # calls of unknown price
-            func.sum(case((ok, R.cost_usd))),
-            func.sum(case((ok, R.input_tokens), else_=0)),
-            func.sum(case((ok, R.output_tokens), else_=0)),
-        )
-        .where(R.run_id == run.id)
-        .group_by(R.variant)
-    )
-    found = {row[0]: row[1:] for row in conn.execute(stmt)}
-    timings: dict[str, tuple[list[float], list[float]]] = {}
-    for variant, latency_s, queue_s in conn.execute(
-        select(R.variant, R.latency_s, R.queue_s).where(R.run_id == run.id, ok)
-    ):
-        model, queued = timings.setdefault(variant, ([], []))
-        model.append(float(latency_s))
-        if queue_s is not None:
-            queued.append(float(queue_s))
+    found = snapshot.usage()
+    timings = snapshot.timings()
     probed = latency.stored(run.latency_probe)
     timed_by = dict((run.latency_probe or {}).get("reused_from") or {})
     out: dict[str, Usage] = {}

@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
-
 from honed.datasets import get_dataset
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.scale import Scale
 from honed.evals.review import ReviewItem
 from honed.hashing import content_hash
-from honed.store.schema import scores
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -80,12 +77,7 @@ def store_recorder(store: Store, run: Run, scale: Scale) -> Callable[[dict[str, 
         variant, case_id, sample = _split(str(rec["id"]))
         key = {"run_id": run.id, "variant": variant, "case_id": case_id, "sample_index": sample}
         if rec.get("undo"):
-            with store.write() as conn:
-                conn.execute(
-                    delete(scores).where(
-                        *(scores.c[k] == v for k, v in key.items()), scores.c.evaluator == HUMAN
-                    )
-                )
+            store.runs.delete_score(run.id, variant, case_id, sample, HUMAN)
             return
         value = float(rec["value"])
         store.runs.put_scores(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import random
 import re
 import threading
 import time
@@ -34,6 +33,8 @@ from honed.errors import (
     UnknownModelError,
 )
 from honed.hashing import content_hash
+from honed.models.endpoints import backoff_delay as backoff_delay  # re-exported: it lived here
+from honed.models.endpoints import concurrency_limit, merge_endpoints, retry_delay
 from honed.models.prices import PriceTable
 from honed.models.provider import Provider
 from honed.models.registry import ModelRef, Registry, default_registry
@@ -83,16 +84,7 @@ class ModelClient:
     def endpoints(self) -> dict[str, EndpointConfig]:
         """Endpoints the providers bring, overlaid by `[endpoints.*]` in honed.toml."""
         if self._endpoints is None:
-            merged: dict[str, EndpointConfig] = {}
-            for name, raw in self.registry.default_endpoints().items():
-                merged[name] = EndpointConfig.model_validate(raw)
-            for name, cfg in self.settings.endpoints.items():
-                base = merged.get(name)
-                if base is not None and base.provider == cfg.provider:
-                    fields = cfg.model_dump(exclude_unset=True)
-                    cfg = EndpointConfig.model_validate({**base.model_dump(exclude_unset=True), **fields})
-                merged[name] = cfg
-            self._endpoints = merged
+            self._endpoints = merge_endpoints(self.registry.default_endpoints(), self.settings)
         return self._endpoints
 
     def resolve(self, ref: str) -> tuple[Provider, ModelRef, EndpointConfig]:
@@ -120,7 +112,7 @@ class ModelClient:
         key = (id(asyncio.get_running_loop()), endpoint_name)
         sem = self._semaphores.get(key)
         if sem is None:
-            sem = asyncio.Semaphore(endpoint.max_concurrency or provider.default_max_concurrency)
+            sem = asyncio.Semaphore(concurrency_limit(endpoint, provider.default_max_concurrency))
             self._semaphores[key] = sem
         return sem
 
@@ -258,15 +250,7 @@ class ModelClient:
                 return result, took - inside, t0 - first + inside
             except ProviderError as exc:
                 attempt += 1
-                if not exc.retryable or attempt >= policy.max_attempts:
-                    if exc.retryable:
-                        exc.message = f"{exc.message} (gave up after {attempt} attempts)"
-                    raise
-                delay = backoff_delay(attempt, policy.base_delay_s, policy.max_delay_s, exc.retry_after)
-                if time.monotonic() - started + delay > policy.max_total_s:
-                    exc.message = f"{exc.message} (gave up after {attempt} attempts: retry budget spent)"
-                    raise
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retry_delay(policy, exc, attempt, started))
 
     # -- results --------------------------------------------------------------------------------------
 
@@ -354,14 +338,6 @@ class ModelClient:
     async def aclose(self) -> None:
         await asyncio.to_thread(self.flush)
         await self.aclose_providers()
-
-
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None) -> float:
-    """Seconds to wait before attempt `attempt + 1`: the server's Retry-After if it gave one, else
-    exponential backoff with full jitter (uniform in [0, min(cap, base * 2**(attempt-1))])."""
-    if retry_after is not None and retry_after >= 0:
-        return retry_after
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
 def with_parsed(request: ChatRequest, completion: Completion) -> Completion:

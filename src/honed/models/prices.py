@@ -23,6 +23,10 @@ BUILTIN: dict[str, tuple[float, float]] = {
     "openai/gpt-4.1-nano": (0.10, 0.40),
     "openai/o3-mini": (1.10, 4.40),
     "openai/gpt-3.5-turbo": (0.50, 1.50),
+    # Embedding models bill their input tokens only.
+    "openai/text-embedding-3-small": (0.02, 0.0),
+    "openai/text-embedding-3-large": (0.13, 0.0),
+    "openai/text-embedding-ada-002": (0.10, 0.0),
 }
 
 FREE_ENDPOINTS = frozenset({"local", "scripted"})

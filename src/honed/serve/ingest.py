@@ -9,13 +9,12 @@ and writing them must not stall the event loop that serves chat completions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from honed.errors import StoreError
@@ -23,17 +22,13 @@ from honed.logs.record import FeedbackRecord, LogRecord
 from honed.secrets import mask_data
 from honed.serve.body import read_json
 from honed.serve.responses import HttpError
-from honed.store.schema import feedback, logs
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
-
     from honed.store import Store
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_RECORDS = 10_000
-_CHUNK = 500
 
 
 def ingest_router(store: Store | None, *, max_json_depth: int = 64) -> APIRouter:
@@ -80,12 +75,12 @@ def ingest_logs(store: Store, body: Any) -> dict[str, Any]:
     records = _validate(_items(body, "logs"), LogRecord, "logs")
     ids = [r.id for r in records]
     _check_unique(ids, "logs", "log")
-    _check_new(store, logs, ids, "logs", "log")
+    _check_new(store.logs.existing_log_ids, ids, "logs", "log")
     try:
         store.logs.insert_many([r.row() for r in records])
     except StoreError:
         # Another writer stored one of these ids since the check: say which, as the check would have.
-        _check_new(store, logs, ids, "logs", "log")
+        _check_new(store.logs.existing_log_ids, ids, "logs", "log")
         raise
     return {"accepted": len(ids), "ids": ids}
 
@@ -95,11 +90,11 @@ def ingest_feedback(store: Store, body: Any) -> dict[str, Any]:
     records = _validate(_items(body, "feedback"), FeedbackRecord, "feedback")
     ids = [r.id for r in records]
     _check_unique(ids, "feedback", "feedback")
-    _check_new(store, feedback, ids, "feedback", "feedback")
+    _check_new(store.logs.existing_feedback_ids, ids, "feedback", "feedback")
     try:
         store.logs.add_feedback([r.row() for r in records])
     except StoreError:
-        _check_new(store, feedback, ids, "feedback", "feedback")
+        _check_new(store.logs.existing_feedback_ids, ids, "feedback", "feedback")
         raise
     return {"accepted": len(ids), "ids": ids}
 
@@ -165,13 +160,10 @@ def _check_unique(ids: Sequence[str], key: str, what: str) -> None:
         seen[record_id] = i
 
 
-def _check_new(store: Store, table: Table, ids: Sequence[str], key: str, what: str) -> None:
-    wanted = sorted(set(ids))
-    found: set[str] = set()
-    with store.read() as conn:
-        for i in range(0, len(wanted), _CHUNK):
-            part = wanted[i : i + _CHUNK]
-            found.update(conn.execute(select(table.c.id).where(table.c.id.in_(part))).scalars())
+def _check_new(
+    existing: Callable[[Sequence[str]], set[str]], ids: Sequence[str], key: str, what: str
+) -> None:
+    found = existing(ids)
     if found:
         index = next(i for i, record_id in enumerate(ids) if record_id in found)
         raise HttpError(

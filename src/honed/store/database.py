@@ -96,10 +96,15 @@ class Store:
         return self._engine
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection in a transaction for reading; driver errors become StoreError."""
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A connection in a transaction for reading; driver errors become StoreError. With `snapshot`,
+        every statement of the block sees the same data: SQLite's read transactions always do, and on
+        PostgreSQL (READ COMMITTED by default: a snapshot per statement) it runs at REPEATABLE READ."""
         self._check_open()
-        with translate_errors(self._url), self._engine.begin() as conn:
+        engine = self._engine
+        if snapshot and self.dialect == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        with translate_errors(self._url), engine.begin() as conn:
             yield conn
 
     @contextmanager

@@ -8,11 +8,11 @@ batch or none of it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, and_, exists, func, or_, select
+from sqlalchemy import Connection, Select, Table, and_, exists, func, or_, select
 
 from honed.errors import NotFoundError
 from honed.store.prefixes import resolve_prefix
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from honed.store.database import Store
 
 _CHUNK = 500
+#: Where a page of logs ends: the last log's (created_at, id); the next page starts after it.
+LogCursor = tuple[datetime, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,7 @@ class LogRepository:
             return
         with self._store.write() as conn:
             wanted = sorted({r["log_id"] for r in rows})
-            found: set[str] = set()
-            for i in range(0, len(wanted), _CHUNK):
-                part = wanted[i : i + _CHUNK]
-                found.update(conn.execute(select(logs.c.id).where(logs.c.id.in_(part))).scalars())
+            found = _existing(conn, logs, wanted)
             missing = [w for w in wanted if w not in found]
             if missing:
                 raise NotFoundError(
@@ -122,6 +121,16 @@ class LogRepository:
             ).mappings()
             return LogEntry(dict(row), [dict(f) for f in fb], [dict(s) for s in sc])
 
+    def existing_log_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` that a stored log already has (to refuse a batch before writing any of it)."""
+        with self._store.read() as conn:
+            return _existing(conn, logs, ids)
+
+    def existing_feedback_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` that stored feedback already has."""
+        with self._store.read() as conn:
+            return _existing(conn, feedback, ids)
+
     @staticmethod
     def _resolve(conn: Connection, ref: str) -> str:
         log_id = resolve_prefix(conn, logs.c.id, ref, plural="logs")
@@ -134,6 +143,31 @@ class LogRepository:
         stmt = self._select(where or LogFilter())
         with self._store.read() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def page(
+        self, where: LogFilter | None = None, *, limit: int, after: LogCursor | None = None
+    ) -> tuple[list[dict[str, Any]], LogCursor | None]:
+        """Up to `limit` log rows matching `where`, in its order (newest first unless asked otherwise),
+        after the cursor a previous page returned; with the cursor of the next page, None when no log is
+        left. The filter's own `limit` is ignored.
+
+        Keyset pagination on (created_at, id), the order `query` uses: a page costs the same however deep
+        it is, and logs written meanwhile (newer than the first page) neither shift nor repeat a row.
+        """
+        if limit < 1:
+            raise ValueError(f"a page holds at least one row, not {limit}")
+        f = replace(where or LogFilter(), limit=limit + 1)
+        stmt = self._select(f)
+        if after is not None:
+            at, log_id = after
+            beyond = logs.c.created_at < at if f.newest_first else logs.c.created_at > at
+            stmt = stmt.where(or_(beyond, and_(logs.c.created_at == at, logs.c.id > log_id)))
+        with self._store.read() as conn:
+            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], (last["created_at"], last["id"])
 
     def count(self, where: LogFilter | None = None) -> int:
         stmt = self._select(where or LogFilter(), count=True)
@@ -225,3 +259,13 @@ class LogRepository:
         if f.limit is not None:
             stmt = stmt.limit(f.limit)
         return stmt
+
+
+def _existing(conn: Connection, table: Table, ids: Iterable[str]) -> set[str]:
+    """Those of `ids` present in `table`, asked in chunks so that no statement outgrows the backends'
+    limits on bound parameters."""
+    wanted = sorted(set(ids))
+    found: set[str] = set()
+    for i in range(0, len(wanted), _CHUNK):
+        found.update(conn.execute(select(table.c.id).where(table.c.id.in_(wanted[i : i + _CHUNK]))).scalars())
+    return found

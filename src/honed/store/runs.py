@@ -10,16 +10,18 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 
 from honed.errors import NotFoundError
 from honed.store.prefixes import resolve_prefix
 from honed.store.schema import mask_errors, results, runs, scores, upsert, utcnow
+from honed.store.snapshot import RunSnapshot
 
 if TYPE_CHECKING:
     from honed.store.database import Store
@@ -28,6 +30,10 @@ RESULT_KEY = ("run_id", "variant", "case_id", "sample_index")
 SCORE_KEY = (*RESULT_KEY, "evaluator")
 STATUSES = frozenset({"running", "completed", "stopped", "failed", "budget_exceeded"})
 _CHUNK = 500
+#: Where a page of runs ends: the last run's (created_at, id); the next page starts after it.
+RunCursor = tuple[datetime, str]
+#: Where a page of a run's results ends: the last result's (variant, case_id, sample_index).
+ResultCursor = tuple[str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,57 @@ class RunRepository:
             rows = conn.execute(select(runs).order_by(runs.c.created_at.desc()).limit(limit)).all()
         return [Run(**r._mapping) for r in rows]
 
+    def page(self, limit: int, after: RunCursor | None = None) -> tuple[builtins.list[Run], RunCursor | None]:
+        """Up to `limit` runs, newest first, after the cursor a previous page returned; with the cursor of
+        the next page, None when no run is left.
+
+        Keyset pagination: the cursor is a position in the (created_at, id) order, so a page costs the
+        same however deep it is, and a run created meanwhile neither shifts nor repeats a row. The id
+        breaks ties between runs created in the same instant.
+        """
+        _check_limit(limit)
+        c = runs.c
+        stmt = select(runs).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        if after is not None:
+            at, run_id = after
+            stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < run_id)))
+        with self._store.read() as conn:
+            rows = [Run(**r._mapping) for r in conn.execute(stmt)]
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], (last.created_at, last.id)
+
+    def results_page(
+        self, run_id: str, limit: int, after: ResultCursor | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], ResultCursor | None]:
+        """Up to `limit` result rows of a run in (variant, case_id, sample_index) order, after the cursor a
+        previous page returned; with the cursor of the next page, None when no row is left. Keyset
+        pagination on the results' primary key, as `page` does for runs."""
+        _check_limit(limit)
+        c = results.c
+        stmt = (
+            select(results)
+            .where(c.run_id == run_id)
+            .order_by(c.variant, c.case_id, c.sample_index)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            stmt = stmt.where(_after_result(after))
+        with self._store.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], (last["variant"], last["case_id"], int(last["sample_index"]))
+
+    @contextmanager
+    def snapshot(self, run_id: str) -> Iterator[RunSnapshot]:
+        """The run's results and scores read in one transaction, so that numbers computed from several
+        queries agree with each other (see `honed.store.snapshot`)."""
+        with self._store.read(snapshot=True) as conn:
+            yield RunSnapshot(conn, run_id)
+
     def set_status(self, run_id: str, status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
@@ -145,11 +202,33 @@ class RunRepository:
         with self._store.read() as conn:
             return {(r.variant, r.case_id, int(r.sample_index)) for r in conn.execute(stmt)}
 
+    def delete_score(
+        self, run_id: str, variant: str, case_id: str, sample_index: int, evaluator: str
+    ) -> None:
+        """Delete one score (an undone human label); deleting one that is not there is no error."""
+        c = scores.c
+        with self._store.write() as conn:
+            conn.execute(
+                scores.delete().where(
+                    c.run_id == run_id,
+                    c.variant == variant,
+                    c.case_id == case_id,
+                    c.sample_index == sample_index,
+                    c.evaluator == evaluator,
+                )
+            )
+
     def results(self, run_id: str) -> builtins.list[dict[str, Any]]:
         return self._rows(results, run_id)
 
     def scores(self, run_id: str) -> builtins.list[dict[str, Any]]:
         return self._rows(scores, run_id)
+
+    def evaluators(self, run_id: str) -> set[str]:
+        """The evaluators that scored this run, those added after it (human labels) included."""
+        stmt = select(scores.c.evaluator).where(scores.c.run_id == run_id).distinct()
+        with self._store.read() as conn:
+            return set(conn.execute(stmt).scalars())
 
     def _rows(self, table: Table, run_id: str) -> builtins.list[dict[str, Any]]:
         stmt = select(table).where(table.c.run_id == run_id).order_by(*[table.c[k] for k in RESULT_KEY])
@@ -321,3 +400,22 @@ class RunRepository:
             for table in (scores, results, runs):
                 col = table.c.id if table is runs else table.c.run_id
                 conn.execute(table.delete().where(col.in_(ids)))
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"a page holds at least one row, not {limit}")
+
+
+def _after_result(cursor: ResultCursor) -> ColumnElement[bool]:
+    """Rows after `cursor` in (variant, case_id, sample_index) order, spelled out with OR rather than a
+    row-value comparison so that both backends read it as a range on the primary key."""
+    variant, case_id, sample = cursor
+    c = results.c
+    return or_(
+        c.variant > variant,
+        and_(
+            c.variant == variant,
+            or_(c.case_id > case_id, and_(c.case_id == case_id, c.sample_index > sample)),
+        ),
+    )

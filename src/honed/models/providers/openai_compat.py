@@ -9,8 +9,8 @@ Two transports speak the same wire format with the same errors and retries (open
 - `sdk`: the official `openai.AsyncOpenAI` client, for endpoints that need its extras.
 Set `transport = "sdk"` on an endpoint in honed.toml to choose it. Model listing always uses the SDK.
 
-The API key is read from the environment variable the endpoint names (`api_key_env`), at call time, and is
-never stored, logged or put in an error message.
+The API key is read from the environment variable the endpoint names (`api_key_env`), at call time
+(honed.models.endpoints, as for embeddings), and is never logged or put in an error message.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from honed.errors import MissingAPIKeyError, ProviderError
+from honed.errors import ProviderError
+from honed.models import endpoints
 from honed.models.provider import Provider
 from honed.models.providers.openai_wire import (
     Failures,
@@ -128,16 +128,8 @@ class OpenAICompatProvider(Provider):
     # -- credentials and clients ----------------------------------------------------------------------
 
     def api_key(self) -> str:
-        if not self.api_key_env:
-            return "not-needed"  # self-hosted servers (vLLM, Ollama, llama.cpp) usually take no key
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise MissingAPIKeyError(
-                f"endpoint {self.name!r} needs an API key and {self.api_key_env} is not set",
-                hint=f"export {self.api_key_env}=..., or name another variable in api_key_env "
-                f"under [endpoints.{self.name}]",
-            )
-        return key
+        # Self-hosted servers (vLLM, Ollama, llama.cpp) usually take no key; the SDK wants one anyway.
+        return endpoints.api_key(self.name, self.api_key_env) or "not-needed"
 
     def preflight(self) -> None:
         self.api_key()
@@ -163,17 +155,11 @@ class OpenAICompatProvider(Provider):
         return entry[1], entry[2]
 
     def _sdk_client(self) -> openai.AsyncOpenAI:
-        import openai
-
         loop = asyncio.get_running_loop()
         entry = self._sdk.get(id(loop))
         if entry is None:
-            client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self.api_key(),
-                max_retries=0,  # honed retries, with one policy for every provider
-                timeout=self.timeout_s,
-                default_headers=self.extra_headers or None,
+            client = endpoints.async_sdk_client(
+                self.base_url, timeout_s=self.timeout_s, api_key=self.api_key(), headers=self.extra_headers
             )
             entry = self._sdk[id(loop)] = (loop, client)
         return entry[1]
@@ -218,19 +204,8 @@ class OpenAICompatProvider(Provider):
 
         try:
             raw = await self._sdk_client().chat.completions.with_raw_response.create(**body)
-        except openai.APITimeoutError as exc:
-            raise self.failures.timed_out() from exc
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__
-            # The SDK has its own HTTP stack (httpx2); match its connect errors by name.
-            if cause is not None and type(cause).__name__ in ("ConnectError", "UnsupportedProtocol"):
-                raise self.failures.unreachable(cause) from exc
-            raise self.failures.dropped(cause) from exc
-        except openai.APIStatusError as exc:
-            detail = error_text(exc.status_code, exc.response.text)
-            raise self.failures.status(
-                exc.status_code, exc.response.headers, detail, str(body["model"])
-            ) from exc
+        except openai.APIError as exc:
+            raise self.failures.from_sdk(exc, str(body["model"])) from exc
         try:
             data = json.loads(raw.http_response.content)
         except ValueError as exc:

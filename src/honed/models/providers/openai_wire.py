@@ -1,8 +1,9 @@
-"""The OpenAI chat wire format and its failures, shared by both transports of the `openai` provider.
+"""The OpenAI wire format and its failures, shared by both transports of the `openai` provider and by
+OpenAI-compatible embeddings (honed.models.embeddings).
 
 Request bodies, reading a chat.completion reply, Retry-After, and the translation of every way a call can
 fail (an aiohttp or SDK exception, an HTTP status) into honed's exception tree, so `aiohttp` and `sdk`
-endpoints raise the same errors with the same `retryable` flags. Private to `openai_compat`.
+endpoints, chat and embeddings, raise the same errors with the same `retryable` flags.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from honed.errors import (
     EndpointUnreachableError,
@@ -24,6 +25,9 @@ from honed.errors import (
     UnknownModelError,
 )
 from honed.models.types import ChatRequest, Message, ProviderResult, Usage
+
+if TYPE_CHECKING:
+    import openai
 
 
 def wire_message(message: Message) -> dict[str, Any]:
@@ -212,8 +216,33 @@ class Failures:
             return self.bad_url()
         return self.dropped(exc)  # ServerDisconnectedError, ClientOSError, ClientPayloadError, ...
 
-    def status(self, status: int, headers: Mapping[str, str], detail: str, model: str) -> ModelError:
-        """An HTTP error reply: 429, 408 and 5xx are retryable (honouring Retry-After), the rest are not."""
+    def from_sdk(
+        self, exc: openai.APIError, model: str, *, api: str = "chat", key: str | None = None
+    ) -> ModelError:
+        """An `openai` SDK call's exception, as honed's error. `key` is masked where the server echoes it
+        back in an error reply (some do, in "Incorrect API key provided: ...")."""
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return self.timed_out()
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            # The SDK has its own HTTP stack (httpx2); match its connect errors by name.
+            if cause is not None and type(cause).__name__ in ("ConnectError", "UnsupportedProtocol"):
+                return self.unreachable(cause)
+            return self.dropped(cause)
+        if isinstance(exc, openai.APIStatusError):
+            detail = error_text(exc.status_code, exc.response.text)
+            if key:
+                detail = detail.replace(key, "***")
+            return self.status(exc.status_code, exc.response.headers, detail, model, api=api)
+        return ProviderError(f"endpoint {self.endpoint!r}: {exc.message}", provider=self.endpoint)
+
+    def status(
+        self, status: int, headers: Mapping[str, str], detail: str, model: str, *, api: str = "chat"
+    ) -> ModelError:
+        """An HTTP error reply: 429, 408 and 5xx are retryable (honouring Retry-After), the rest are not.
+        `api` (chat, embeddings) names what a 404 says the endpoint lacks."""
         where = f"endpoint {self.endpoint!r}"
         if status == 429:
             return RateLimitError(
@@ -239,8 +268,9 @@ class Failures:
                 hint=f"check the key in {self.api_key_env}" if self.api_key_env else "set api_key_env",
             )
         if status == 404:
+            what = "embedding model" if api == "embeddings" else "model"
             return UnknownModelError(
-                f"{where} has no model {model!r} or no chat API at {self.base_url} (HTTP 404): {detail}",
+                f"{where} has no {what} {model!r} or no {api} API at {self.base_url} (HTTP 404): {detail}",
                 hint=f"list its models with `honed models list --endpoint {self.endpoint}`",
             )
         return ProviderError(
