@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.support.cli import assert_one_line_error, honed
 
@@ -83,23 +84,42 @@ def test_cases_show_inputs_reference_outputs_scores_and_reasons(workspace: Path)
     assert python["value"] is None and "ValueError: Spain is not allowed" in python["error"]
 
 
+def _listing(workspace: Path, run_id: str, **filters: Any) -> dict[str, object]:
+    """`list_cases`, the function `honed experiments cases` calls, in this process (a subprocess per
+    filter cost ~3 s each; one CLI call below checks the flags reach it)."""
+    import honed as honed_api
+    from honed.experiments import list_cases
+
+    with honed_api.connect(workspace) as h:
+        return list_cases(h.store, run_id, **filters).to_dict()
+
+
 def test_filters_select_the_cases_the_comparison_counted(workspace: Path) -> None:
     run_id = _run(workspace)
     r = honed("experiments", "compare", run_id, "--json", cwd=workspace)
     exact = json.loads(r.stdout)["evaluators"]["exact"]["comparisons"]["qa@v2"]
-    assert _ids(_cases(workspace, run_id, "--regressions")) == [d["case_id"] for d in exact["regressions"]]
-    assert _ids(_cases(workspace, run_id, "--regressions")) == ["c0", "c1"]
-    assert _ids(_cases(workspace, run_id, "--improvements")) == ["c3"]
-    assert _ids(_cases(workspace, run_id, "--failed", "exact")) == ["c0", "c1", "c2", "c3"]
-    assert _ids(_cases(workspace, run_id, "--failed", "exact", "--variant", "qa@v2")) == ["c0", "c1", "c2"]
-    assert _ids(_cases(workspace, run_id, "--errors")) == ["c1"]
-    assert _ids(_cases(workspace, run_id, "--search", "santiago")) == ["c2"]  # the reference
-    assert _ids(_cases(workspace, run_id, "--search", "answer: ita")) == ["c3"]  # an output (and reference)
-    assert _ids(_cases(workspace, run_id, "--regressions", "--search", "spain")) == ["c1"]
+    regressions = _ids(_listing(workspace, run_id, changed="regressions"))
+    assert regressions == [d["case_id"] for d in exact["regressions"]] == ["c0", "c1"]
+    assert _ids(_listing(workspace, run_id, changed="improvements")) == ["c3"]
+    assert _ids(_listing(workspace, run_id, failed="exact")) == ["c0", "c1", "c2", "c3"]
+    assert _ids(_listing(workspace, run_id, failed="exact", variants=["qa@v2"])) == ["c0", "c1", "c2"]
+    assert _ids(_listing(workspace, run_id, errors=True)) == ["c1"]
+    assert _ids(_listing(workspace, run_id, search="santiago")) == ["c2"]  # the reference
+    assert _ids(_listing(workspace, run_id, search="answer: ita")) == ["c3"]  # an output (and reference)
+    assert _ids(_listing(workspace, run_id, changed="regressions", search="spain")) == ["c1"]
     # Against v2 as the baseline, what regressed under v2 improved under v1.
-    assert _ids(_cases(workspace, run_id, "--improvements", "--baseline", "qa@v2")) == ["c0", "c1"]
-    only = _cases(workspace, run_id, "--variant", "qa@v2", "--limit", "1")
+    assert _ids(_listing(workspace, run_id, changed="improvements", baseline="qa@v2")) == ["c0", "c1"]
+    only = _listing(workspace, run_id, variants=["qa@v2"], limit=1)
     assert only["variants"] == ["qa@v1", "qa@v2"] and only["matched"] == 4 and _ids(only) == ["c0"]
+    # The command line reaches the same function with every flag.
+    cli = _cases(
+        workspace, run_id, "--regressions", "--search", "spain", "--variant", "qa@v2", "--limit", "5"
+    )
+    same = _listing(workspace, run_id, changed="regressions", search="spain", variants=["qa@v2"], limit=5)
+    assert cli == same and _ids(cli) == ["c1"]
+    cli = _cases(workspace, run_id, "--improvements", "--baseline", "qa@v2", "--failed", "exact", "--errors")
+    same = _listing(workspace, run_id, changed="improvements", baseline="qa@v2", failed="exact", errors=True)
+    assert cli == same and _ids(cli) == ["c1"]  # improved under v1, failed exact, and errored
 
 
 def test_the_terminal_shows_one_block_per_case_and_cuts_long_outputs(workspace: Path) -> None:
