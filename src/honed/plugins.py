@@ -16,13 +16,15 @@ evaluator from a spec); the bookkeeping lives here once.
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from honed.errors import ConfigError, InvalidInputError
 
-__all__ = ["Registry", "load_entry_points"]
+__all__ = ["Registry", "load_entry_points", "populated"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Registry[Any]")
 
 
 def load_entry_points(group: str, what: str, registry: object) -> dict[str, ConfigError]:
@@ -99,3 +101,9 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self.load_plugins()
         return name in self._items
+
+
+def populated(registry: R, register: Callable[[R], None]) -> R:
+    """`registry` after the built-ins' `register` ran on it (plugins, if it reads any, come on first use)."""
+    register(registry)
+    return registry

@@ -7,8 +7,10 @@ register the same way and are also added directly, so they work without package 
 
 from __future__ import annotations
 
+import functools
+
 from honed.finetune.backend import ENTRY_POINT_GROUP, TrainingBackend
-from honed.plugins import Registry
+from honed.plugins import Registry, populated
 
 
 class TrainerRegistry(Registry[TrainingBackend]):
@@ -25,18 +27,19 @@ class TrainerRegistry(Registry[TrainingBackend]):
         self.register(backend.name, backend)
 
 
-_default: TrainerRegistry | None = None
+def builtin_registry() -> TrainerRegistry:
+    """A registry with exactly the built-in training backends (no plugins)."""
+    from honed.finetune import builtins
+
+    return populated(TrainerRegistry(plugins=False), builtins.register)
 
 
+@functools.cache
 def default_registry() -> TrainerRegistry:
-    """The process-wide registry: the built-ins, then whatever plugins are installed."""
-    global _default
-    if _default is None:
-        from honed.finetune import builtins
+    """The process-wide registry: the built-in training backends, then whatever plugins are installed."""
+    from honed.finetune import builtins
 
-        _default = TrainerRegistry()
-        builtins.register(_default)
-    return _default
+    return populated(TrainerRegistry(), builtins.register)
 
 
 def get_backend(name: str, *, registry: TrainerRegistry | None = None) -> TrainingBackend:

@@ -7,12 +7,14 @@ same way. Tests and applications can also call `registry.add_provider(...)` dire
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from honed.errors import UnknownModelError
 from honed.models.provider import ProviderFactory, ProviderSpec
 from honed.plugins import Registry as PluginRegistry
+from honed.plugins import populated
 
 ENTRY_POINT_GROUP = "honed.providers"
 
@@ -73,16 +75,17 @@ class ProviderRegistry(PluginRegistry[ProviderSpec]):
 #: The name the providers' `register(registry)` functions are typed against.
 Registry = ProviderRegistry
 
-_default_registry: ProviderRegistry | None = None
+
+def builtin_registry() -> ProviderRegistry:
+    """A registry with exactly the built-in providers (no plugins)."""
+    from honed.models.providers import builtins
+
+    return populated(ProviderRegistry(plugins=False), builtins.register)
 
 
+@functools.cache
 def default_registry() -> ProviderRegistry:
-    """The process-wide registry the CLI and `honed.connect()` use: the built-in providers, then whatever
-    plugins are installed."""
-    global _default_registry
-    if _default_registry is None:
-        from honed.models.providers import builtins
+    """The process-wide registry: the built-in providers, then whatever plugins are installed."""
+    from honed.models.providers import builtins
 
-        _default_registry = ProviderRegistry()
-        builtins.register(_default_registry)
-    return _default_registry
+    return populated(ProviderRegistry(), builtins.register)

@@ -8,13 +8,14 @@ import time. The built-ins register the same way (`honed.evals.evaluators.builti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import BuildContext, Evaluator
-from honed.plugins import Registry
+from honed.plugins import Registry, populated
 
 ENTRY_POINT_GROUP = "honed.evaluators"
 
@@ -64,23 +65,15 @@ def builtin_registry() -> EvaluatorRegistry:
     """A registry with exactly the built-in evaluators (no plugins)."""
     from honed.evals.evaluators import builtins
 
-    registry = EvaluatorRegistry(plugins=False)
-    builtins.register(registry)
-    return registry
+    return populated(EvaluatorRegistry(plugins=False), builtins.register)
 
 
-_default: EvaluatorRegistry | None = None
-
-
+@functools.cache
 def default_registry() -> EvaluatorRegistry:
-    """The process-wide registry: the built-ins, then whatever plugins are installed."""
-    global _default
-    if _default is None:
-        from honed.evals.evaluators import builtins
+    """The process-wide registry: the built-in evaluators, then whatever plugins are installed."""
+    from honed.evals.evaluators import builtins
 
-        _default = EvaluatorRegistry()
-        builtins.register(_default)
-    return _default
+    return populated(EvaluatorRegistry(), builtins.register)
 
 
 def build_evaluator(

@@ -14,13 +14,14 @@ metadata.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from honed.config import EndpointConfig
 from honed.errors import InvalidInputError, UnknownModelError
-from honed.plugins import Registry
+from honed.plugins import Registry, populated
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -149,23 +150,15 @@ def builtin_registry() -> EmbedderRegistry:
     """A registry with exactly the built-in embedders (no plugins)."""
     from honed.rag.embedders import builtins
 
-    registry = EmbedderRegistry(plugins=False)
-    builtins.register(registry)
-    return registry
+    return populated(EmbedderRegistry(plugins=False), builtins.register)
 
 
-_default: EmbedderRegistry | None = None
-
-
+@functools.cache
 def default_registry() -> EmbedderRegistry:
-    """The process-wide registry: the built-ins, then whatever plugins are installed."""
-    global _default
-    if _default is None:
-        from honed.rag.embedders import builtins
+    """The process-wide registry: the built-in embedders, then whatever plugins are installed."""
+    from honed.rag.embedders import builtins
 
-        _default = EmbedderRegistry()
-        builtins.register(_default)
-    return _default
+    return populated(EmbedderRegistry(), builtins.register)
 
 
 def build_embedder(

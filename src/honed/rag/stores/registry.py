@@ -11,6 +11,7 @@ store can hold, vector shapes), so that switching store types never changes what
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.plugins import Registry
+from honed.plugins import Registry, populated
 from honed.rag.types import Chunk, Vectors, VectorStore
 
 ENTRY_POINT_GROUP = "honed.vector_stores"
@@ -103,26 +104,18 @@ class VectorStoreRegistry(Registry[VectorStoreSpec]):
 
 
 def builtin_registry() -> VectorStoreRegistry:
-    """A registry with exactly the built-in stores (no plugins)."""
+    """A registry with exactly the built-in vector stores (no plugins)."""
     from honed.rag.stores import builtins
 
-    registry = VectorStoreRegistry(plugins=False)
-    builtins.register(registry)
-    return registry
+    return populated(VectorStoreRegistry(plugins=False), builtins.register)
 
 
-_default: VectorStoreRegistry | None = None
-
-
+@functools.cache
 def default_registry() -> VectorStoreRegistry:
-    """The process-wide registry: the built-ins, then whatever plugins are installed."""
-    global _default
-    if _default is None:
-        from honed.rag.stores import builtins
+    """The process-wide registry: the built-in vector stores, then whatever plugins are installed."""
+    from honed.rag.stores import builtins
 
-        _default = VectorStoreRegistry()
-        builtins.register(_default)
-    return _default
+    return populated(VectorStoreRegistry(), builtins.register)
 
 
 def open_vector_store(
