@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from honed.api import connect
-from honed.cli.logs import parse_time
 from honed.errors import InvalidInputError
+from honed.logs.filters import parse_time
 from tests.support.cli import assert_one_line_error, honed
 
 

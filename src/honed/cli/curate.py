@@ -22,10 +22,10 @@ from honed.cli.logs import (
     ThumbsOpt,
     TraceOpt,
     UntilOpt,
-    build_filter,
 )
 from honed.errors import InvalidInputError
 from honed.hashing import short
+from honed.logs.filters import build_filter
 
 if TYPE_CHECKING:
     from honed.logs.curate import CurationReport

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -23,7 +22,7 @@ from honed.cli.common import (
 )
 from honed.errors import InvalidInputError
 from honed.hashing import short
-from honed.store.logs import LogFilter
+from honed.logs.filters import build_filter, parse_thumbs
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -33,81 +32,6 @@ app = typer.Typer(
     help="Logged generations: list and filter them, add feedback, score them with evaluators.",
     no_args_is_help=True,
 )
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """An ISO time (naive means UTC) or a span back from now: `30m`, `1h`, `7d`, `2w`."""
-    m = _RELATIVE.match(text.strip())
-    if m:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"{text!r} is not a time", hint="use ISO (2026-01-31 or 2026-01-31T12:00) or a span: 30m, 1h, 7d"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _min_scores(pairs: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise InvalidInputError(
-                f"--min-score {pair!r} is not EVALUATOR=NUMBER", hint="e.g. --min-score judge=4"
-            )
-    return out
-
-
-def _thumbs(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if value.lower() not in ("up", "down"):
-        raise InvalidInputError(f"--thumbs {value!r}: use up or down")
-    return 1 if value.lower() == "up" else 0
-
-
-def build_filter(
-    *,
-    prompt: str | None = None,
-    model: str | None = None,
-    source: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    feedback: str | None = None,
-    thumbs: str | None = None,
-    approved: bool = False,
-    min_score: list[str] | None = None,
-    session: str | None = None,
-    trace: str | None = None,
-    errors: bool | None = None,
-    limit: int | None = None,
-) -> LogFilter:
-    """A `LogFilter` from the command-line options (shared by `list` and `eval`)."""
-    return LogFilter(
-        prompt=prompt,
-        model=model,
-        source=source,
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
-        trace_id=trace,
-        session_id=session,
-        has_error=errors,
-        feedback=feedback,
-        thumbs=_thumbs(thumbs),
-        approved=approved,
-        min_scores=_min_scores(min_score or []),
-        limit=limit,
-    )
-
 
 PromptOpt = typer.Option(None, "--prompt", help="Only logs of this prompt.")
 ModelOpt = typer.Option(None, "--model", help="Only logs of this model reference.")
@@ -394,7 +318,7 @@ def add_feedback(
 
     given: list[dict[str, Any]] = []
     if thumbs is not None:
-        given.append({"kind": "thumbs", "value": float(_thumbs(thumbs) or 0)})
+        given.append({"kind": "thumbs", "value": float(parse_thumbs(thumbs) or 0)})
     if rating is not None:
         given.append({"kind": "rating", "value": rating})
     if correction is not None:
