@@ -6,7 +6,7 @@ The public API is the names in `__all__`; everything else is internal and may ch
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from honed.api import Honed, connect
+    from honed.api import Honed, connect, feedback, log, trace
     from honed.config import Settings, load_settings
     from honed.datasets import Case, get_dataset, record_cases
     from honed.errors import (
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from honed.experiments import RunReport, analyse, load_experiment, run_experiment
     from honed.hashing import content_hash
     from honed.logs.context import log_context
-    from honed.logs.tracing import feedback, log, trace
     from honed.models.client import ModelClient
     from honed.models.types import ChatRequest, Completion, Message, Params, Usage
     from honed.prompts import get_prompt, push, run_prompt
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
 _WHERE = {
     "Honed": "honed.api",
     "connect": "honed.api",
+    "feedback": "honed.api",
+    "log": "honed.api",
+    "trace": "honed.api",
     "Settings": "honed.config",
     "load_settings": "honed.config",
     "ConfigError": "honed.errors",
@@ -58,9 +60,6 @@ _WHERE = {
     "run_prompt": "honed.prompts",
     "content_hash": "honed.hashing",
     "log_context": "honed.logs.context",
-    "feedback": "honed.logs.tracing",
-    "log": "honed.logs.tracing",
-    "trace": "honed.logs.tracing",
     "ModelClient": "honed.models.client",
     "ChatRequest": "honed.models.types",
     "Completion": "honed.models.types",

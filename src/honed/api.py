@@ -15,12 +15,12 @@ from honed.config import Settings, load_settings
 from honed.errors import InvalidInputError
 from honed.logs.context import current_view
 from honed.logs.record import FeedbackRecord, LogRecord
-from honed.logs.tracing import as_text
+from honed.logs.tracing import Tracer, as_text
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
 
 if TYPE_CHECKING:
-    from honed.logs.tracing import Generation, Tracer
+    from honed.logs.tracing import Generation
     from honed.logs.writer import LogWriter
     from honed.store import Store
 
@@ -158,8 +158,6 @@ class Honed:
         """Decorator: log every call of a function (sync or async) with its bound arguments as inputs,
         its return value as output, its latency, and its exception (re-raised). `@h.trace` or
         `@h.trace(model="my-app/answer", prompt="qa")`; model defaults to the function's name."""
-        from honed.logs.tracing import Tracer
-
         tracer = Tracer(lambda: self.log, model, fields)
         return tracer if fn is None else tracer(fn)
 
@@ -231,3 +229,53 @@ def connect(path: str | Path | None = None, *, use_cache: bool | None = None, **
     """
     settings = load_settings(overrides, start=Path(path) if path else None)
     return Honed(settings, use_cache=use_cache)
+
+
+# -- module-level `honed.log`, `honed.feedback`, `honed.trace`: a default workspace opened lazily ----------
+# They live here, not in honed.logs.tracing, because opening the workspace is the facade's job: the logging
+# package stays below the facade and never imports it.
+
+_default: Honed | None = None
+
+
+def default_workspace() -> Honed:
+    """The workspace `honed.log(...)` and friends use: `honed.connect()` of the current folder (or
+    HONED_HOME), opened on first use and closed at exit."""
+    global _default
+    if _default is None:
+        import atexit
+
+        _default = connect()
+        atexit.register(close_default_workspace)
+    return _default
+
+
+def close_default_workspace() -> None:
+    """Write what the default workspace has queued and close it (the next use opens it again)."""
+    global _default
+    if _default is not None:
+        found, _default = _default, None
+        found.close()
+
+
+def log(**fields: Any) -> str:
+    """`Honed.log` on the default workspace."""
+    return default_workspace().log(**fields)
+
+
+def feedback(
+    log_id: str, kind: str, value: Any = None, text: str | None = None, source: str | None = None
+) -> str:
+    """`Honed.feedback` on the default workspace."""
+    return default_workspace().feedback(log_id, kind, value, text=text, source=source)
+
+
+@overload
+def trace(fn: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def trace(*, model: str | None = None, **fields: Any) -> Tracer: ...
+def trace(fn: Callable[P, R] | None = None, /, *, model: str | None = None, **fields: Any) -> Any:
+    """`@honed.trace` / `@honed.trace(model=..., prompt=...)`: `Honed.trace` on the default workspace
+    (opened at the first call, not when the function is decorated)."""
+    tracer = Tracer(lambda: default_workspace().log, model, fields)
+    return tracer if fn is None else tracer(fn)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,12 @@ def test_module_level_functions_use_the_current_workspace(workspace: Path) -> No
     log_id = honed.log(model="m", inputs={"a": 1}, output="b")
     honed.feedback(log_id, "copied")
     with connect() as h:
-        honed.logs.tracing.default_workspace().flush_logs()
+        honed.api.default_workspace().flush_logs()
         assert h.store.logs.count() == 2 and h.store.logs.count(LogFilter(feedback="copied")) == 1
-    honed.logs.tracing.close_default_workspace()
+    honed.api.close_default_workspace()
+
+
+def test_logging_does_not_import_the_facade() -> None:
+    # honed.api imports honed.logs; the reverse would be a cycle (the default workspace lives in honed.api)
+    code = "import sys, honed.logs.tracing, honed.logs.online; assert 'honed.api' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -26,9 +26,9 @@ from honed.errors import HonedError, OutputParseError
 from honed.models.types import Completion
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.experiments.spec import Experiment
     from honed.models.types import ChatRequest
+    from honed.workspace import Workspace
 
 __all__ = ["IN_THE_RUN", "ONE_AT_A_TIME", "Latency", "aprobe", "latency_probe", "percentile", "summarise"]
 
@@ -59,7 +59,7 @@ def summarise(times: Sequence[float], mode: str = IN_THE_RUN) -> Latency | None:
     return Latency(float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(times), mode)
 
 
-def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
+def latency_probe(h: Workspace, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
     """`aprobe` from synchronous code; closes the providers it opened."""
 
     async def main() -> dict[str, list[float]]:
@@ -72,7 +72,7 @@ def latency_probe(h: Honed, exp: Experiment, calls: int, *, run_id: str) -> dict
 
 
 async def aprobe(
-    h: Honed,
+    h: Workspace,
     exp: Experiment,
     calls: int,
     *,
@@ -106,7 +106,7 @@ async def aprobe(
     return out
 
 
-async def _timed(h: Honed, request: ChatRequest) -> Completion | None:
+async def _timed(h: Workspace, request: ChatRequest) -> Completion | None:
     try:
         return await h.client.complete(request)
     except OutputParseError as exc:  # answered, in a form the schema did not want: still timed
@@ -115,7 +115,7 @@ async def _timed(h: Honed, request: ChatRequest) -> Completion | None:
         return None  # a failed call has no time in the model; the run reports its errors
 
 
-def _requests(h: Honed, exp: Experiment, calls: int) -> dict[str, list[ChatRequest]]:
+def _requests(h: Workspace, exp: Experiment, calls: int) -> dict[str, list[ChatRequest]]:
     """Per variant, the warm-up request and `calls` timed ones, each on its own case where there are
     enough; with fewer cases, round them again as further samples (never served from the cache)."""
     from honed.experiments.runner import plan

@@ -26,11 +26,11 @@ from honed.logs.context import log_context
 from honed.models.types import ChatRequest, Completion, Params
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.datasets import Case
     from honed.rag.augment import Augmenter
     from honed.store import Store
     from honed.store.runs import Run
+    from honed.workspace import Workspace
 
 #: Output tokens assumed for the budget estimate when a variant sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 256
@@ -122,7 +122,7 @@ def _resume_point(
     return run, store.runs.done_keys(run.id) if run is not None else set()
 
 
-def estimate_cost(h: Honed, calls: list[Planned]) -> float | None:
+def estimate_cost(h: Workspace, calls: list[Planned]) -> float | None:
     """USD the calls would cost at most (prompt tokens + max_tokens); None if a price is unknown."""
     total = 0.0
     for p in calls:
@@ -266,7 +266,7 @@ class _Outcome:
 
 
 async def _call_all(
-    h: Honed, exp: Experiment, run: Run, calls: list[Planned], progress: Progress | None
+    h: Workspace, exp: Experiment, run: Run, calls: list[Planned], progress: Progress | None
 ) -> _Outcome:
     """Make the calls, at most each endpoint's limit at a time, writing a row for each."""
     budget = exp.spec.budget_usd
@@ -378,7 +378,7 @@ async def _call_all(
 
 
 async def _score_all(
-    h: Honed, exp: Experiment, run: Run, results: list[dict[str, Any]], progress: Progress | None
+    h: Workspace, exp: Experiment, run: Run, results: list[dict[str, Any]], progress: Progress | None
 ) -> None:
     """Score every successful result in `results` that lacks a score from an evaluator (resumable)."""
     cases = {c.id: c for c in exp.cases}
@@ -448,7 +448,7 @@ def _score_row(result: dict[str, Any], evaluator: str, version: str, s: Score) -
 
 
 async def arun(
-    h: Honed,
+    h: Workspace,
     exp: Experiment,
     *,
     new: bool = False,
@@ -519,7 +519,9 @@ async def arun(
     return store.runs.get(run.id)
 
 
-async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progress: Progress | None) -> None:
+async def _probe_latency(
+    h: Workspace, exp: Experiment, run: Run, calls: int, progress: Progress | None
+) -> None:
     """Time `calls` calls one at a time per variant whose model batches (a batched call's time in the
     model is its batch's), unless the run already holds as many for it (a resumed run). A variant whose
     every call came from the cache keeps the figures an earlier run of the same spec timed, as a cached
@@ -553,7 +555,7 @@ async def _probe_latency(h: Honed, exp: Experiment, run: Run, calls: int, progre
 
 
 def run_experiment(
-    h: Honed,
+    h: Workspace,
     exp: Experiment,
     *,
     new: bool = False,

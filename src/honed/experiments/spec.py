@@ -39,8 +39,8 @@ from honed.prompts import Prompt, get_prompt, load_prompt, push
 from honed.prompts.registry import PROMPT, check_push
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.store.names import Version
+    from honed.workspace import Workspace
 
 
 class _Strict(BaseModel):
@@ -107,7 +107,7 @@ def load_spec(path: Path) -> ExperimentSpec:
     return parse_spec(read_spec_file(path, "experiment spec"), source=str(path))
 
 
-def load_experiment(h: Honed, path: Path | str) -> Experiment:
+def load_experiment(h: Workspace, path: Path | str) -> Experiment:
     """An experiment spec file resolved against the workspace (its prompt files read relative to the
     file), ready for `run_experiment`."""
     path = Path(path)
@@ -169,7 +169,7 @@ class Experiment:
     #: planned every call, so a spec that fails (an unknown evaluator, an undefined variable) stores nothing.
     unstored: tuple[tuple[Prompt, str], ...] = ()
 
-    def store_prompts(self, h: Honed) -> None:
+    def store_prompts(self, h: Workspace) -> None:
         """Record the prompt files as versions (a no-op for content already stored)."""
         for prompt, note in self.unstored:
             push(h.store, [prompt], note=note)
@@ -199,7 +199,7 @@ class Experiment:
         raise InvalidInputError(f"no variant {variant_id!r}", hint=", ".join(v.id for v in self.variants))
 
 
-def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Experiment:
+def resolve(h: Workspace, spec: ExperimentSpec, *, base: Path | None = None) -> Experiment:
     """Pin the spec's references. A prompt given as a YAML file is pushed first, so results always name a
     stored prompt version."""
     dataset = get_dataset(h.store, spec.dataset)
@@ -229,7 +229,7 @@ def resolve(h: Honed, spec: ExperimentSpec, *, base: Path | None = None) -> Expe
     )
 
 
-def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]:
+def _knowledge(h: Workspace, variants: list[Variant]) -> tuple[tuple[str, str], ...]:
     names: set[str] = set()
     for v in variants:
         for step in v.prompt.retrieve or []:
@@ -261,7 +261,7 @@ def _knowledge(h: Honed, variants: list[Variant]) -> tuple[tuple[str, str], ...]
 
 
 def prompt_for(
-    h: Honed,
+    h: Workspace,
     ref: str,
     base: Path | None,
     unstored: dict[tuple[str, str], tuple[Prompt, str]],

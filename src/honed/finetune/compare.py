@@ -28,8 +28,8 @@ from honed.experiments.latency import latency_probe, summarise
 from honed.models.prices import FREE_ENDPOINTS
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.experiments.runner import Progress
+    from honed.workspace import Workspace
 
 __all__ = [
     "BASELINE",
@@ -133,7 +133,7 @@ def parse_evaluator(text: str) -> dict[str, Any]:
     return spec
 
 
-def job_models(h: Honed, job_id: str) -> tuple[str, str]:
+def job_models(h: Workspace, job_id: str) -> tuple[str, str]:
     """(fine-tuned model, base model) of a finished fine-tuning job."""
     from honed.finetune.jobs import get_job
 
@@ -147,7 +147,7 @@ def job_models(h: Honed, job_id: str) -> tuple[str, str]:
 
 
 def comparison_experiment(
-    h: Honed,
+    h: Workspace,
     *,
     dataset: str,
     candidate_model: str,
@@ -184,7 +184,7 @@ def comparison_experiment(
 
 
 def run_comparison(
-    h: Honed,
+    h: Workspace,
     exp: Experiment,
     *,
     prices: Mapping[str, Price] | None = None,
@@ -215,7 +215,7 @@ def run_comparison(
 
 
 def compare_finetune(
-    h: Honed,
+    h: Workspace,
     *,
     dataset: str,
     candidate_model: str,
@@ -274,7 +274,7 @@ def _quality(report: RunReport) -> dict[str, dict[str, Any]]:
 
 
 def _side(
-    h: Honed,
+    h: Workspace,
     variant: str,
     model: str,
     prompt: str,
@@ -313,7 +313,7 @@ def _side(
     )
 
 
-def _price(h: Honed, model: str, overrides: dict[str, Price]) -> tuple[Price | None, str]:
+def _price(h: Workspace, model: str, overrides: dict[str, Price]) -> tuple[Price | None, str]:
     if model in overrides:
         return overrides[model], "override"
     found = h.client.prices.price(model)

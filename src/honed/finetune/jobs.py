@@ -32,9 +32,9 @@ from honed.finetune.registry import get_backend
 from honed.store.schema import utcnow
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.store import Store
     from honed.store.jobs import JobRow
+    from honed.workspace import Workspace
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -269,7 +269,7 @@ class FinetuneJob:
 
 
 def create_job(
-    h: Honed,
+    h: Workspace,
     spec: FinetuneSpec,
     training_examples: list[ChatExample],
     validation_examples: list[ChatExample] | None = None,
@@ -302,12 +302,12 @@ def create_job(
     return FinetuneJob(store, h.settings, row).refresh()
 
 
-def get_job(h: Honed, job_id: str) -> FinetuneJob:
+def get_job(h: Workspace, job_id: str) -> FinetuneJob:
     """The job `job_id`; NotFoundError if there is none."""
     return FinetuneJob(h.store, h.settings, h.store.jobs.get(job_id))
 
 
-def list_jobs(h: Honed, *, limit: int | None = None) -> list[FinetuneJob]:
+def list_jobs(h: Workspace, *, limit: int | None = None) -> list[FinetuneJob]:
     """Jobs, newest first."""
     return [FinetuneJob(h.store, h.settings, row) for row in h.store.jobs.list(limit=limit)]
 

@@ -27,7 +27,7 @@ from honed.evals.evaluators.human import NOT_LABELLED
 from honed.store.logs import LogFilter
 
 if TYPE_CHECKING:
-    from honed.api import Honed
+    from honed.workspace import Workspace
 
 _CHUNK = 200
 
@@ -130,7 +130,7 @@ class _Errors:
         return tuple(sorted(self._groups.values(), key=lambda g: (-g.count, g.error, g.reason or "")))
 
 
-def evaluator_from(h: Honed, evaluator: str | Mapping[str, Any] | Evaluator) -> Evaluator:
+def evaluator_from(h: Workspace, evaluator: str | Mapping[str, Any] | Evaluator) -> Evaluator:
     """An evaluator from a type name (`"exact"`), a spec as in eval specs, or an evaluator itself."""
     if isinstance(evaluator, Evaluator):
         return evaluator
@@ -170,7 +170,7 @@ def _score_row(log_id: str, ev: Evaluator, s: Score) -> dict[str, Any]:
 
 
 async def aevaluate_logs(
-    h: Honed,
+    h: Workspace,
     evaluator: str | Mapping[str, Any] | Evaluator,
     *,
     where: LogFilter | None = None,
@@ -218,7 +218,7 @@ async def aevaluate_logs(
 
 
 def evaluate_logs(
-    h: Honed,
+    h: Workspace,
     evaluator: str | Mapping[str, Any] | Evaluator,
     *,
     where: LogFilter | None = None,

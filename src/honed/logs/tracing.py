@@ -4,6 +4,9 @@ Both give the work a trace id (the enclosing one if there is one), so honed mode
 share it and `honed logs list --trace ID` shows a request's whole story. Both log the error and re-raise
 it: observing code never changes what it does. Inputs and outputs that are not JSON are logged as
 their `repr`.
+
+Both take the log function to call, never a workspace: the module-level `honed.log`, `honed.trace` and
+`honed.feedback`, which open a default workspace, live in `honed.api`, so logging does not import the facade.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from honed.logs.context import current_view, log_context
 
@@ -185,55 +188,3 @@ def generation(log: LogFunction, *, model: str, **fields: Any) -> Iterator[Gener
                 **extra,
                 **fields,
             )
-
-
-# -- module-level `honed.log`, `honed.feedback`, `honed.trace`: a default workspace opened lazily ----------
-
-_default: Any = None
-
-
-def default_workspace() -> Any:
-    """The workspace `honed.log(...)` and friends use: `honed.connect()` of the current folder (or
-    HONED_HOME), opened on first use and closed at exit."""
-    global _default
-    if _default is None:
-        import atexit
-
-        from honed.api import connect
-
-        _default = connect()
-        atexit.register(close_default_workspace)
-    return _default
-
-
-def close_default_workspace() -> None:
-    """Write what the default workspace has queued and close it (the next use opens it again)."""
-    global _default
-    if _default is not None:
-        found, _default = _default, None
-        found.close()
-
-
-def log(**fields: Any) -> str:
-    """`Honed.log` on the default workspace."""
-    result: str = default_workspace().log(**fields)
-    return result
-
-
-def feedback(
-    log_id: str, kind: str, value: Any = None, text: str | None = None, source: str | None = None
-) -> str:
-    """`Honed.feedback` on the default workspace."""
-    result: str = default_workspace().feedback(log_id, kind, value, text=text, source=source)
-    return result
-
-
-@overload
-def trace(fn: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def trace(*, model: str | None = None, **fields: Any) -> Tracer: ...
-def trace(fn: Callable[P, R] | None = None, /, *, model: str | None = None, **fields: Any) -> Any:
-    """`@honed.trace` / `@honed.trace(model=..., prompt=...)`: `Honed.trace` on the default workspace
-    (opened at the first call, not when the function is decorated)."""
-    tracer = Tracer(lambda: default_workspace().log, model, fields)
-    return tracer if fn is None else tracer(fn)

@@ -37,11 +37,11 @@ from honed.prompts import push
 from honed.prompts.spec import Prompt, RetrieveStep
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.datasets import DatasetVersion
     from honed.experiments.analysis import RunReport
     from honed.experiments.runner import Progress
     from honed.optimize.plan import LadderPlan
+    from honed.workspace import Workspace
 
 __all__ = ["KIND", "Diagnosis", "diagnose_plan", "stored_diagnosis"]
 
@@ -84,7 +84,12 @@ class Diagnosis:
 
 
 def diagnose_plan(
-    h: Honed, plan: LadderPlan, *, new: bool = False, progress: Progress | None = None, n_boot: int = 10_000
+    h: Workspace,
+    plan: LadderPlan,
+    *,
+    new: bool = False,
+    progress: Progress | None = None,
+    n_boot: int = 10_000,
 ) -> Diagnosis:
     """Run (or resume) the plan's `diagnose:` section and store the diagnosis (see the module docstring)."""
     from honed.datasets import get_dataset
@@ -136,7 +141,7 @@ def diagnose_plan(
     return diagnosis
 
 
-def stored_diagnosis(h: Honed, name: str, ref: str | None = None) -> dict[str, Any]:
+def stored_diagnosis(h: Workspace, name: str, ref: str | None = None) -> dict[str, Any]:
     """The diagnosis last stored for the plan `name`, as `Diagnosis.to_dict()`."""
     _, body = h.store.names.get(KIND, name, ref, noun="ladder diagnosis")
     return body
@@ -171,7 +176,7 @@ def _ablations(prompt: Prompt, plan: LadderPlan, pinned: DatasetVersion) -> list
     return out
 
 
-def _push(h: Honed, prompt: Prompt, plan: str) -> str:
+def _push(h: Workspace, prompt: Prompt, plan: str) -> str:
     [pushed] = push(h.store, [prompt], note=f"ablation of ladder {plan}'s diagnosis")
     return f"{prompt.name}@v{pushed.version.number}"
 
@@ -183,7 +188,7 @@ def _effect(
 
 
 def _diagnosis(
-    h: Honed,
+    h: Workspace,
     plan: LadderPlan,
     run_id: str,
     prompt_ref: str,
@@ -271,7 +276,7 @@ def _diagnosis(
     )
 
 
-def _failures(h: Honed, run_id: str, primary: str, correct: str, form: str | None) -> dict[str, Any]:
+def _failures(h: Workspace, run_id: str, primary: str, correct: str, form: str | None) -> dict[str, Any]:
     """The as-is results' failures: right content wrong form / fixed by gold context / wrong even then."""
     runs = h.store.runs
     passed, content = runs.passes(run_id, primary), runs.passes(run_id, correct)

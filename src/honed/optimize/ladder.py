@@ -33,9 +33,9 @@ from honed.optimize.failures import step_failures
 from honed.optimize.steps import Notify, Resolved, check_finetuning, resolve_steps
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.experiments.runner import Progress
     from honed.optimize.plan import LadderPlan
+    from honed.workspace import Workspace
 
 __all__ = ["KIND", "Ledger", "LedgerStep", "ladder_experiment", "run_ladder", "stored_ledger"]
 
@@ -106,7 +106,7 @@ class Ledger:
 
 
 def ladder_experiment(
-    h: Honed, plan: LadderPlan, *, notify: Notify | None = None
+    h: Workspace, plan: LadderPlan, *, notify: Notify | None = None
 ) -> tuple[Experiment, list[Resolved]]:
     """The plan as a resolved experiment: the dataset pinned, every step's prompt derived and pushed, its
     fine-tuning done, evaluators built, before any step's call is made."""
@@ -146,7 +146,7 @@ def ladder_experiment(
 
 
 def run_ladder(
-    h: Honed,
+    h: Workspace,
     plan: LadderPlan,
     *,
     new: bool = False,
@@ -178,7 +178,7 @@ Latency = tuple[float, float, int]
 
 
 def step_latencies(
-    h: Honed, plan: LadderPlan, exp: Experiment, run_id: str, *, notify: Notify | None = None
+    h: Workspace, plan: LadderPlan, exp: Experiment, run_id: str, *, notify: Notify | None = None
 ) -> dict[str, Latency]:
     """Per step, its time in the model over `plan.latency_calls` calls made one at a time (see the module
     docstring); steps unchanged since the stored ledger keep the latency it measured."""
@@ -221,14 +221,14 @@ def step_latencies(
     return out
 
 
-def stored_ledger(h: Honed, name: str, ref: str | None = None) -> dict[str, Any]:
+def stored_ledger(h: Workspace, name: str, ref: str | None = None) -> dict[str, Any]:
     """The ledger last stored for the plan `name` (or the version `ref` names), as `Ledger.to_dict()`."""
     _, body = h.store.names.get(KIND, name, ref, noun="ladder")
     return body
 
 
 def build_ledger(
-    h: Honed,
+    h: Workspace,
     plan: LadderPlan,
     exp: Experiment,
     resolved: list[Resolved],
@@ -341,7 +341,7 @@ def _latency(
     return found.p50_s, found.p95_s, found.calls, found.mode
 
 
-def _notional_price(h: Honed, plan: LadderPlan, model: str) -> tuple[tuple[float, float] | None, str]:
+def _notional_price(h: Workspace, plan: LadderPlan, model: str) -> tuple[tuple[float, float] | None, str]:
     """The notional price of `model` (or its base model): the plan's, else honed.toml's."""
     from honed.config import Price
     from honed.models.prices import PriceTable

@@ -21,10 +21,10 @@ from honed.prompts.spec import Prompt, RetrieveStep
 from honed.prompts.template import render
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.datasets import Case, DatasetVersion
     from honed.finetune.jobs import FinetuneJob
     from honed.optimize.plan import FewShot, FinetuneStep, LadderPlan, Retrieve, Step
+    from honed.workspace import Workspace
 
 __all__ = ["Resolved", "apply_changes", "check_finetuning", "resolve_steps", "training_examples"]
 
@@ -99,7 +99,7 @@ def apply_changes(
 
 
 def resolve_steps(
-    h: Honed, plan: LadderPlan, dataset: DatasetVersion, *, notify: Notify | None = None
+    h: Workspace, plan: LadderPlan, dataset: DatasetVersion, *, notify: Notify | None = None
 ) -> list[Resolved]:
     """Every step of `plan` resolved in order (see the module docstring); fine-tuning happens here."""
     out: list[Resolved] = []
@@ -142,7 +142,7 @@ def resolve_steps(
     return out
 
 
-def check_finetuning(h: Honed, plan: LadderPlan) -> None:
+def check_finetuning(h: Workspace, plan: LadderPlan) -> None:
     """Refuse, before the diagnosis or any step runs, a `finetune` step whose backend cannot train its
     base model here (an endpoint with no fine-tuning API, a missing key): minutes of calls would otherwise
     end in that error. The hint says how to climb the rungs before it."""
@@ -179,7 +179,7 @@ def _backend(spec: FinetuneStep, base_model: str) -> str:
 
 
 def training_examples(
-    h: Honed, prompt: Prompt, cases: list[Case], target: str, *, base: Any = None
+    h: Workspace, prompt: Prompt, cases: list[Case], target: str, *, base: Any = None
 ) -> list[dict[str, Any]]:
     """One chat example per case: `prompt` as rendered for the case (retrieval included), then `target`
     rendered over the case as the assistant reply."""
@@ -210,7 +210,7 @@ def training_examples(
 
 
 def _finetune(
-    h: Honed,
+    h: Workspace,
     plan: LadderPlan,
     step: Step,
     spec: FinetuneStep,

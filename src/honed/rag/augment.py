@@ -30,12 +30,12 @@ from honed.prompts.template import render
 from honed.rag.types import Document, Hit
 
 if TYPE_CHECKING:
-    from honed.api import Honed
     from honed.datasets import Case
     from honed.rag.kb import KnowledgeBase
     from honed.rag.routing import Router
     from honed.rag.sql import SqlSource
     from honed.rag.types import Embedder
+    from honed.workspace import Workspace
 
 #: Default budget of a `stuff` step: what a small model's window holds next to a question.
 STUFF_DEFAULT_TOKENS = 1500
@@ -80,7 +80,7 @@ class Augmenter:
     """Prepares prompts that retrieve. One per run: it caches the opened knowledge bases, the example
     pools and SQL connections. Thread-safe for `augment` calls."""
 
-    def __init__(self, h: Honed, *, base: Path | None = None) -> None:
+    def __init__(self, h: Workspace, *, base: Path | None = None) -> None:
         self.h = h
         self.base = base or h.settings.root or Path.cwd()
         self._kbs: dict[str, KnowledgeBase] = {}
@@ -436,7 +436,7 @@ def _stuff(docs: Sequence[Document], budget: int) -> tuple[str, list[Document], 
 
 @contextlib.contextmanager
 def augment_once(
-    h: Honed, prompt: Prompt, variables: Mapping[str, Any], *, base: Path | None = None
+    h: Workspace, prompt: Prompt, variables: Mapping[str, Any], *, base: Path | None = None
 ) -> Iterator[Augmented]:
     """Augment one call (for `honed prompts run` and scripts). Render inside the `with` block: resources
     (a SQL source, a knowledge base) are called while the template renders, and close when it ends."""

@@ -53,11 +53,11 @@ from honed.rag.types import Hit
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from honed.api import Honed
     from honed.datasets import Case
     from honed.rag.kb import Index
     from honed.rag.metrics import Qrels
     from honed.store.names import Version
+    from honed.workspace import Workspace
 
 DEFAULT_MEASURES = ("MAP", "nDCG@10", "R@100", "P@10", "MRR")
 REPORT_KIND = "retrieval-report"
@@ -216,13 +216,13 @@ class RetrievalReport:
         return paths
 
 
-def stored_report(h: Honed, name: str, ref: str | None = None) -> tuple[Version, RetrievalReport]:
+def stored_report(h: Workspace, name: str, ref: str | None = None) -> tuple[Version, RetrievalReport]:
     """The retrieval report recorded under `name` (its latest, or the version `ref` names)."""
     version, body = h.store.names.get(REPORT_KIND, name, ref, noun="retrieval evaluation")
     return version, RetrievalReport.from_dict(body)
 
 
-def stored_reports(h: Honed) -> list[tuple[str, int, datetime]]:
+def stored_reports(h: Workspace) -> list[tuple[str, int, datetime]]:
     """(name, versions, last recorded) of every stored retrieval report."""
     return h.store.names.names(REPORT_KIND)
 
@@ -240,7 +240,7 @@ def qrels_for(cases: list[Case]) -> Qrels:
 
 
 def run_retrieval_experiment(
-    h: Honed, spec: RetrievalSpec, *, progress: Any = None, record: bool = True
+    h: Workspace, spec: RetrievalSpec, *, progress: Any = None, record: bool = True
 ) -> RetrievalReport:
     """Run every variant over the queries, evaluate, compare with the baseline, and record the report."""
     from honed.datasets import get_dataset
@@ -412,7 +412,7 @@ COLLECTION_SPLITS: tuple[tuple[str, float], ...] = (("train", 0.5), ("test", 0.5
 
 
 def import_collection(
-    h: Honed, kb: KnowledgeBase, collection: str, *, progress: Any = None
+    h: Workspace, kb: KnowledgeBase, collection: str, *, progress: Any = None
 ) -> tuple[Any, str]:
     """Ingest a test collection's documents (Cranfield, CISI; read in place from the data folder) into
     `kb`, and record its queries as the dataset `{kb}-queries`: `inputs.query`, `context_ids` (relevant
@@ -431,7 +431,7 @@ def import_collection(
 
 
 def training_pairs(
-    h: Honed, kb: KnowledgeBase, dataset: str, *, split: str | None = "train", query_field: str = "query"
+    h: Workspace, kb: KnowledgeBase, dataset: str, *, split: str | None = "train", query_field: str = "query"
 ) -> list[tuple[str, str]]:
     """(query, relevant document text) pairs from a dataset's judgments, for fine-tuning an embedder.
     Only the given split is used, so the held-out queries stay unseen."""

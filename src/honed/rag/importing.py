@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from honed.api import Honed
     from honed.config import Settings
     from honed.datasets import Case, SplitPlan
     from honed.rag.collections import Collection
     from honed.rag.kb import IngestReport, KnowledgeBase, Progress
     from honed.rag.loaders import LoadLimits
     from honed.store import Store
+    from honed.workspace import Workspace
 
 __all__ = [
     "Checked",
@@ -221,7 +221,7 @@ def run_import(
 
 
 def ingest(
-    h: Honed,
+    h: Workspace,
     name: str,
     *,
     paths: Sequence[str] = (),
@@ -282,7 +282,7 @@ def ingest(
 
 
 def import_files(
-    h: Honed,
+    h: Workspace,
     name: str,
     path: Path,
     *,
