@@ -87,9 +87,10 @@ def test_a_snapshot_sums_usage_and_finds_absent_scores(store: Store) -> None:
         assert snap.timings() == {"a": ([0.5, 0.5], [0.1]), "b": ([1.5], [])}
         assert snap.score_values("exact", "a") == [("c1", 0, 1.0, None)]
         assert snap.score_values("exact", "b") == [("c1", 0, 0.0, False)]
-        assert snap.unscored("exact", "a", {"no reference"}) == [("c2", 0)]
-        # a result that answered with no score row at all from this evaluator is absent too
-        assert sorted(snap.unscored("human", "a", set())) == [("c1", 0), ("c2", 0)]
+        assert sorted(snap.answered("a")) == [("c1", 0), ("c2", 0)]  # c3's call timed out
+        # a score error that says "absent by design" is no failure; any other is
+        assert snap.score_failures("exact", "a", {"no reference"}) == []
+        assert snap.score_failures("exact", "a", set()) == [("c2", 0)]
 
 
 def test_score_evaluators_and_deleting_one_score(store: Store) -> None:

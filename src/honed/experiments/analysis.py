@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 from honed.errors import HonedError, InvalidInputError
@@ -216,12 +217,21 @@ def _matrix(
     # No score by design is no error: a score row that says so (not labelled, no reference), or a result
     # that answered but has no score row at all from this evaluator (a human label not given yet, or a
     # run stopped before scoring). A failed call or evaluator stays an error.
-    absent = np.zeros((len(case_ids), repeats), dtype=np.bool_)
     index = {c: i for i, c in enumerate(case_ids)}
-    for case_id, sample in snapshot.unscored(evaluator, variant, ABSENT):
-        if case_id in index and sample < repeats:
-            absent[index[case_id], sample] = True
+    answered = _mask(snapshot.answered(variant), index, repeats)
+    failed = _mask(snapshot.score_failures(evaluator, variant, ABSENT), index, repeats)
+    absent = np.isnan(values) & answered & ~failed
     return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None, absent)
+
+
+def _mask(cells: list[tuple[str, int]], index: dict[str, int], repeats: int) -> npt.NDArray[np.bool_]:
+    """A (cases x repeats) mask with `cells` (case id, sample) set."""
+    mask = np.zeros((len(index), repeats), dtype=np.bool_)
+    rows = [(index[c], i) for c, i in cells if c in index and i < repeats]
+    if rows:
+        at = np.array(rows, dtype=np.int64)
+        mask[at[:, 0], at[:, 1]] = True
+    return mask
 
 
 def _usage(snapshot: RunSnapshot, run: Run, variants: list[str]) -> dict[str, Usage]:

@@ -32,6 +32,7 @@ class RunSnapshot:
     def __init__(self, conn: Connection, run_id: str) -> None:
         self._conn = conn
         self._run_id = run_id
+        self._answered: dict[str, list[tuple[str, int]]] = {}
 
     def case_ids(self) -> list[str]:
         """The ids of the cases the run has results for, sorted."""
@@ -77,15 +78,26 @@ class RunSnapshot:
         )
         return [(c, i, v, p) for c, i, v, p in self._conn.execute(stmt)]
 
-    def unscored(self, evaluator: str, variant: str, absent: Collection[str]) -> list[tuple[str, int]]:
-        """(case_id, sample_index) of one variant's results the evaluator has no score for by design:
-        a score row whose error is one of `absent`, or a result that answered but has no score row from
-        this evaluator at all."""
-        where = (S.run_id == self._run_id, S.variant == variant, S.evaluator == evaluator)
-        said = select(S.case_id, S.sample_index).where(*where, S.error.in_(sorted(absent)))
-        scored = {(c, i) for c, i in self._conn.execute(select(S.case_id, S.sample_index).where(*where))}
-        answered = select(R.case_id, R.sample_index).where(
-            R.run_id == self._run_id, R.variant == variant, R.error.is_(None)
+    def answered(self, variant: str) -> list[tuple[str, int]]:
+        """(case_id, sample_index) of one variant's results whose call did not fail (read once per
+        variant and kept: every evaluator's matrix needs it)."""
+        found = self._answered.get(variant)
+        if found is None:
+            stmt = select(R.case_id, R.sample_index).where(
+                R.run_id == self._run_id, R.variant == variant, R.error.is_(None)
+            )
+            found = self._answered[variant] = [(c, i) for c, i in self._conn.execute(stmt)]
+        return found
+
+    def score_failures(self, evaluator: str, variant: str, absent: Collection[str]) -> list[tuple[str, int]]:
+        """(case_id, sample_index) of one variant's results the evaluator failed on: a score row with an
+        error that is not one of `absent` (few rows, unlike the results)."""
+        stmt = select(S.case_id, S.sample_index).where(
+            S.run_id == self._run_id,
+            S.variant == variant,
+            S.evaluator == evaluator,
+            S.value.is_(None),
+            S.error.is_not(None),
+            S.error.not_in(sorted(absent)),
         )
-        missing = [(c, i) for c, i in self._conn.execute(answered) if (c, i) not in scored]
-        return [*((c, i) for c, i in self._conn.execute(said)), *missing]
+        return [(c, i) for c, i in self._conn.execute(stmt)]
