@@ -96,16 +96,14 @@ class EmbedderRegistry(Registry[EmbedderSpec]):
 
     def endpoints(self, settings: Settings) -> dict[str, EndpointConfig]:
         """Endpoints whose provider has an embedder: the kinds' defaults overlaid by honed.toml."""
-        merged: dict[str, EndpointConfig] = {}
-        for _, spec in self.items():
-            for name, raw in spec.default_endpoints.items():
-                merged[name] = EndpointConfig.model_validate({"provider": spec.kind, **raw})
-        for name, cfg in settings.endpoints.items():
-            base = merged.get(name)
-            if base is not None and base.provider == cfg.provider:
-                fields = cfg.model_dump(exclude_unset=True)
-                cfg = EndpointConfig.model_validate({**base.model_dump(exclude_unset=True), **fields})
-            merged[name] = cfg
+        from honed.models.endpoints import merge_endpoints  # the one merge chat endpoints use too
+
+        defaults = {
+            name: {"provider": spec.kind, **raw}
+            for _, spec in self.items()
+            for name, raw in spec.default_endpoints.items()
+        }
+        merged = merge_endpoints(defaults, settings)
         return {name: cfg for name, cfg in merged.items() if cfg.provider in self}
 
     def available(self, settings: Settings) -> list[str]:
