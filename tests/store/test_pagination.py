@@ -13,6 +13,7 @@ from honed.logs.record import LogRecord
 from honed.store import Store
 from honed.store.logs import LogFilter
 from honed.store.schema import runs
+from tests.store.test_run_queries import result as result_row
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -82,25 +83,8 @@ def test_a_run_created_between_pages_neither_shifts_nor_repeats_rows(store: Stor
 
 
 def result(run_id: str, variant: str, case: str, sample: int) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "variant": variant,
-        "case_id": case,
-        "sample_index": sample,
-        "request_key": "sha256:x",
-        "prompt_hash": None,
-        "dataset_hash": "sha256:d",
-        "model": "scripted/m",
-        "params": {},
-        "output": f"{variant}/{case}/{sample}",
-        "parsed": None,
-        "error": None,
-        "input_tokens": 1,
-        "output_tokens": 1,
-        "latency_s": 0.1,
-        "cost_usd": None,
-        "cached": False,
-    }
+    """A result row whose output names its key (so a page's rows can be told apart by content too)."""
+    return result_row(run_id, variant, case, sample, output=f"{variant}/{case}/{sample}")
 
 
 def test_results_page_walks_variant_case_sample_order(store: Store) -> None:

@@ -78,6 +78,11 @@ StoreUrlOption = typer.Option(
 StorePathOption = typer.Option(
     None, "--store-path", help="Folder of an embedded store (default: the workspace)."
 )
+DedupeOption = typer.Option(
+    False,
+    "--dedupe",
+    help="Drop documents whose text repeats an earlier one's, reporting each (default: keep every id).",
+)
 EfSearchOption = typer.Option(
     None,
     "--ef-search",
@@ -175,11 +180,7 @@ def ingest(
     title_field: str = typer.Option(
         "title", "--title-field", help="JSONL: the field holding the title (the text of a record with none)."
     ),
-    dedupe: bool = typer.Option(
-        False,
-        "--dedupe",
-        help="Drop documents whose text repeats an earlier one's, reporting each (default: keep every id).",
-    ),
+    dedupe: bool = DedupeOption,
     collection: str | None = typer.Option(
         None,
         "--collection",
@@ -518,11 +519,7 @@ def import_(
     topic_field: str = typer.Option(
         "title", "--topic-field", help="TREC: the query text: title (default), desc or title+desc."
     ),
-    dedupe: bool = typer.Option(
-        False,
-        "--dedupe",
-        help="Drop documents whose text repeats an earlier one's, reporting each (default: keep every id).",
-    ),
+    dedupe: bool = DedupeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Import a test collection: ingest its documents into knowledge base NAME (created if it does not
