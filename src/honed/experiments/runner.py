@@ -526,11 +526,13 @@ async def _probe_latency(
     model is its batch's), unless the run already holds as many for it (a resumed run). A variant whose
     every call came from the cache keeps the figures an earlier run of the same spec timed, as a cached
     answer keeps its call's latency: nothing new was run, so nothing new is timed."""
+    if calls <= 0:
+        return
     have: dict[str, list[float]] = dict((run.latency_probe or {}).get("variants") or {})
     todo = [
         v for v in exp.variants if h.client.resolve(v.model)[0].batches and len(have.get(v.id) or ()) < calls
     ]
-    if calls <= 0 or not todo:
+    if not todo:
         return
     fresh = h.store.runs.fresh_calls(run.id)
     reused: dict[str, str] = {}
