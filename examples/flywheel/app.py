@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 import honed
-from honed.models.types import Completion
-from honed.prompts.execute import run_prompt_many
 from honed.prompts.files import load_prompt
+from honed.run import PromptRun, run_prompt_many
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -39,10 +38,10 @@ def main(n: int) -> None:
     traffic += tickets(10, seed=2, templates=HELD_OUT)  # repeats of eval-set tickets (same seed as eval)
     prompt = load_prompt(HERE / "prompts" / "triage-long.yaml")
     with honed.connect() as h:
-        results = run_prompt_many(h.client, prompt, [{"ticket": t["ticket"]} for t in traffic])
+        results = run_prompt_many(h, prompt, [{"ticket": t["ticket"]} for t in traffic])
         right = 0
         for t, result in zip(traffic, results, strict=True):
-            if not isinstance(result, Completion) or result.log_id is None:
+            if not isinstance(result, PromptRun) or result.log_id is None:
                 print(f"call failed: {result}", file=sys.stderr)
                 continue
             gold = json.dumps({"queue": t["queue"]})

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from honed.logs.context import log_context
     from honed.models.client import ModelClient
     from honed.models.types import ChatRequest, Completion, Message, Params, Usage
-    from honed.prompts import get_prompt, push, run_prompt
+    from honed.prompts import get_prompt, push
+    from honed.run import run_prompt
 
 # Each name is imported on first use (PEP 562): `import honed` (and every `honed` command, whose modules
 # live in this package) does not pay for the client, the store and the logging stack it may not need.
@@ -57,7 +58,7 @@ _WHERE = {
     "run_experiment": "honed.experiments",
     "get_prompt": "honed.prompts",
     "push": "honed.prompts",
-    "run_prompt": "honed.prompts",
+    "run_prompt": "honed.run",
     "content_hash": "honed.hashing",
     "log_context": "honed.logs.context",
     "ModelClient": "honed.models.client",

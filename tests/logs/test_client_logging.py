@@ -15,7 +15,7 @@ from honed.experiments import parse_spec, resolve, run_experiment
 from honed.logs.context import current, log_context
 from honed.models.types import ChatRequest
 from honed.prompts import Prompt, push
-from honed.prompts.execute import run_prompt, run_prompt_many
+from honed.run import run_prompt, run_prompt_many
 from honed.store.logs import LogFilter
 from honed.testing import scripted
 
@@ -104,7 +104,7 @@ def test_prompt_runs_and_experiments_log_what_produced_them(workspace: Path) -> 
         prompt = Prompt.model_validate(
             {"name": "qa", "model": model, "messages": [{"role": "user", "content": "{{ country }}?"}]}
         )
-        run_prompt(h.client, prompt, {"country": "France"})
+        run_prompt(h, prompt, {"country": "France"})
         h.flush_logs()
         (log,) = h.store.logs.query(LogFilter(prompt="qa"))
         assert log["prompt_version"] == prompt.version() and log["inputs"] == {"country": "France"}
@@ -134,7 +134,7 @@ def test_many_runs_of_a_prompt_each_log_their_own_inputs(workspace: Path) -> Non
         prompt = Prompt.model_validate(
             {"name": "rev", "model": model, "messages": [{"role": "user", "content": "{{ word }}"}]}
         )
-        results = run_prompt_many(h.client, prompt, [{"word": w} for w in ("abc", "xyz", "{{")])
+        results = run_prompt_many(h, prompt, [{"word": w} for w in ("abc", "xyz", "{{")])
         assert [r.text for r in results if not isinstance(r, Exception)] == ["cba", "zyx", "{{"[::-1]]
         h.flush_logs()
         by_input = {r["inputs"]["word"]: r for r in h.store.logs.query(LogFilter(prompt="rev"))}

@@ -1,8 +1,10 @@
-"""Fixtures for prompt tests: a real SQLite store, a model client on it, and a helper to write files."""
+"""Fixtures for prompt tests: a real SQLite store, a model client on it, a workspace of the two, and a
+helper to write files."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from textwrap import dedent
 
@@ -32,6 +34,23 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def client(store: Store) -> ModelClient:
     return ModelClient(Settings(default_model="scripted/echo"), store=store, use_cache=False)
+
+
+@dataclass(frozen=True)
+class Bare:
+    """A `honed.workspace.Workspace` of a store and a client, without the facade's logging."""
+
+    settings: Settings
+    store: Store
+    client: ModelClient
+
+    def flush_logs(self) -> None:
+        self.client.flush()
+
+
+@pytest.fixture
+def h(client: ModelClient, store: Store) -> Bare:
+    return Bare(client.settings, store, client)
 
 
 @pytest.fixture

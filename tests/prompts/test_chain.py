@@ -9,27 +9,28 @@ from typing import Any
 import pytest
 
 from honed.errors import InvalidInputError, OutputParseError
-from honed.models.client import ModelClient
 from honed.models.types import ChatRequest
-from honed.prompts import Chain, Prompt, push, run_chain, run_prompt
-from honed.prompts.execute import read_variables
+from honed.prompts import Chain, Prompt, push
+from honed.prompts.inputs import read_variables, resolve_steps
+from honed.run import run_chain, run_prompt
 from honed.store import Store
 from honed.testing import scripted
+from honed.workspace import Workspace
 
 
 def inline(content: str, **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": content}], **extra}
 
 
-def test_run_prompt_uses_the_model_client(client: ModelClient) -> None:
+def test_run_prompt_uses_the_model_client(h: Workspace) -> None:
     p = Prompt.parse({"name": "qa", "messages": [{"role": "user", "content": "say {{ word }}"}]})
     with scripted("fixed", ["hello"]) as model:
-        assert run_prompt(client, p, {"word": "x"}, model=model).text == "hello"
+        assert run_prompt(h, p, {"word": "x"}, model=model).text == "hello"
     # no model anywhere: the workspace default (scripted/echo here)
-    assert run_prompt(client, p, {"word": "x"}).text == "say x"
+    assert run_prompt(h, p, {"word": "x"}).text == "say x"
 
 
-def test_each_steps_output_is_available_to_the_next(client: ModelClient, store: Store) -> None:
+def test_each_steps_output_is_available_to_the_next(h: Workspace, store: Store) -> None:
     push(
         store,
         [
@@ -57,7 +58,7 @@ def test_each_steps_output_is_available_to_the_next(client: ModelClient, store: 
         }
     )
     with scripted("brain", reply) as model:
-        result = run_chain(client, chain, {"topic": "water"}, model=model)
+        result = run_chain(h, chain, {"topic": "water"}, model=model)
     assert seen == ["Facts about water", "Given water is wet, answer about water"]
     assert result.outputs == {
         "facts": "water is wet",
@@ -68,7 +69,7 @@ def test_each_steps_output_is_available_to_the_next(client: ModelClient, store: 
     assert result.to_dict()["steps"][1]["messages"][-1]["content"].startswith("Given water is wet")
 
 
-def test_a_step_with_a_schema_passes_parsed_json(client: ModelClient) -> None:
+def test_a_step_with_a_schema_passes_parsed_json(h: Workspace) -> None:
     schema = {"type": "object", "properties": {"items": {"type": "array"}}}
     chain = Chain.parse(
         {
@@ -87,11 +88,11 @@ def test_a_step_with_a_schema_passes_parsed_json(client: ModelClient) -> None:
             else r.messages[-1]["content"]
         ),
     ) as model:
-        result = run_chain(client, chain, {}, model=model)
+        result = run_chain(h, chain, {}, model=model)
     assert result.outputs == {"found": {"items": ["a", "b"]}, "joined": "a;b;"}
 
 
-def test_missing_variables_fail_before_any_call(client: ModelClient) -> None:
+def test_missing_variables_fail_before_any_call(h: Workspace) -> None:
     calls: list[ChatRequest] = []
     chain = Chain.parse(
         {
@@ -112,17 +113,17 @@ def test_missing_variables_fail_before_any_call(client: ModelClient) -> None:
         with pytest.raises(
             InvalidInputError, match="step 2 \\(c\\): prompt 'c' reads variable 'b', which a later step"
         ):
-            run_chain(client, chain, {"question": "q"}, model=model)
+            run_chain(h, chain, {"question": "q"}, model=model)
         with pytest.raises(
             InvalidInputError, match="reads variable 'question', which no input or earlier step"
         ):
-            run_chain(client, chain, {}, model=model)
+            run_chain(h, chain, {}, model=model)
         with pytest.raises(InvalidInputError, match="have the name of a step's output"):
-            run_chain(client, chain, {"question": "q", "a": "1", "b": "2"}, model=model)
+            run_chain(h, chain, {"question": "q", "a": "1", "b": "2"}, model=model)
     assert calls == []
 
 
-def test_a_failing_step_names_the_chain_and_step(client: ModelClient) -> None:
+def test_a_failing_step_names_the_chain_and_step(h: Workspace) -> None:
     chain = Chain.parse(
         {
             "name": "flow",
@@ -133,16 +134,14 @@ def test_a_failing_step_names_the_chain_and_step(client: ModelClient) -> None:
         }
     )
     with scripted("prose", ["fine", "not json"]) as model, pytest.raises(OutputParseError) as info:
-        run_chain(client, chain, {}, model=model)
+        run_chain(h, chain, {}, model=model)
     assert info.value.message.startswith("chain 'flow' step 2 (b): model output is not valid JSON")
 
 
 def test_stored_references_need_a_store() -> None:
-    from honed.config import Settings
-
     chain = Chain.parse({"name": "flow", "steps": [{"prompt": "qa", "output": "a"}]})
     with pytest.raises(InvalidInputError, match="there is no store"):
-        run_chain(ModelClient(Settings()), chain, {})
+        resolve_steps(chain, None)
 
 
 def test_read_variables(tmp_path: Path) -> None:

@@ -24,11 +24,12 @@ from honed.api import Honed
 from honed.datasets import Case, record_cases
 from honed.errors import HonedError, InvalidInputError
 from honed.experiments import analyse, parse_spec, resolve, run_experiment
-from honed.prompts import Chain, Prompt, push, run_chain
-from honed.prompts.execute import check_chain_variables
-from honed.rag.augment import Augmenter, augment_once, format_chunks
+from honed.prompts import Chain, Prompt, push
+from honed.prompts.inputs import check_chain_variables
+from honed.rag.augment import Augmenter, format_chunks
 from honed.rag.chunking import count_tokens
 from honed.rag.kb import KnowledgeBase, KnowledgeBaseConfig, create_kb, get_kb
+from honed.run import Renderer, run_chain
 
 MODEL = "local/smollm2-135m-instruct"
 DOCS = {
@@ -446,10 +447,12 @@ def test_a_sql_resource_opens_only_databases_in_its_folder_and_never_honeds_own(
     assert inside.render(augmenter.augment(inside, {}).variables)[0]["content"] == "| n |\n|---|\n| 3 |"
 
 
-def test_augment_once_leaves_resources_usable_for_rendering(h: Honed, shop: str) -> None:
+def test_a_renderer_renders_while_resources_are_open(h: Honed, shop: str) -> None:
     prompt = sql_prompt("{{ stock(cat='garden') }}", shop)
-    with augment_once(h, prompt, {}) as out:
-        assert "| Rake | 0 |" in prompt.render(out.variables)[0]["content"]
+    with Renderer(h) as renderer:
+        rendered = renderer.render(prompt, {})
+    assert "| Rake | 0 |" in rendered.messages[0]["content"]
+    assert rendered.retrieved is not None
 
 
 # -- variables and clashes ----------------------------------------------------------------------------
@@ -511,13 +514,7 @@ def test_a_chain_step_that_retrieves_gets_its_context(kb: KnowledgeBase, h: Hone
     chain = Chain.parse(
         {"name": "c", "steps": [{"prompt": step.model_dump(exclude_none=True), "output": "a"}]}
     )
-    with pytest.raises(InvalidInputError, match="retrieves, but nothing was given to retrieve with"):
-        run_chain(h.client, chain, {"question": RETURN_Q})
-    augmenter = Augmenter(h)
-    try:
-        result = run_chain(h.client, chain, {"question": RETURN_Q}, augment=augmenter.render_inputs)
-    finally:
-        augmenter.close()
+    result = run_chain(h, chain, {"question": RETURN_Q})
     assert "[1] (returns.md#0)" in result.steps[0].request.messages[1]["content"]
 
 

@@ -28,11 +28,11 @@ from honed.cli.common import (
     print_json,
     print_table,
 )
-from honed.errors import HonedError
 from honed.hashing import short
 from honed.models.types import Completion
 from honed.prompts import Chain, Prompt, diff_prompts, files, registry
-from honed.prompts.execute import prompt_log_context, prompt_request, read_variables, resolve_steps, run_chain
+from honed.prompts.inputs import read_variables
+from honed.run import ChainResult, run_chain, run_prompt
 from honed.store import Version
 
 app = typer.Typer(
@@ -230,74 +230,28 @@ def run(
     with open_honed(no_cache=no_cache) as h:
         if _is_file(target):
             item: Prompt | Chain = files.load_file(target)
-            version = None
+            version, base = None, Path(target).resolve().parent
         else:
-            version, item = registry.get_item(h.store, target)
+            (version, item), base = registry.get_item(h.store, target), None
         if isinstance(item, Chain):
-            _run_chain(h, item, variables, model, params, json_out)
+            started = time.perf_counter()
+            chain = run_chain(h, item, variables, model=model, params=params, base=base)
+            _print_chain(chain, time.perf_counter() - started, json_out)
             return
-        retrieved = None
-        if item.augmented:
-            from honed.rag.augment import augment_once
-
-            base = Path(target).resolve().parent if _is_file(target) else None
-            chosen = model or item.model or h.settings.default_model
-            with augment_once(h, item, variables, base=base) as aug:
-                request = item.request(aug.variables, model=chosen, params=params, examples=aug.examples)
-            retrieved = aug.trace
-        else:
-            request = prompt_request(h.client, item, variables, model=model, params=params)
-        _warm(h, [request.model])
-        with prompt_log_context(item, variables):
-            [result] = h.client.run([request])
-    if isinstance(result, HonedError):
-        raise result
-    where = f"{item.name} v{version.number}" if version else f"{item.name} (file)"
+        result = run_prompt(h, item, variables, model=model, params=params, base=base)
     if json_out:
-        print_json(
-            {
-                "prompt": item.name,
-                "version": item.version(),
-                "number": version.number if version else None,
-                "messages": request.messages,
-                **({"retrieved": retrieved} if retrieved is not None else {}),
-                **result.to_dict(),
-            }
-        )
+        out = result.to_dict()
+        number = {"number": version.number if version else None}
+        print_json({"prompt": out.pop("prompt"), "version": out.pop("version"), **number, **out})
         return
+    where = f"{item.name} v{version.number}" if version else f"{item.name} (file)"
     console.print(result.text, markup=False, highlight=False, soft_wrap=True)
-    err_console.print(f"[dim]{where} {short(item.version())} · {_stats(result)}[/dim]", highlight=False)
+    err_console.print(
+        f"[dim]{where} {short(item.version())} · {_stats(result.completion)}[/dim]", highlight=False
+    )
 
 
-def _run_chain(
-    h: Honed,
-    chain: Chain,
-    variables: dict[str, Any],
-    model: str | None,
-    params: dict[str, Any],
-    json_out: bool,
-) -> None:
-    prompts = resolve_steps(chain, h.client.store)
-    _warm(h, [model or p.model or h.settings.default_model for p in prompts])
-    augmenter = None
-    if any(p.augmented for p in prompts):
-        from honed.rag.augment import Augmenter
-
-        augmenter = Augmenter(h)
-    started = time.perf_counter()
-    try:
-        result = run_chain(
-            h.client,
-            chain,
-            variables,
-            model=model,
-            params=params,
-            augment=augmenter.render_inputs if augmenter else None,
-        )
-    finally:
-        if augmenter is not None:
-            augmenter.close()
-    wall = time.perf_counter() - started
+def _print_chain(result: ChainResult, wall: float, json_out: bool) -> None:
     if json_out:
         print_json(result.to_dict())
         return
@@ -314,18 +268,10 @@ def _run_chain(
     total = None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
     tokens = sum(c.usage.total_tokens for c in done)
     err_console.print(
-        f"[dim]chain {chain.name}: {len(done)} steps · {tokens} tokens · {fmt_cost(total)} · "
+        f"[dim]chain {result.chain}: {len(done)} steps · {tokens} tokens · {fmt_cost(total)} · "
         f"wall {fmt_latency(wall)}[/dim]",
         highlight=False,
     )
-
-
-def _warm(h: Honed, models: list[str]) -> None:
-    """Fail fast on an unknown model or missing key, and load local weights before anything is timed."""
-    for ref in dict.fromkeys(models):
-        provider = h.client.resolve(ref)[0]
-        provider.preflight()
-        provider.warm()
 
 
 def _stats(c: Completion) -> str:

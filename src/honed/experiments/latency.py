@@ -24,6 +24,7 @@ import numpy as np
 
 from honed.errors import HonedError, OutputParseError
 from honed.models.types import Completion
+from honed.run.render import Renderer
 
 if TYPE_CHECKING:
     from honed.experiments.spec import Experiment
@@ -123,16 +124,8 @@ def _requests(h: Workspace, exp: Experiment, calls: int) -> dict[str, list[ChatR
     if calls <= 0 or not exp.cases:
         return {}
     few = dataclasses.replace(exp, cases=exp.cases[: calls + 1])
-    augmenter = None
-    if any(v.prompt.augmented for v in few.variants):
-        from honed.rag.augment import Augmenter
-
-        augmenter = Augmenter(h, base=few.base)
-    try:
-        planned = plan(few, set(), augmenter)
-    finally:
-        if augmenter is not None:
-            augmenter.close()
+    with Renderer(h, base=few.base) as renderer:
+        planned = plan(few, set(), renderer)
     per_case: dict[str, list[ChatRequest]] = {v.id: [] for v in few.variants}
     for p in planned:
         if p.sample == 0:

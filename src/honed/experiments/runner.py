@@ -24,10 +24,10 @@ from honed.experiments.latency import aprobe
 from honed.experiments.spec import Experiment, Variant
 from honed.logs.context import log_context
 from honed.models.types import ChatRequest, Completion, Params
+from honed.run.render import Renderer
 
 if TYPE_CHECKING:
     from honed.datasets import Case
-    from honed.rag.augment import Augmenter
     from honed.store import Store
     from honed.store.runs import Run
     from honed.workspace import Workspace
@@ -50,17 +50,12 @@ class Planned:
     retrieved: list[dict[str, Any]] | None = None
 
 
-def plan(
-    exp: Experiment, done: set[tuple[str, str, int]], augmenter: Augmenter | None = None
-) -> list[Planned]:
+def plan(exp: Experiment, done: set[tuple[str, str, int]], renderer: Renderer) -> list[Planned]:
     """The calls still to make. Rendering happens here, so a missing variable fails before any call;
-    so does retrieval for prompts that retrieve (`augmenter`), once per case, shared by its repeats."""
+    so does retrieval for prompts that retrieve, once per case, shared by its repeats."""
     out: list[Planned] = []
     for v in exp.variants:
-        if v.prompt.augmented:
-            if augmenter is None:
-                raise HonedError(f"variant {v.id!r}: its prompt retrieves, but no augmenter was given")
-            augmenter.prepare(v.prompt, base=v.base)
+        renderer.prepare(v.prompt, base=v.base)
         # What `Prompt.request` does per call, done once per variant (the params) and once per case (the
         # messages, shared by its repeats): thousands of cases make this the bulk of planning.
         params = Params.from_dict({**v.prompt.params, **v.params})
@@ -68,27 +63,17 @@ def plan(
             todo = [s for s in range(exp.spec.repeats) if (v.id, case.id, s) not in done]
             if not todo:
                 continue
-            retrieved = None
             try:
-                if v.prompt.augmented:
-                    assert augmenter is not None
-                    aug = augmenter.augment(
-                        v.prompt, case.inputs, case_id=case.id, base=v.base, gold=case.context_ids
-                    )
-                    messages = v.prompt.render(aug.variables, examples=aug.examples)
-                    retrieved = aug.trace
-                else:
-                    messages = v.prompt.render(case.inputs)
-                requests = [
-                    ChatRequest.of(
-                        v.model, messages, params, response_schema=v.prompt.response_schema, sample_index=s
-                    )
-                    for s in todo
-                ]
+                rendered = renderer.render(
+                    v.prompt, case.inputs, case_id=case.id, base=v.base, gold=case.context_ids
+                )
+                requests = [rendered.request(v.prompt, v.model, params, sample_index=s) for s in todo]
             except HonedError as exc:
                 exc.message = f"case {case.id!r}, variant {v.id!r}: {exc.message}"
                 raise
-            out.extend(Planned(v, case, s, r, retrieved) for s, r in zip(todo, requests, strict=True))
+            out.extend(
+                Planned(v, case, s, r, rendered.retrieved) for s, r in zip(todo, requests, strict=True)
+            )
     return out
 
 
@@ -461,16 +446,8 @@ async def arun(
     `honed.experiments.latency`)."""
     store = h.store
     run, done = _resume_point(store, exp, new=new)
-    augmenter = None
-    if any(v.prompt.augmented for v in exp.variants):
-        from honed.rag.augment import Augmenter
-
-        augmenter = Augmenter(h, base=exp.base)
-    try:
-        calls = plan(exp, done, augmenter)
-    finally:
-        if augmenter is not None:
-            augmenter.close()
+    with Renderer(h, base=exp.base) as renderer:
+        calls = plan(exp, done, renderer)
     budget = exp.spec.budget_usd
     if budget is not None and not force:
         estimate = estimate_cost(h, calls)

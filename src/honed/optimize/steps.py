@@ -19,6 +19,7 @@ from honed.optimize.derive import last_user, with_context, with_few_shot, withou
 from honed.prompts import push
 from honed.prompts.spec import Prompt, RetrieveStep
 from honed.prompts.template import render
+from honed.run.render import Renderer
 
 if TYPE_CHECKING:
     from honed.datasets import Case, DatasetVersion
@@ -183,29 +184,19 @@ def training_examples(
 ) -> list[dict[str, Any]]:
     """One chat example per case: `prompt` as rendered for the case (retrieval included), then `target`
     rendered over the case as the assistant reply."""
-    from honed.rag.augment import Augmenter
-
-    augmenter = Augmenter(h, base=base) if prompt.augmented else None
     out: list[dict[str, Any]] = []
-    try:
+    with Renderer(h, base=base) as renderer:
         for case in cases:
             if case.reference is None:
                 raise InvalidInputError(
                     f"case {case.id!r} has no reference to train on",
                     hint="give every training case a reference",
                 )
-            if augmenter is not None:
-                aug = augmenter.augment(prompt, case.inputs, case_id=case.id, gold=case.context_ids)
-                messages = prompt.render(aug.variables, examples=aug.examples)
-            else:
-                messages = prompt.render(case.inputs)
+            messages = renderer.render(prompt, case.inputs, case_id=case.id, gold=case.context_ids).messages
             reply = render(
                 target, {**case.inputs, "reference": case.reference}, where=f"target (case {case.id!r})"
             )
             out.append({"messages": [*[dict(m) for m in messages], {"role": "assistant", "content": reply}]})
-    finally:
-        if augmenter is not None:
-            augmenter.close()
     return out
 
 

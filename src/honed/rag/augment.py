@@ -14,9 +14,8 @@ tokenizer as chunking (cl100k), which is close to, not equal to, the model's own
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,13 +217,6 @@ class Augmenter:
         self._sql.clear()
 
     # -- per call -------------------------------------------------------------------------------------
-
-    def render_inputs(
-        self, prompt: Prompt, variables: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """(variables, examples) for `prompt`: the `honed.prompts.execute.Augment` hook of chains."""
-        aug = self.augment(prompt, variables)
-        return aug.variables, aug.examples
 
     def augment(
         self,
@@ -432,16 +424,3 @@ def _stuff(docs: Sequence[Document], budget: int) -> tuple[str, list[Document], 
         used.append(doc)
         total += n
     return "\n\n".join(parts), used, len(docs)
-
-
-@contextlib.contextmanager
-def augment_once(
-    h: Workspace, prompt: Prompt, variables: Mapping[str, Any], *, base: Path | None = None
-) -> Iterator[Augmented]:
-    """Augment one call (for `honed prompts run` and scripts). Render inside the `with` block: resources
-    (a SQL source, a knowledge base) are called while the template renders, and close when it ends."""
-    aug = Augmenter(h, base=base)
-    try:
-        yield aug.augment(prompt, variables)
-    finally:
-        aug.close()

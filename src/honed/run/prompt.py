@@ -1,0 +1,242 @@
+"""Running prompts and chains: render (retrieval included), call the model through `ModelClient` (so the
+cache, retries, limits, cost and call logging apply), and log the call with its prompt.
+
+This is the one entry point for running a prompt: `honed prompts run`, the library's `honed.run_prompt`,
+and the web playground call it; experiments render with the same `Renderer` and batch their calls.
+
+The model a call uses is the first of: the `model` argument (a flag beats the file, as everywhere in
+honed), the prompt's own `model:`, the workspace's `default_model`. Before the first call the models are
+made ready: an unknown model or a missing API key fails before any work, and local weights load before
+anything is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from honed.errors import HonedError
+from honed.logs.context import log_context
+from honed.models.types import ChatRequest, Completion
+from honed.prompts.chain import Chain
+from honed.prompts.inputs import check_chain_variables, resolve_steps
+from honed.prompts.spec import Prompt
+from honed.run.render import ParamsArg, Renderer
+from honed.workspace import Workspace
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRun:
+    """One prompt run: the prompt, the request sent, the completion, and what was retrieved for it
+    (None when the prompt does not retrieve)."""
+
+    prompt: Prompt
+    request: ChatRequest
+    completion: Completion
+    retrieved: list[dict[str, Any]] | None = None
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+    @property
+    def log_id(self) -> str | None:
+        """The id the call was logged under (for `Honed.feedback`); None when it was not logged."""
+        return self.completion.log_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt.name,
+            "version": self.prompt.version(),
+            "messages": list(self.request.messages),
+            **({"retrieved": self.retrieved} if self.retrieved is not None else {}),
+            **self.completion.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One step of a chain run: the exact prompt version used, what was sent, what came back, and the
+    value later steps saw (the text, or the parsed JSON when the prompt has a response schema)."""
+
+    index: int
+    output: str
+    prompt: Prompt
+    version: str
+    request: ChatRequest
+    completion: Completion
+    value: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.index,
+            "output": self.output,
+            "prompt": self.prompt.name,
+            "version": self.version,
+            "messages": list(self.request.messages),
+            "value": self.value,
+            **{k: v for k, v in self.completion.to_dict().items() if k not in ("text", "parsed")},
+            "text": self.completion.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    chain: str
+    steps: list[StepResult]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {s.output: s.value for s in self.steps}
+
+    @property
+    def final(self) -> Any:
+        """The last step's value: the chain's answer."""
+        return self.steps[-1].value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chain": self.chain, "outputs": self.outputs, "steps": [s.to_dict() for s in self.steps]}
+
+
+def prompt_log_context(prompt: Prompt, inputs: Mapping[str, Any] | None) -> AbstractContextManager[Any]:
+    """The log context of a call that runs `prompt`: the logged generation carries the prompt's name, its
+    version and the inputs it was rendered with, so `honed logs list --prompt NAME` finds it."""
+    return log_context(prompt=prompt.name, prompt_version=prompt.version(), inputs=dict(inputs or {}))
+
+
+def ready(h: Workspace, models: Sequence[str]) -> None:
+    """Fail fast on an unknown model or a missing key, and load local weights before anything is timed
+    (a call the response cache answers loads nothing)."""
+    for ref in dict.fromkeys(models):
+        h.client.resolve(ref)[0].preflight()
+
+
+async def arun_prompt(
+    h: Workspace,
+    prompt: Prompt,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+    renderer: Renderer | None = None,
+) -> PromptRun:
+    """Render and run `prompt` once. `base` is the folder of the prompt's file (its `file` resources are
+    relative to it); `renderer` shares an open one across calls."""
+    own = renderer is None
+    rend = renderer if renderer is not None else Renderer(h, base=base)
+    try:
+        request, retrieved = rend.request(prompt, variables, model=model, params=params, base=base)
+    finally:
+        if own:
+            rend.close()
+    ready(h, [request.model])
+    h.client.warm([request])
+    with prompt_log_context(prompt, variables):
+        completion = await h.client.complete(request)
+    return PromptRun(prompt, request, completion, retrieved)
+
+
+def run_prompt(
+    h: Workspace,
+    prompt: Prompt,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+) -> PromptRun:
+    """`arun_prompt`, synchronously (not from inside a running event loop)."""
+    return _sync(h, lambda: arun_prompt(h, prompt, variables, model=model, params=params, base=base))
+
+
+def run_prompt_many(
+    h: Workspace,
+    prompt: Prompt,
+    many: Sequence[Mapping[str, Any]],
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+) -> list[PromptRun | HonedError]:
+    """Run `prompt` once per variables mapping, concurrently (so the local model batches them); failures
+    come back in place. Each call is logged with the prompt's name, version and its own inputs."""
+
+    async def all_of_them(renderer: Renderer) -> list[PromptRun | HonedError]:
+        async def one(variables: Mapping[str, Any]) -> PromptRun | HonedError:
+            try:
+                return await arun_prompt(h, prompt, variables, model=model, params=params, renderer=renderer)
+            except HonedError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(v) for v in many)))
+
+    with Renderer(h, base=base) as renderer:
+        return _sync(h, lambda: all_of_them(renderer))
+
+
+async def arun_chain(
+    h: Workspace,
+    chain: Chain,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+) -> ChainResult:
+    """Run the steps in order; step N renders with the inputs and the outputs of steps 1..N-1. A failure
+    is raised with the chain and step prepended to its message. Every step's model is made ready, and
+    every name checked, before the first call."""
+    values = dict(inputs or {})
+    prompts = resolve_steps(chain, h.store)
+    check_chain_variables(chain, prompts, values)
+    with Renderer(h, base=base) as renderer:
+        ready(h, [m for p in prompts if (m := renderer.model(p, model)) is not None])
+        done: list[StepResult] = []
+        for i, (step, prompt) in enumerate(zip(chain.steps, prompts, strict=True), 1):
+            try:
+                run = await arun_prompt(
+                    h,
+                    prompt,
+                    {k: v for k, v in values.items() if k in prompt.variables()},
+                    model=model,
+                    params=params,
+                    renderer=renderer,
+                )
+            except HonedError as exc:
+                exc.message = f"chain {chain.name!r} step {i} ({step.output}): {exc.message}"
+                raise
+            completion = run.completion
+            value = completion.parsed if prompt.response_schema is not None else completion.text
+            values[step.output] = value
+            done.append(StepResult(i, step.output, prompt, prompt.version(), run.request, completion, value))
+    return ChainResult(chain.name, done)
+
+
+def run_chain(
+    h: Workspace,
+    chain: Chain,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+) -> ChainResult:
+    """`arun_chain`, synchronously (not from inside a running event loop)."""
+    return _sync(h, lambda: arun_chain(h, chain, inputs, model=model, params=params, base=base))
+
+
+def _sync(h: Workspace, make: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            return await make()
+        finally:
+            await h.client.aclose()
+
+    return asyncio.run(main())
