@@ -9,15 +9,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from pydantic import ValidationError
-
 from honed.config import Settings, load_settings
-from honed.errors import InvalidInputError
 from honed.logs.context import current_view
 from honed.logs.record import FeedbackRecord, LogRecord
 from honed.logs.tracing import Tracer, as_text
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
+from honed.userfiles import validate
 
 if TYPE_CHECKING:
     from honed.logs.tracing import Generation
@@ -118,10 +116,7 @@ class Honed:
         if inputs is not None:
             data["inputs"] = dict(inputs)
         data["output"] = as_text(output)
-        try:
-            record = LogRecord.model_validate(data)
-        except ValidationError as exc:
-            raise record_error("log", exc) from None
+        record = validate(LogRecord, data, where="invalid log", hint=record_hint("log"))
         row = record.model_dump()
         if row["messages"] is not None:  # as LogRecord.row() gives them, in one serializer pass
             row["messages"] = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
@@ -142,10 +137,8 @@ class Honed:
 
         `kind`: thumbs (value 1/0 or "up"/"down"), rating (value), correction or comment (text), or an
         implicit signal such as copied, regenerated, edited."""
-        try:
-            record = FeedbackRecord(log_id=log_id, kind=kind, value=value, text=text, source=source)
-        except ValidationError as exc:
-            raise record_error("feedback", exc) from None
+        given = {"log_id": log_id, "kind": kind, "value": value, "text": text, "source": source}
+        record = validate(FeedbackRecord, given, where="invalid feedback", hint=record_hint("feedback"))
         self.flush_logs()  # so feedback on an id logged a moment ago finds it
         self.store.logs.add_feedback([record.row()])
         return record.id
@@ -214,12 +207,9 @@ class Honed:
         self.close()
 
 
-def record_error(what: str, exc: ValidationError) -> InvalidInputError:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or what
-    return InvalidInputError(
-        f"invalid {what}: {where}: {err['msg']}", hint=f"see the {what} fields in `help(Honed.{what})`"
-    )
+def record_hint(what: str) -> str:
+    """How to fix an invalid log or feedback record (see `honed.userfiles.validate` for the message)."""
+    return f"see the {what} fields in `help(Honed.{what})`"
 
 
 def connect(path: str | Path | None = None, *, use_cache: bool | None = None, **overrides: Any) -> Honed:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from honed.errors import ConfigError, WorkspaceNotFoundError
 from honed.secrets import mask, register_env
+from honed.userfiles import invalid, problems
 
 CONFIG_FILE = "honed.toml"
 DATA_DIR = ".honed"
@@ -244,14 +245,6 @@ def find_workspace(start: Path | None = None, env: Mapping[str, str] | None = No
     return None
 
 
-def _key_line(text: str, key: str) -> int | None:
-    pattern = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=|^\s*\[+[^\]]*\b{re.escape(key)}\b')
-    for i, line in enumerate(text.splitlines(), 1):
-        if pattern.search(line):
-            return i
-    return None
-
-
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -330,7 +323,11 @@ def _load(
         text = config_path.read_text(encoding="utf-8")
         data = read_config_file(config_path)
         if "root" in data:
-            raise ConfigError(f"{config_path}: unknown key 'root'", hint="remove it; the folder is the root")
+            line = toml_key_lines(text).get(("root",))
+            raise ConfigError(
+                f"{config_path}{f':{line}' if line else ''}: root: unknown key",
+                hint="remove it; the folder is the root",
+            )
     layered: dict[str, Any] = {}
     given: dict[str, str] = {}  # dotted key -> where the layer above the file set it
     for var, dotted in ENV_VARS.items():
@@ -453,68 +450,17 @@ def _resolve_relative_paths(settings: Settings) -> Settings:
 def _config_error(
     exc: ValidationError, path: Path | None, text: str, given: Mapping[str, str] | None = None
 ) -> ConfigError:
-    """One line for what is wrong: every unknown key at once (with the keys its section knows), or the
-    first bad value, blamed on where it was set (the file's line, the environment variable, the flag)."""
-    errors = exc.errors()
-    where = str(path) if path else "settings"
-    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
-    if unknown:
-        named = []
-        for err in unknown:
-            key = str(err["loc"][-1])
-            section = ".".join(str(p) for p in err["loc"][:-1])
-            line = _key_line(text, key) if text else None
-            named.append(
-                f"{key!r}" + (f" in [{section}]" if section else "") + (f" (line {line})" if line else "")
-            )
-        first = unknown[0]["loc"]
-        known = _known_keys(first[:-1])
-        at = where
-        if len(unknown) == 1:
-            line = _key_line(text, str(first[-1])) if text else None
-            at = f"{where}:{line}" if line else where
-            return ConfigError(
-                f"{at}: unknown key {named[0].split(' (line')[0]}",
-                hint=f"remove it or check its spelling; known there: {known}",
-            )
-        table = ".".join(map(str, first[:-1])) or "the top level"
-        return ConfigError(
-            f"{at}: unknown keys {', '.join(named)}",
-            hint=f"remove them or check their spelling; known in {table}: {known}",
-        )
-    err = errors[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    source = (given or {}).get(loc)
-    if source is not None:  # set by an environment variable or a flag, not by the file
-        return ConfigError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})")
-    key = str(err["loc"][-1]) if err["loc"] else ""
-    line = _key_line(text, key) if text and key else None
-    at = f"{where}:{line}" if line else where
-    if err["type"] == "missing":
-        return ConfigError(f"{at}: {loc} is required", hint="add it")
-    return ConfigError(f"{at}: {loc}: {err['msg']} (got {err.get('input')!r})")
-
-
-def _known_keys(section: tuple[Any, ...]) -> str:
-    """The keys the settings model accepts at `section` (a validation error's location, less the key)."""
-    model: Any = Settings
-    parts = list(section)
-    while parts:
-        field = getattr(model, "model_fields", {}).get(str(parts.pop(0)))
-        if field is None:
-            return "see the README's settings table"
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        if args and getattr(annotation, "__origin__", None) is dict:
-            model = args[1]  # dict[str, Model] (endpoints, prices): the next part names an entry
-            if parts:
-                parts.pop(0)
-        else:
-            model = annotation
-    fields = getattr(model, "model_fields", None)
-    if fields is None:
-        return "see the README's settings table"
-    return ", ".join(k for k in fields if k != "root")
+    """The one error form of user files (`honed.userfiles`: FILE:LINE: key.path: what is wrong, the keys
+    allowed where a key is unknown, further problems after the hint), except that a bad value set by an
+    environment variable or a flag is blamed on it, not on a line of the file it overrides."""
+    first = problems(exc)[0]  # pydantic's order, as `given` speaks of the values it layered on top
+    source = (given or {}).get(".".join(map(str, first.loc)))
+    if source is not None:
+        return ConfigError(f"{source}: {first}")
+    lines = toml_key_lines(text) if text else None
+    # `root` is the workspace folder honed finds, never a key to write, so it is not offered as one.
+    err = invalid(exc, Settings, where=str(path) if path else "settings", lines=lines, hidden=("root",))
+    return ConfigError(err.message, hint=err.hint)
 
 
 DEFAULT_TOML = """\

@@ -191,7 +191,7 @@ def test_eval_measures_variants_over_a_dataset_with_context_ids(ws: Built) -> No
         (["kb", "search", "docs", "refund", "--where", '{"$or": []}'], ["$or"]),
         (["kb", "ingest", "docs", "--collection", "cranfield"], ["no data folder is set", "HONED_DATA_DIR"]),
         (["kb", "eval", "bad-measure.yaml"], ["unknown retrieval measure 'MAPP'", "known:"]),
-        (["kb", "eval", "bad-key.yaml"], ["bad-key.yaml", "unknown key 'variantz'"]),
+        (["kb", "eval", "bad-key.yaml"], ["bad-key.yaml:", "variantz: unknown key"]),
     ],
 )
 def test_user_errors_are_one_line(ws: Built, args: list[str], fragments: list[str]) -> None:

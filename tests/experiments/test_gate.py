@@ -84,7 +84,10 @@ def test_a_missed_threshold_fails_and_noise_does_not(workspace: Path) -> None:
 
 
 def test_bad_gate_specs_are_named(workspace: Path) -> None:
-    with pytest.raises(InvalidInputError, match=r"thresholds\.exact: unknown key 'minimum'"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"thresholds\.exact\.minimum: unknown key \(allowed keys here: mean, pass_rate\)",
+    ):
         parse_gate(
             {
                 "name": "x",
@@ -212,7 +215,9 @@ def test_bad_limits_are_named(workspace: Path) -> None:
     _prepare(workspace, n_cases=2)
     path = _gate_file(workspace, limits={"latency_p99_s": 1})
     assert_one_line_error(
-        honed("eval", "run", str(path), cwd=workspace), "limits: unknown key 'latency_p99_s'"
+        honed("eval", "run", str(path), cwd=workspace),
+        "limits.latency_p99_s: unknown key",
+        "allowed keys here: cost_usd,",
     )
     path = _gate_file(workspace, limits={"error_rate": 2})
     assert_one_line_error(honed("eval", "run", str(path), cwd=workspace), "limits.error_rate")

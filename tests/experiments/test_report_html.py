@@ -14,7 +14,7 @@ import pytest
 from honed.errors import InvalidInputError, ProviderError
 from honed.experiments import RunReport, analyse, parse_spec, resolve, run_experiment
 from honed.experiments.report_html import render_html, write_html
-from honed.experiments.svg import Mark, dot_plot, nice_ticks, scatter
+from honed.reports import Mark, dot_plot, nice_ticks, scatter
 from honed.testing import scripted
 from tests.experiments.test_runner import answer_v2_only, setup, spec
 from tests.support.cli import assert_one_line_error, honed

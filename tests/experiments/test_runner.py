@@ -182,7 +182,10 @@ def test_missing_variable_fails_before_any_call(workspace: Path) -> None:
 
 
 def test_bad_spec_keys_are_named(workspace: Path) -> None:
-    with pytest.raises(InvalidInputError, match="unknown key 'repeat'"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^spec: repeat: unknown key \(allowed keys here: name, dataset, split, repeats,",
+    ):
         parse_spec({**spec(), "repeat": 2})
 
 

@@ -139,7 +139,7 @@ def test_a_diagnosis_needs_gold_context_and_a_content_evaluator(workspace: Path)
     assert_one_line_error(
         honed("optimize", "diagnose", "ladder.yaml", cwd=workspace),
         "ladder.yaml",
-        "diagnose needs `correct:`",
+        "diagnose: needs `correct:`",
     )
     plan.write_text(text.replace("diagnose: {kb: shop,", "diagnose: {kb: nope,"), encoding="utf-8")
     with scripted("app", needs_context):

@@ -104,10 +104,10 @@ def test_steps_inherit_what_they_do_not_set(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("steps", "fragments"),
     [
-        ([{"id": "a", "model": "m"}], ["steps.0.prompt", "first step must set a prompt"]),
-        ([{"id": "a", "prompt": "p"}, {"id": "a", "model": "m"}], ["steps.1.id", "'a'"]),
-        ([{"id": "a", "prompt": "p"}, {"id": "b", "promt": "p"}], ["unknown key 'steps.1.promt'"]),
-        ([], ["steps"]),
+        ([{"id": "a", "model": "m"}], [":1: steps[0].prompt: the first step must set a prompt"]),
+        ([{"id": "a", "prompt": "p"}, {"id": "a", "model": "m"}], [":1: steps[1].id: 'a' is used"]),
+        ([{"id": "a", "prompt": "p"}, {"id": "b", "promt": "p"}], [":1: steps[1].promt: unknown key"]),
+        ([], [":1: steps: needs at least 1 item(s)"]),
     ],
 )
 def test_a_bad_plan_is_a_one_line_error_naming_file_and_field(
@@ -205,7 +205,7 @@ def test_a_ladder_run_keeps_a_ledger_resumes_and_replays(workspace: Path) -> Non
     assert "instructions" in shown.stdout and "better" in shown.stdout and "no detectable" in shown.stdout
     (workspace / "bad.yaml").write_text(PLAN.replace("split:", "splt:"), encoding="utf-8")
     assert_one_line_error(
-        honed("optimize", "run", "bad.yaml", cwd=workspace), "bad.yaml", "unknown key 'splt'"
+        honed("optimize", "run", "bad.yaml", cwd=workspace), "bad.yaml:", "splt: unknown key"
     )
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.experiments.svg import ACCENT, HIGHLIGHT
 from honed.optimize.charts import BETTER_COLOUR, SERIES_COLOURS
 from honed.optimize.report import STEP_FAILURES, render_ladder_html, write_ladder_html
+from honed.reports import ACCENT, HIGHLIGHT
 
 CHROMIUM = Path("/usr/bin/chromium")
 STEP_IDS = ["baseline", "instructions", "few-shot", "rag", "fine-tuned"]

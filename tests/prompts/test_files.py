@@ -42,7 +42,10 @@ def test_bad_role_names_file_line_and_field(write: Write) -> None:
             content: "{{ q }}"
         """,
     )
-    assert error_of(path).message == f"{path}:6: messages[1].role: must be one of system, user, assistant"
+    assert (
+        error_of(path).message
+        == f"{path}:6: messages[1].role: must be one of system, user, assistant (got 'usr')"
+    )
 
 
 def test_unknown_keys_are_errors_naming_the_key_its_line_and_the_allowed_keys(write: Write) -> None:
@@ -83,7 +86,7 @@ def test_the_first_problem_in_the_file_is_reported_first(write: Write) -> None:
         ),
         ("messages: [{role: user, content: x}]\ntools:\n  - {type: function}\n", 2, "tools: tool 1 must be"),
         ("messages: [{role: user, content: x}]\nmessages: []\n", 2, "duplicate key 'messages'"),
-        ("messages: [{role: user, content: x}\n", 2, "invalid YAML"),
+        ("messages: [{role: user, content: x}\n", 2, "not valid YAML"),
         ("messages: [{role: user, content: x}]\n---\nmodel: a/b\n", 2, "more than one YAML document"),
         ("- just\n- a list\n", 1, "expected a mapping"),
         ("", 1, "the file is empty"),
@@ -197,7 +200,7 @@ def test_chain_errors_point_into_inline_prompts(write: Write) -> None:
     )
     assert (
         error_of(path).message
-        == f"{path}:5: steps[0].prompt.messages[0].role: must be one of system, user, assistant"
+        == f"{path}:5: steps[0].prompt.messages[0].role: must be one of system, user, assistant (got 'robot')"
     )
     dup = write("d.yaml", "steps:\n  - {prompt: qa, output: a}\n  - {prompt: qa, output: a}\n")
     assert "reuses the output name 'a'" in error_of(dup).message

@@ -289,21 +289,24 @@ def test_config_defaults_and_body() -> None:
 @pytest.mark.parametrize(
     ("settings_", "expected"),
     [
-        ({"size": 0}, "chunking size: Input should be greater than or equal to 1 (got 0)"),
-        ({"size": "12"}, "chunking size: Input should be a valid integer (got '12')"),
-        ({"overlap": -1}, "chunking overlap: Input should be greater than or equal to 0 (got -1)"),
-        ({"size": 10, "overlap": 10}, "chunking overlap: must be smaller than size (10) (got 10)"),
+        ({"size": 0}, "chunking: size: input should be greater than or equal to 1 (got 0)"),
+        ({"size": "12"}, "chunking: size: input should be a valid integer (got '12')"),
+        ({"overlap": -1}, "chunking: overlap: input should be greater than or equal to 0 (got -1)"),
+        ({"size": 10, "overlap": 10}, "chunking: overlap: must be smaller than size (10) (got 10)"),
         (
             {"strategy": "words"},
-            "chunking strategy: Input should be 'tokens', 'recursive', 'sentences' or 'document'",
+            "chunking: strategy: must be one of tokens, recursive, sentences, document (got 'words')",
         ),
-        ({"sise": 10}, "chunking: unknown setting 'sise' (the settings are strategy, size and overlap)"),
+        ({"sise": 10}, "chunking: sise: unknown key ("),
     ],
 )
 def test_bad_settings_name_the_field(settings_: dict[str, object], expected: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         ChunkingConfig.model_validate(settings_)
     assert info.value.one_line().startswith(expected)
+    assert "strategy is tokens, recursive, sentences or document" in str(info.value)
+    if "sise" in settings_:
+        assert "allowed keys here: strategy, size, overlap" in str(info.value)
     assert "\n" not in str(info.value)
     with pytest.raises(InvalidInputError):
         ChunkingConfig(**settings_)  # type: ignore[arg-type]

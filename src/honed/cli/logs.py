@@ -311,10 +311,9 @@ def add_feedback(
       honed logs feedback log-1a2b --rating 4 --comment "right, but long"
       honed logs feedback log-1a2b --correction "Paris." --signal edited
     """
-    from pydantic import ValidationError
-
-    from honed.api import record_error
+    from honed.api import record_hint
     from honed.logs.record import FeedbackRecord
+    from honed.userfiles import validate
 
     given: list[dict[str, Any]] = []
     if thumbs is not None:
@@ -332,10 +331,13 @@ def add_feedback(
             "no feedback given",
             hint="use --thumbs up|down, --rating N, --correction TEXT, --comment TEXT or --signal NAME",
         )
-    try:
-        rows = [FeedbackRecord(log_id=log_id, source=source, **g).row() for g in given]
-    except ValidationError as exc:
-        raise record_error("feedback", exc) from None
+    hint = record_hint("feedback")
+    rows = [
+        validate(
+            FeedbackRecord, {"log_id": log_id, "source": source, **g}, where="invalid feedback", hint=hint
+        ).row()
+        for g in given
+    ]
     with open_honed(require_workspace=True) as h:
         log_id = h.store.logs.resolve_id(log_id)
         rows = [{**r, "log_id": log_id} for r in rows]

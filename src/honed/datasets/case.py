@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from honed.hashing import content_hash
+from honed.userfiles import describe
 
 #: Split names: "train", "dev", "test" or any custom name of this shape.
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -30,7 +31,7 @@ class Case(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
     id: str = Field(min_length=1, max_length=200)
-    inputs: dict[str, Any] = Field(min_length=1)
+    inputs: dict[str, Any]
     reference: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     context_ids: list[str] = Field(default_factory=list)
@@ -39,6 +40,8 @@ class Case(BaseModel):
     @field_validator("inputs")
     @classmethod
     def _input_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:  # said here rather than by min_length, to say why
+            raise ValueError("is empty (a case needs at least one input variable)")
         for key in value:
             if not key:
                 raise ValueError("an input name is empty")
@@ -85,20 +88,3 @@ def case_from_fields(fields: dict[str, Any]) -> Case:
         return Case.model_validate(fields)
     except ValidationError as exc:
         raise ValueError(describe(exc)) from None
-
-
-def describe(exc: ValidationError) -> str:
-    """The first validation problem as `field: reason`, in words a user can act on."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return f"unknown field {loc!r}"
-    if kind == "missing":
-        return f"{loc} is missing"
-    if kind == "too_short" and loc == "inputs":
-        return "inputs is empty (a case needs at least one input variable)"
-    if kind == "string_too_short":
-        return f"{loc} is empty"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg

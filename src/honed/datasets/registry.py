@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from honed.datasets.case import STANDARD_SPLITS, UNASSIGNED, Case, describe
+from honed.datasets.case import STANDARD_SPLITS, UNASSIGNED, Case
 from honed.datasets.columns import Columns
 from honed.datasets.readers import ParsedFile, check_unique_ids, read_cases
 from honed.datasets.splits import SplitPlan, assign_splits
 from honed.errors import InvalidInputError, NotFoundError, StoreError
 from honed.hashing import short
 from honed.store.names import Version, check_name
+from honed.userfiles import describe
 
 if TYPE_CHECKING:
     from honed.store import Store

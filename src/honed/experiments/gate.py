@@ -28,9 +28,9 @@ import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from honed.errors import InvalidInputError
 from honed.evals.stats import WORSE
@@ -38,12 +38,12 @@ from honed.experiments.analysis import ABSENT, RunReport, Usage
 from honed.experiments.cases import CaseListing, list_cases
 from honed.experiments.latency import ONE_AT_A_TIME
 from honed.experiments.spec import ExperimentSpec, parse_spec, read_spec_file
+from honed.userfiles import Lines, Loc, locate, validate
 
 if TYPE_CHECKING:
     from honed.store import Store
 
 BASELINE_ID = "baseline"
-_M = TypeVar("_M", bound=BaseModel)
 
 
 class Threshold(BaseModel):
@@ -104,42 +104,43 @@ class Check:
 
 
 def load_gate(path: Path) -> GateSpec:
-    return parse_gate(read_spec_file(path, "eval spec"), source=str(path))
+    source = read_spec_file(path, "eval spec")
+    return parse_gate(source.data, source=source.where, lines=source.lines)
 
 
-def parse_gate(data: dict[str, Any], *, source: str = "eval spec") -> GateSpec:
+def parse_gate(data: dict[str, Any], *, source: str = "eval spec", lines: Lines | None = None) -> GateSpec:
     data = dict(data)
     raw_thresholds = data.pop("thresholds", None) or {}
     raw_limits = data.pop("limits", None) or {}
     baseline = data.pop("baseline", None)
+
+    def at(key: str) -> str:
+        return locate(source, (key,), lines)
+
     if baseline is not None:
         if not isinstance(baseline, dict):
-            raise InvalidInputError(f"{source}: baseline must be a mapping like {{prompt: qa@production}}")
+            raise InvalidInputError(f"{at('baseline')}: must be a mapping like {{prompt: qa@production}}")
         data["variants"] = [{**baseline, "id": BASELINE_ID}, *(data.get("variants") or [])]
-    spec = parse_spec(data, source=source)
+    spec = parse_spec(data, source=source, lines=lines, rename=_file_loc if baseline is not None else None)
     if not isinstance(raw_thresholds, dict):
-        raise InvalidInputError(f"{source}: thresholds must map evaluator names to {{mean, pass_rate}}")
+        raise InvalidInputError(f"{at('thresholds')}: must map evaluator names to {{mean, pass_rate}}")
     thresholds: dict[str, Threshold] = {}
     for name, t in raw_thresholds.items():
-        thresholds[str(name)] = _validate(Threshold, t, f"{source}: thresholds.{name}")
+        thresholds[str(name)] = validate(Threshold, t, where=source, lines=lines, at=("thresholds", name))
     if not isinstance(raw_limits, dict):
         raise InvalidInputError(
-            f"{source}: limits must be a mapping like {{cost_usd: 0.5, latency_p95_s: 2, errors: 0}}"
+            f"{at('limits')}: must be a mapping like {{cost_usd: 0.5, latency_p95_s: 2, errors: 0}}"
         )
-    limits = _validate(Limits, raw_limits, f"{source}: limits")
+    limits = validate(Limits, raw_limits, where=source, lines=lines, at=("limits",))
     return GateSpec(spec, thresholds, baseline is not None, limits)
 
 
-def _validate(model: type[_M], value: object, where: str) -> _M:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields)
-            raise InvalidInputError(f"{where}: unknown key {loc!r}", hint=f"known: {known}") from None
-        raise InvalidInputError(f"{where}{'.' + loc if loc else ''}: {err['msg']}") from None
+def _file_loc(loc: Loc) -> Loc:
+    """Where a problem in the validated spec is in the file: the baseline was put first among the
+    variants, so `variants[0]` is `baseline` and `variants[i]` the file's `variants[i-1]`."""
+    if len(loc) >= 2 and loc[0] == "variants" and isinstance(loc[1], int):
+        return ("baseline", *loc[2:]) if loc[1] == 0 else ("variants", loc[1] - 1, *loc[2:])
+    return loc
 
 
 @dataclass(frozen=True)

@@ -2,66 +2,42 @@
 
 The page needs nothing but itself (inline CSS, inline SVG, no scripts, fonts or links), so it can be
 attached to a ticket or opened years later. Every string that came from a user (variant and case ids, prompt
-names, params) is escaped: table cells are escaped unless built as `_Html` by this module. Model outputs,
-inputs and references, in the cases section, are untrusted data: always escaped, shown as text.
+names, params) is escaped: table cells are escaped unless built as `Html` by this module. Model outputs,
+inputs and references, in the cases section, are untrusted data: always escaped, shown as text. The page
+shell, tables, escaping and charts are the report kit's (`honed.reports`); what is here is the run's own.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
-from html import escape
 from pathlib import Path
 
-from honed.errors import InvalidInputError
-from honed.evals.stats import BETTER, WORSE, CaseDelta, Comparison, Interval, ManyResult
+from honed.evals.stats import CaseDelta, Comparison, Interval, ManyResult
 from honed.experiments.analysis import RunReport
 from honed.experiments.cases import CaseListing, CaseOutputs, CaseSample, CaseScore, ReportCases
 from honed.experiments.latency import ONE_AT_A_TIME
-from honed.experiments.svg import Mark, dot_plot, scatter
-from honed.hashing import short
+from honed.reports import (
+    Html,
+    Mark,
+    dot_plot,
+    esc,
+    facts,
+    format_p,
+    format_usd,
+    hash_code,
+    page,
+    scatter,
+    table,
+    verdict_badge,
+    write_page,
+)
 
 MAX_LISTED = 50
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#212529;max-width:1120px;
-margin:24px auto;padding:0 20px;background:#fff}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 8px;padding-top:12px;
-border-top:2px solid #dee2e6}h3{font-size:15px;margin:20px 0 6px}
-.sub{color:#495057;margin:0 0 14px}.note{color:#6c757d;font-size:13px;margin:4px 0}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
-table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
-th,td{padding:4px 10px;border-bottom:1px solid #e9ecef;text-align:left;vertical-align:top}
-th{background:#f1f3f5;font-weight:600;white-space:nowrap}td.n,th.n{text-align:right;
-font-variant-numeric:tabular-nums;white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
-.v{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
-.v-better{background:#d3f9d8;color:#2b8a3e}.v-worse{background:#ffe3e3;color:#c92a2a}
-.v-none{background:#e9ecef;color:#495057}.base{font-size:11px;color:#d9480f;font-weight:600;margin-left:6px}
-.na{color:#adb5bd}dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:8px 0}
-dt{color:#6c757d}dd{margin:0}details{margin:4px 0}summary{cursor:pointer}
-ul.cases{columns:3 260px;margin:6px 0;padding-left:20px;font-size:13px}
-ul.msgs{margin:4px 0;padding-left:20px;font-size:13px}
-svg{max-width:100%;height:auto;display:block;margin:6px 0 4px}
-.wide{overflow-x:auto}table.matrix td{min-width:13em;max-width:32em}
-.out{white-space:pre-wrap;overflow-wrap:anywhere;max-height:18em;overflow-y:auto;margin:0 0 4px;
-font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
-.sc{font-size:12px;color:#495057}.pass{color:#2b8a3e;font-weight:600}.fail{color:#c92a2a;font-weight:600}
-.err{color:#c92a2a;font-size:12px;overflow-wrap:anywhere}.chg{font-size:12px}.q{margin:4px 0}
-"""
-
 #: A matrix cell shows at most this many characters of an output, input or reference.
 MAX_CELL_CHARS = 2000
-
-
-class _Html(str):
-    """Markup this module built itself (already escaped): table cells pass it through unescaped."""
-
-
-def _e(value: object) -> str:
-    return escape(str(value))
 
 
 def _num(value: float | None, digits: int = 3, sign: bool = False) -> str:
@@ -82,22 +58,6 @@ def _ci(interval: Interval | None, pct: bool = False) -> str:
     return f"[{interval.low:.3f}, {interval.high:.3f}]"
 
 
-def _p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "<0.0001" if value < 1e-4 else f"{value:.3g}"
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.{max(2, 2 - math.floor(math.log10(abs(value))))}f}"
-
-
 def _latency(seconds: float | None, ok: int) -> str:
     if seconds is None:
         return "all cached" if ok > 0 else "n/a"
@@ -105,75 +65,46 @@ def _latency(seconds: float | None, ok: int) -> str:
     return f"{ms:.1f} ms" if ms < 10 else f"{ms:,.0f} ms"
 
 
-def _hash(value: object) -> _Html:
-    text = str(value or "")
-    return _Html(
-        f'<code title="{_e(text)}">{_e(short(text))}</code>' if text else '<span class="na">n/a</span>'
-    )
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()) -> str:
-    """A table; cells are escaped unless they are `_Html`; the `numeric` columns are right-aligned."""
-
-    def cls(i: int) -> str:
-        return ' class="n"' if i in numeric else ""
-
-    head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{cls(i)}>{c if isinstance(c, _Html) else _e(c)}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _variant(report: RunReport, variant: str) -> _Html:
+def _variant(report: RunReport, variant: str) -> Html:
     badge = '<span class="base">baseline</span>' if variant == report.baseline else ""
-    return _Html(f"{_e(variant)}{badge}")
-
-
-def _verdict(verdict: str) -> _Html:
-    kind = {BETTER: "better", WORSE: "worse"}.get(verdict, "none")
-    return _Html(f'<span class="v v-{kind}">{_e(verdict)}</span>')
+    return Html(f"{esc(variant)}{badge}")
 
 
 def _header(report: RunReport) -> str:
     run, spec = report.run, report.run.spec
     dataset = spec.get("dataset") or {}
     budget = spec.get("budget_usd")
-    facts = [
-        ("run", _Html(f"<code>{_e(run.id)}</code>")),
+    items = [
+        ("run", Html(f"<code>{esc(run.id)}</code>")),
         ("status", run.status),
         ("created", run.created_at.isoformat(timespec="seconds")),
-        ("dataset", _Html(f"{_e(dataset.get('ref', 'n/a'))} {_hash(dataset.get('hash'))}")),
+        ("dataset", Html(f"{esc(dataset.get('ref', 'n/a'))} {hash_code(dataset.get('hash'))}")),
         ("split", spec.get("split") or "all cases"),
         ("repeats", spec.get("repeats", "n/a")),
-        ("budget", "none" if budget is None else _usd(float(budget))),
+        ("budget", "none" if budget is None else format_usd(float(budget))),
         ("baseline", report.baseline),
     ]
-    dl = "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, _Html) else _e(v)}</dd>" for k, v in facts)
     variants = [
         [
             _variant(report, str(v.get("id", ""))),
             v.get("prompt", ""),
-            _hash(v.get("prompt_hash")),
+            hash_code(v.get("prompt_hash")),
             v.get("model", ""),
-            _Html(f'<span class="mono">{_e(json.dumps(v.get("params") or {}, sort_keys=True))}</span>'),
+            Html(f'<span class="mono">{esc(json.dumps(v.get("params") or {}, sort_keys=True))}</span>'),
         ]
         for v in spec.get("variants", [])
     ]
     evaluators = [
-        [e.get("name", ""), (e.get("spec") or {}).get("type", ""), _hash(e.get("version"))]
+        [e.get("name", ""), (e.get("spec") or {}).get("type", ""), hash_code(e.get("version"))]
         for e in spec.get("evaluators", [])
     ]
     return (
-        f"<header><h1>{_e(run.name or run.id)}</h1>"
-        f'<p class="sub">experiment run {_e(run.id)} · {_e(run.status)} · '
+        f"<header><h1>{esc(run.name or run.id)}</h1>"
+        f'<p class="sub">experiment run {esc(run.id)} · {esc(run.status)} · '
         f"{len(report.variants)} variant(s) · {len(report.evaluators)} evaluator(s)</p>"
-        f"<dl>{dl}</dl></header>"
-        f"<h3>Variants</h3>{_table(['variant', 'prompt', 'prompt hash', 'model', 'params'], variants)}"
-        f"<h3>Evaluators</h3>{_table(['evaluator', 'type', 'version'], evaluators)}"
+        f"{facts(items)}</header>"
+        f"<h3>Variants</h3>{table(['variant', 'prompt', 'prompt hash', 'model', 'params'], variants)}"
+        f"<h3>Evaluators</h3>{table(['evaluator', 'type', 'version'], evaluators)}"
     )
 
 
@@ -195,8 +126,8 @@ def _usage(report: RunReport) -> str:
                 u.calls,
                 u.errors,
                 u.cached,
-                _usd(u.cost_usd),
-                _usd(u.cost_usd / ok) if u.cost_usd is not None and ok > 0 else "n/a",
+                format_usd(u.cost_usd),
+                format_usd(u.cost_usd / ok) if u.cost_usd is not None and ok > 0 else "n/a",
                 f"{u.input_tokens:,}",
                 f"{u.output_tokens:,}",
                 latency,
@@ -214,7 +145,7 @@ def _usage(report: RunReport) -> str:
         "latency p50 / p95",
     ]
     return (
-        f"<h2>Calls and cost</h2>{_table(headers, rows, numeric=range(1, 9))}"
+        f"<h2>Calls and cost</h2>{table(headers, rows, numeric=range(1, 9))}"
         '<p class="note">Cost and tokens count successful calls. Latency is the time in the model per call, '
         "p50 / p95 (a cached answer keeps its call's time); time queued for a slot or a batch is apart."
         f"{_probe_note(report)}</p>"
@@ -228,7 +159,7 @@ def _probe_note(report: RunReport) -> str:
         return ""
     calls = "/".join(str(n) for n in sorted({u.latency_calls for u in probed.values() if u.latency_calls}))
     in_run = ", ".join(
-        f"{_e(v)}: {_latency(u.run_latency_p50_s, 1)}" for v, u in probed.items() if u.run_latency_p50_s
+        f"{esc(v)}: {_latency(u.run_latency_p50_s, 1)}" for v, u in probed.items() if u.run_latency_p50_s
     )
     return (
         f" * {calls} calls timed one at a time after the run: the model runs concurrent calls in batches, "
@@ -268,12 +199,12 @@ def _case_list(title: str, items: Sequence[str], total: int) -> str:
 def _deltas(report: RunReport, variant: str, c: Comparison) -> str:
     def item(d: CaseDelta) -> str:
         flaky = " · flaky" if d.flaky else ""
-        return f"<code>{_e(d.case_id)}</code> {d.score_a:.3f} → {d.score_b:.3f}{flaky}"
+        return f"<code>{esc(d.case_id)}</code> {d.score_a:.3f} → {d.score_b:.3f}{flaky}"
 
     parts = []
     for kind, deltas in (("improved", c.improvements), ("regressed", c.regressions)):
         if deltas:
-            title = f"{_e(variant)} vs {_e(report.baseline)}: {kind}"
+            title = f"{esc(variant)} vs {esc(report.baseline)}: {kind}"
             parts.append(_case_list(title, [item(d) for d in deltas[:MAX_LISTED]], len(deltas)))
     return "".join(parts)
 
@@ -301,17 +232,17 @@ def _evaluator(
             ]
         )
     out = [
-        f"<h2>Evaluator: {_e(name)}</h2>",
+        f"<h2>Evaluator: {esc(name)}</h2>",
         f'<p class="note">{result.n_cases} case(s) shared by all variants. Mean: the mean of case means '
         f"with a {conf:.0%} percentile bootstrap CI; pass rate: cases passing in most of their runs, with a "
         "Wilson CI. Errored runs are excluded and counted, never scored as zero.</p>",
     ]
     dropped = {v: ids for v, ids in result.dropped.items() if ids}
     if dropped:
-        listed = "; ".join(f"{_e(v)}: {len(ids)}" for v, ids in dropped.items())
+        listed = "; ".join(f"{esc(v)}: {len(ids)}" for v, ids in dropped.items())
         out.append(f'<p class="note">Cases left out because not every variant has them: {listed}.</p>')
     headers = ["variant", "cases scored", "mean", "CI", "pass rate", "pass CI", "errors", "flaky"]
-    out.append(_table(headers, rows, numeric=(1, 2, 3, 4, 5, 6, 7)))
+    out.append(table(headers, rows, numeric=(1, 2, 3, 4, 5, 6, 7)))
     marks = [
         Mark(
             v, s.mean, s.ci.low if s.ci else None, s.ci.high if s.ci else None, highlight=v == report.baseline
@@ -329,7 +260,7 @@ def _evaluator(
     if flaky:
         for v, ids in flaky:
             out.append(
-                _case_list(f"{_e(v)}: flaky", [f"<code>{_e(i)}</code>" for i in ids[:MAX_LISTED]], len(ids))
+                _case_list(f"{esc(v)}: flaky", [f"<code>{esc(i)}</code>" for i in ids[:MAX_LISTED]], len(ids))
             )
     else:
         repeats = report.run.spec.get("repeats", 1)
@@ -343,7 +274,7 @@ def _evaluator(
     missing = [p.label for p in points if p.x is None or p.value is None]
     if missing:
         out.append(
-            f'<p class="note">Not plotted (no scores or no successful calls): {_e(", ".join(missing))}.</p>'
+            f'<p class="note">Not plotted (no scores or no successful calls): {esc(", ".join(missing))}.</p>'
         )
     return f'<section class="evaluator">{"".join(out)}</section>'
 
@@ -359,14 +290,14 @@ def _comparisons(report: RunReport, result: ManyResult) -> str:
                 c.n_used,
                 _num(c.mean_diff, sign=True),
                 _ci(c.ci),
-                _p(c.p_value),
-                _p(mcnemar),
+                format_p(c.p_value),
+                format_p(mcnemar),
                 len(c.improvements),
                 len(c.regressions),
-                _verdict(c.verdict),
+                verdict_badge(c.verdict),
             ]
         )
-        notes.append(f"<li><b>{_e(v)}</b>: {_e(c.message)}</li>")
+        notes.append(f"<li><b>{esc(v)}</b>: {esc(c.message)}</li>")
         cases.append(_deltas(report, v, c))
     headers = [
         "variant",
@@ -381,8 +312,8 @@ def _comparisons(report: RunReport, result: ManyResult) -> str:
     ]
     changes = "".join(cases) or '<p class="note">No case changed.</p>'
     return (
-        f"<h3>Paired comparison against {_e(report.baseline)}</h3>"
-        f"{_table(headers, rows, numeric=range(1, 8))}"
+        f"<h3>Paired comparison against {esc(report.baseline)}</h3>"
+        f"{table(headers, rows, numeric=range(1, 8))}"
         f'<ul class="msgs">{"".join(notes)}</ul><h3>Cases that changed</h3>{changes}'
     )
 
@@ -392,15 +323,15 @@ def _errors(report: RunReport) -> str:
     if not report.errors:
         return ""
     rows = [
-        [count, where, _Html(f'<span class="mono">{_e(message)}</span>')]
+        [count, where, Html(f'<span class="mono">{esc(message)}</span>')]
         for where, message, count in report.errors
     ]
     return (
-        f"<h2>Errors</h2>{_table(['count', 'where', 'message'], rows, numeric=(0,))}"
+        f"<h2>Errors</h2>{table(['count', 'where', 'message'], rows, numeric=(0,))}"
         '<p class="note">"call": the model call failed after its retries (running the same command again '
         "retries it); otherwise the evaluator named failed on a result. A case without a reference or a "
         "human label is not a failure, only an absent score. The cases: "
-        f"<code>honed experiments cases {_e(report.run.id)} --errors</code>.</p>"
+        f"<code>honed experiments cases {esc(report.run.id)} --errors</code>.</p>"
     )
 
 
@@ -416,28 +347,28 @@ def _text(value: object) -> str:
 
 def _case_cell(case: CaseOutputs) -> str:
     inputs = "".join(
-        f'<div class="q"><span class="na">{_e(k)}:</span><div class="out">{_e(_clip(_text(v)))}</div></div>'
+        f'<div class="q"><span class="na">{esc(k)}:</span><div class="out">{esc(_clip(_text(v)))}</div></div>'
         for k, v in case.inputs.items()
     )
     changes = "".join(
         f'<div class="chg {"fail" if c.kind == "regression" else "pass"}">'
-        f"{'regressed' if c.kind == 'regression' else 'improved'} on {_e(c.evaluator)} under "
-        f"{_e(c.variant)}{' (flaky)' if c.flaky else ''}</div>"
+        f"{'regressed' if c.kind == 'regression' else 'improved'} on {esc(c.evaluator)} under "
+        f"{esc(c.variant)}{' (flaky)' if c.flaky else ''}</div>"
         for c in case.changes
     )
-    return f"<code>{_e(case.case_id)}</code>{changes}{inputs}"
+    return f"<code>{esc(case.case_id)}</code>{changes}{inputs}"
 
 
 def _score_html(score: CaseScore) -> str:
     if score.error is not None:
         what = "error" if score.failed else "no score"
-        return f'<div class="err">{_e(score.evaluator)}: {what}: {_e(_clip(score.error))}</div>'
+        return f'<div class="err">{esc(score.evaluator)}: {what}: {esc(_clip(score.error))}</div>'
     value = "" if score.value is None else f"{score.value:.3g}"
     verdict = ""
     if score.passed is not None:
         verdict = ' <span class="pass">pass</span>' if score.passed else ' <span class="fail">fail</span>'
-    reason = f" · {_e(_clip(score.reason))}" if score.reason else ""
-    return f'<div class="sc">{_e(score.evaluator)}: {value}{verdict}{reason}</div>'
+    reason = f" · {esc(_clip(score.reason))}" if score.reason else ""
+    return f'<div class="sc">{esc(score.evaluator)}: {value}{verdict}{reason}</div>'
 
 
 def _output_cell(samples: Sequence[CaseSample], repeats: int) -> str:
@@ -446,8 +377,8 @@ def _output_cell(samples: Sequence[CaseSample], repeats: int) -> str:
     parts = []
     for sample in samples:
         head = f'<div class="na">sample {sample.sample}</div>' if repeats > 1 else ""
-        error = f'<div class="err">call failed: {_e(_clip(sample.error))}</div>' if sample.error else ""
-        output = "" if sample.output is None else f'<div class="out">{_e(_clip(sample.output))}</div>'
+        error = f'<div class="err">call failed: {esc(_clip(sample.error))}</div>' if sample.error else ""
+        output = "" if sample.output is None else f'<div class="out">{esc(_clip(sample.output))}</div>'
         scores = "".join(_score_html(s) for s in sample.scores)
         parts.append(f"{head}{error}{output}{scores}")
     return "".join(parts)
@@ -461,24 +392,24 @@ def _matrix(listing: CaseListing, commands: Sequence[str]) -> str:
     headers += [f"{v} (baseline)" if v == listing.baseline else v for v in listing.variants]
     rows = [
         [
-            _Html(_case_cell(case)),
-            _Html(
+            Html(_case_cell(case)),
+            Html(
                 '<span class="na">none</span>'
                 if case.reference is None
-                else f'<div class="out">{_e(_clip(_text(case.reference)))}</div>'
+                else f'<div class="out">{esc(_clip(_text(case.reference)))}</div>'
             ),
-            *[_Html(_output_cell(case.outputs.get(v, ()), listing.repeats)) for v in listing.variants],
+            *[Html(_output_cell(case.outputs.get(v, ()), listing.repeats)) for v in listing.variants],
         ]
         for case in listing.cases
     ]
-    table = _table(headers, rows).replace("<table>", '<table class="matrix">', 1)
-    command = " or ".join(f"<code>{_e(c)}</code>" for c in commands)
+    matrix = table(headers, rows).replace("<table>", '<table class="matrix">', 1)
+    command = " or ".join(f"<code>{esc(c)}</code>" for c in commands)
     more = (
         f'<p class="note">{listing.more} more not shown; all of them: {command}.</p>'
         if listing.more
         else f'<p class="note">In the terminal: {command}.</p>'
     )
-    return f'<div class="wide">{table}</div>{more}'
+    return f'<div class="wide">{matrix}</div>{more}'
 
 
 def _cases(report: RunReport, cases: ReportCases) -> str:
@@ -489,7 +420,7 @@ def _cases(report: RunReport, cases: ReportCases) -> str:
         '<p class="note">What each variant answered, beside the question and the reference, with every '
         "evaluator's verdict. Changed: the cases the paired comparisons counted as regressions or "
         "improvements, the biggest change first.</p>"
-        f"<h3>Changed against {_e(report.baseline)} ({changed.matched})</h3>"
+        f"<h3>Changed against {esc(report.baseline)} ({changed.matched})</h3>"
         f"{_matrix(changed, [f'{command} --regressions', f'{command} --improvements'])}"
         f"<h3>Failing or with errors ({failing.matched})</h3>"
         f"{_matrix(failing, [f'{command} --failed EVALUATOR', f'{command} --errors'])}"
@@ -507,36 +438,13 @@ def render_html(report: RunReport, cases: ReportCases | None = None) -> str:
     ]
     if cases is not None:
         sections.append(_cases(report, cases))
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(run.name or run.id)}: honed experiment report</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(sections)}"
-        f'<footer class="note"><p>Generated by honed from run {_e(run.id)}.</p></footer></body></html>\n'
+    return page(
+        f"{run.name or run.id}: honed experiment report",
+        "".join(sections),
+        footer=f"Generated by honed from run {run.id}.",
     )
 
 
 def write_html(report: RunReport, path: Path, cases: ReportCases | None = None) -> Path:
     """Write the report to `path` atomically (a temporary file in the same folder, then a rename)."""
     return write_page(render_html(report, cases), path)
-
-
-def write_page(text: str, path: Path) -> Path:
-    """Write a page to `path` atomically: a temporary file in the same folder, then a rename, so a reader
-    never sees half a page; an OSError is an InvalidInputError naming the path."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot write the report to {path}: {exc.strerror or exc}", hint="choose a writable path"
-        ) from None
-    return path

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from honed.datasets import Case, DatasetVersion, get_dataset
 from honed.errors import InvalidInputError
@@ -37,8 +36,11 @@ from honed.hashing import content_hash, short
 from honed.models.types import Params
 from honed.prompts import Prompt, get_prompt, load_prompt, push
 from honed.prompts.registry import PROMPT, check_push
+from honed.userfiles import Lines, Loc, UserFile, read_file, validate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from honed.store.names import Version
     from honed.workspace import Workspace
 
@@ -86,25 +88,20 @@ class ExperimentSpec(_Strict):
         return out
 
 
-def read_spec_file(path: Path, what: str) -> dict[str, Any]:
-    """A YAML mapping from `path` with `name` defaulting to the file's stem; errors name file and line."""
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no such {what}", hint="give a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InvalidInputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{path}: an {what} is a YAML mapping")
-    data.setdefault("name", path.stem)
-    return data
+def read_spec_file(path: Path, what: str) -> UserFile:
+    """A YAML mapping from `path` with `name` defaulting to the file's stem, and the line of each field
+    (see `honed.userfiles`); errors name file and line."""
+    source = read_file(path, what)
+    if not isinstance(source.data, dict):
+        raise InvalidInputError(f"{path}:1: the {what} must be a YAML mapping of its fields")
+    source.data.setdefault("name", path.stem)
+    return source
 
 
 def load_spec(path: Path) -> ExperimentSpec:
-    """Read and validate a spec file; errors name the file and the field."""
-    return parse_spec(read_spec_file(path, "experiment spec"), source=str(path))
+    """Read and validate a spec file; errors name the file, the line and the field."""
+    source = read_spec_file(path, "experiment spec")
+    return parse_spec(source.data, source=source.where, lines=source.lines)
 
 
 def load_experiment(h: Workspace, path: Path | str) -> Experiment:
@@ -114,20 +111,16 @@ def load_experiment(h: Workspace, path: Path | str) -> Experiment:
     return resolve(h, load_spec(path), base=path.parent)
 
 
-def parse_spec(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:
-    try:
-        return ExperimentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise spec_error(exc, source) from None
-
-
-def spec_error(exc: ValidationError, source: str) -> InvalidInputError:
-    """A spec's first validation error as one line naming the source and the field."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        return InvalidInputError(f"{source}: unknown key {loc!r}", hint="check its spelling")
-    return InvalidInputError(f"{source}: {loc}: {err['msg']}")
+def parse_spec(
+    data: dict[str, Any],
+    *,
+    source: str = "spec",
+    lines: Lines | None = None,
+    rename: Callable[[Loc], Loc] | None = None,
+) -> ExperimentSpec:
+    """Validate a spec given as a mapping; `lines` (and `rename`, see `honed.userfiles.validate`) let
+    errors name the line of the file it came from."""
+    return validate(ExperimentSpec, data, where=source, lines=lines, rename=rename)
 
 
 @dataclass(frozen=True)

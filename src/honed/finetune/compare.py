@@ -251,25 +251,10 @@ def compare_finetune(
 def _quality(report: RunReport) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ev, result in report.stats.items():
-        sides = {}
-        for v in (BASELINE, CANDIDATE):
-            s = result.summaries[v]
-            sides[v] = {
-                "mean": s.mean,
-                "ci": None if s.ci is None else [s.ci.low, s.ci.high],
-                "pass_rate": s.pass_rate,
-                "scored": s.n_scored,
-                "errors": s.n_errors,
-            }
-        c = result.comparisons[CANDIDATE]
-        out[ev] = {
-            **sides,
-            "diff": c.mean_diff,
-            "diff_ci": None if c.ci is None else [c.ci.low, c.ci.high],
-            "p_value": c.p_value,
-            "cases": c.n_used,
-            "verdict": c.verdict,
-        }
+        sides = {v: result.summaries[v].brief() for v in (BASELINE, CANDIDATE)}
+        # "diff_ci", not "ci": beside the two sides' own CIs, the name says whose interval it is.
+        diff = result.comparisons[CANDIDATE].brief(("diff", "diff_ci", "p_value", "cases", "verdict"))
+        out[ev] = {**sides, **diff}
     return out
 
 

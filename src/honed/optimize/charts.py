@@ -4,7 +4,7 @@ The ladder chart puts the steps in order along x and draws each evaluator as a s
 whiskers joined by a line; the primary series is drawn strongest and its dots say what the step bought
 against the one before (filled green "better", filled red "worse", hollow grey "no detectable difference"),
 so the eye follows the path and sees at once which rungs paid. The stacked bars show, per row, how a total
-splits into categories (failure kinds per step). Like `honed.experiments.svg`, whose primitives these reuse,
+splits into categories (failure kinds per step). Like `honed.reports.svg`, whose primitives these reuse,
 every label is escaped and a None value is "not known": left out, never drawn as zero.
 """
 
@@ -14,18 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from honed.experiments.svg import (
+from honed.reports import (
     ACCENT,
     CHAR_W,
     GRID,
     INK,
     MUTED,
-    _domain,
-    _open,
-    _short,
-    _text,
-    _whisker_v,
+    axis_ticks,
+    shorten,
+    svg_open,
+    svg_text,
     tick_format,
+    whisker_v,
 )
 
 __all__ = [
@@ -69,7 +69,7 @@ def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> tuple[list[
     parts = []
     for swatch, label in items:
         parts.append(f'<g transform="translate({x:.1f},{y:.1f})">{swatch}</g>')
-        parts.append(_text(x + 22, y + 4, label))
+        parts.append(svg_text(x + 22, y + 4, label))
         x += 22 + len(label) * CHAR_W * 0.85 + 16
     return parts, x
 
@@ -102,7 +102,7 @@ def ladder_chart(
 ) -> str:
     """The steps left to right; each series a line through its means, with a whisker over each CI."""
     known = [v for s in series for p in s.points for v in (p.value, p.low, p.high) if v is not None]
-    ticks = _domain(known, unit=True)
+    ticks = axis_ticks(known, unit=True)
     fmt = tick_format(ticks)
     left, right, top, bottom = 58.0, 20.0, 58.0, float(height - 46)
     span_x, span_y = width - left - right, bottom - top
@@ -119,7 +119,7 @@ def ladder_chart(
     def sx(i: int, k: int) -> float:
         return left + (i + 0.5) * slot + offset.get(k, 0.0)
 
-    parts = [_open(width, height, title)]
+    parts = [svg_open(width, height, title)]
     items = [
         (
             f'<line x1="0" y1="0" x2="16" y2="0" stroke="{s.colour}" stroke-width="{3 if s.primary else 2}"/>'
@@ -144,7 +144,7 @@ def ladder_chart(
         parts.append(
             f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + span_x:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
         )
-        parts.append(_text(left - 8, y + 4, fmt(t), anchor="end"))
+        parts.append(svg_text(left - 8, y + 4, fmt(t), anchor="end"))
     chars = max(4, int(slot / CHAR_W) - 1)
     for i, step in enumerate(steps):
         x = left + (i + 0.5) * slot
@@ -153,8 +153,12 @@ def ladder_chart(
         )
         parts.append(f'<g class="step"><title>{escape(step)}</title>')
         parts.append(
-            _text(
-                x, bottom + 20, _short(f"{i + 1}. {step}", chars), anchor="middle", extra=' font-weight="600"'
+            svg_text(
+                x,
+                bottom + 20,
+                shorten(f"{i + 1}. {step}", chars),
+                anchor="middle",
+                extra=' font-weight="600"',
             )
         )
         parts.append("</g>")
@@ -163,7 +167,7 @@ def ladder_chart(
     )
     mid = top + span_y / 2
     parts.append(
-        _text(
+        svg_text(
             14, mid, y_label, anchor="middle", extra=f' fill="{MUTED}" transform="rotate(-90 14 {mid:.1f})"'
         )
     )
@@ -193,7 +197,7 @@ def ladder_chart(
             )
             parts.append(f"<g><title>{escape(tip)}</title>")
             if p.low is not None and p.high is not None:
-                parts.append(_whisker_v(x, sy(p.high), sy(p.low), s.colour))
+                parts.append(whisker_v(x, sy(p.high), sy(p.low), s.colour))
             parts.append(_dot(x, y, p, s.colour, s.primary))
             parts.append("</g>")
         parts.append("</g>")
@@ -218,7 +222,7 @@ def _primary_labels(
         high = sy(p.high if p.high is not None else p.value) - 9
         low = sy(p.low if p.low is not None else p.value) + 18
         parts.append(
-            _text(
+            svg_text(
                 x, max(top - 2, high), f"{p.value:.2f}", anchor="middle", extra=' font-weight="600"' + _HALO
             )
         )
@@ -228,7 +232,7 @@ def _primary_labels(
             y = max(top - 2, high) - 15 if better else min(bottom - 4, low)
             colour = BETTER_COLOUR if better else WORSE_COLOUR
             parts.append(
-                _text(
+                svg_text(
                     x,
                     y,
                     label,
@@ -252,7 +256,7 @@ def stacked_bars(
     left, right, top, row = max(80.0, label_chars * CHAR_W + 16), 70.0, 40.0, 30.0
     height = top + row * len(rows) + 10
     span = width - left - right
-    parts = [_open(width, height, title)]
+    parts = [svg_open(width, height, title)]
     swatches = [
         (f'<rect x="0" y="-6" width="16" height="12" fill="{c}"/>', name) for _, name, c in categories
     ]
@@ -262,7 +266,9 @@ def stacked_bars(
         y = top + i * row
         total = max(sum(counts.get(k, 0) for k, _, _ in categories), int(counts.get("n", 0)))
         parts.append(f'<g class="bar"><title>{escape(label)}</title>')
-        parts.append(_text(left - 10, y + 17, _short(label, 30), anchor="end", extra=' font-weight="600"'))
+        parts.append(
+            svg_text(left - 10, y + 17, shorten(label, 30), anchor="end", extra=' font-weight="600"')
+        )
         parts.append(f'<rect x="{left:.1f}" y="{y + 4:.1f}" width="{span:.1f}" height="18" fill="#f1f3f5"/>')
         x = left
         for key, name, colour in categories:
@@ -276,10 +282,12 @@ def stacked_bars(
             )
             if len(str(n)) * CHAR_W + 6 <= w:
                 parts.append(
-                    _text(x + w / 2, y + 17, str(n), anchor="middle", extra=' fill="#fff" font-weight="600"')
+                    svg_text(
+                        x + w / 2, y + 17, str(n), anchor="middle", extra=' fill="#fff" font-weight="600"'
+                    )
                 )
             x += w
-        parts.append(_text(left + span + 8, y + 17, f"n={total}", extra=f' fill="{MUTED}"'))
+        parts.append(svg_text(left + span + 8, y + 17, f"n={total}", extra=f' fill="{MUTED}"'))
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)

@@ -206,16 +206,7 @@ def _diagnosis(
     shots = report if off == AS_IS else analyse(h.store, run_id, baseline=off, n_boot=n_boot)
     ablations: list[dict[str, Any]] = []
     for vid, _, description in variants:
-        quality: dict[str, dict[str, Any]] = {}
-        for ev, result in report.stats.items():
-            s = result.summaries[vid]
-            quality[ev] = {
-                "mean": s.mean,
-                "ci": interval(s.ci),
-                "pass_rate": s.pass_rate,
-                "scored": s.n_scored,
-                "errors": s.n_errors,
-            }
+        quality = {ev: result.summaries[vid].brief() for ev, result in report.stats.items()}
         ablations.append({"id": vid, "description": description, "quality": quality})
     by_id: dict[str, dict[str, Any]] = {a["id"]: a for a in ablations}
 

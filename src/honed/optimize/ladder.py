@@ -287,7 +287,7 @@ def build_ledger(
                 calls=len(mine),
                 errors=sum(1 for r in mine if r["error"] is not None),
                 cached=sum(1 for r in answered if r["cached"]),
-                quality={ev: _quality(result, v.id) for ev, result in first.stats.items()},
+                quality={ev: result.summaries[v.id].brief() for ev, result in first.stats.items()},
                 vs_previous=None
                 if v.id == ids[0]
                 else {ev: delta(r.comparisons[v.id], r.baseline) for ev, r in previous[v.id].items()},
@@ -359,27 +359,9 @@ def _notional_price(h: Workspace, plan: LadderPlan, model: str) -> tuple[tuple[f
 
 def interval(ci: Interval | None) -> list[float] | None:
     """A CI as JSON: [low, high], or None."""
-    return None if ci is None else [ci.low, ci.high]
-
-
-def _quality(result: ManyResult, variant: str) -> dict[str, Any]:
-    s = result.summaries[variant]
-    return {
-        "mean": s.mean,
-        "ci": interval(s.ci),
-        "pass_rate": s.pass_rate,
-        "scored": s.n_scored,
-        "errors": s.n_errors,
-    }
+    return None if ci is None else ci.bounds()
 
 
 def delta(c: Comparison, against: str) -> dict[str, Any]:
-    """A paired comparison as JSON: the difference against `against`, its CI, p and verdict."""
-    return {
-        "against": against,
-        "diff": c.mean_diff,
-        "ci": interval(c.ci),
-        "p_value": c.p_value,
-        "cases": c.n_used,
-        "verdict": c.verdict,
-    }
+    """A paired comparison as JSON: the difference against `against`, its CI, p, cases and verdict."""
+    return {"against": against, **c.brief()}

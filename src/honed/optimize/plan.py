@@ -33,12 +33,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from honed.errors import InvalidInputError
-from honed.experiments.spec import read_spec_file, spec_error
+from honed.experiments.spec import read_spec_file
 from honed.prompts.template import check_syntax
 from honed.store.names import check_name
+from honed.userfiles import Lines, locate, validate
 
 __all__ = [
     "DiagnoseSpec",
@@ -193,20 +194,29 @@ class LadderPlan:
 
 
 def load_plan(path: Path) -> LadderPlan:
-    """Read and validate a plan file; errors are one line naming the file and the field."""
-    return parse_plan(read_spec_file(path, "ladder plan"), source=str(path), base=path.resolve().parent)
+    """Read and validate a plan file; errors are one line naming the file, the line and the field."""
+    source = read_spec_file(path, "ladder plan")
+    return parse_plan(source.data, source=source.where, base=path.resolve().parent, lines=source.lines)
 
 
-def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path | None = None) -> LadderPlan:
-    """Validate a plan given as a mapping and fill in what each step inherits."""
-    try:
-        spec = _PlanSpec.model_validate(data)
-    except ValidationError as exc:
-        raise spec_error(exc, source) from None
+def parse_plan(
+    data: dict[str, Any],
+    *,
+    source: str = "ladder plan",
+    base: Path | None = None,
+    lines: Lines | None = None,
+) -> LadderPlan:
+    """Validate a plan given as a mapping and fill in what each step inherits; `lines` (field path ->
+    line, from `read_spec_file`) lets errors name the line."""
+    spec = validate(_PlanSpec, data, where=source, lines=lines)
+
+    def at(*loc: str | int) -> str:
+        return locate(source, loc, lines)
+
     try:
         check_name("ladder", spec.name)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{source}: name: {exc.message}", hint=exc.hint) from None
+        raise InvalidInputError(f"{at('name')}: {exc.message}", hint=exc.hint) from None
     seen: set[str] = set()
     steps: list[Step] = []
     prompt: str | None = None
@@ -215,19 +225,19 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
     for i, s in enumerate(spec.steps):
         if s.id in seen:
             raise InvalidInputError(
-                f"{source}: steps.{i}.id: {s.id!r} is used by an earlier step",
+                f"{at('steps', i, 'id')}: {s.id!r} is used by an earlier step",
                 hint="give each step its own id",
             )
         seen.add(s.id)
         prompt = s.prompt or prompt
         if prompt is None:
             raise InvalidInputError(
-                f"{source}: steps.0.prompt: the first step must set a prompt",
+                f"{at('steps', 0)}.prompt: the first step must set a prompt",
                 hint="later steps inherit it; e.g. prompt: prompts/bare.yaml",
             )
         if s.finetune is not None and spec.split is not None and s.finetune.split == spec.split:
             raise InvalidInputError(
-                f"{source}: steps.{i}.finetune.split: {s.finetune.split!r} is the split the ladder is "
+                f"{at('steps', i, 'finetune', 'split')}: {s.finetune.split!r} is the split the ladder is "
                 "measured on",
                 hint="train on another split (e.g. train), or the fine-tuned step is graded on its own data",
             )
@@ -242,16 +252,16 @@ def parse_plan(data: dict[str, Any], *, source: str = "ladder plan", base: Path 
         value = getattr(spec, key)
         if value is not None and value not in names:
             raise InvalidInputError(
-                f"{source}: {key}: no evaluator named {value!r}", hint=f"one of {', '.join(names)}"
+                f"{at(key)}: no evaluator named {value!r}", hint=f"one of {', '.join(names)}"
             )
     if spec.diagnose is not None:
         if spec.diagnose.step is not None and spec.diagnose.step not in seen:
             raise InvalidInputError(
-                f"{source}: diagnose.step: no step {spec.diagnose.step!r}", hint=f"one of {', '.join(seen)}"
+                f"{at('diagnose', 'step')}: no step {spec.diagnose.step!r}", hint=f"one of {', '.join(seen)}"
             )
         if spec.correct is None:
             raise InvalidInputError(
-                f"{source}: diagnose needs `correct:`, the evaluator of content",
+                f"{at('diagnose')}: needs `correct:`, the evaluator of content",
                 hint="e.g. correct: correct (and format: format for the evaluator of form)",
             )
     return LadderPlan(

@@ -3,8 +3,8 @@
 The page reads a ledger as `Ledger.to_dict()` returns it: plain JSON-compatible dicts, so a stored ledger of
 any age renders. Fields newer than the ledger (failure categories, changes, fine-tuning, the diagnosis) may
 be missing and are then said to be missing, never invented. Like the run report
-(`honed.experiments.report_html`, whose style and escaping helpers this shares), it needs nothing but
-itself: inline CSS and SVG, no scripts, fonts or links; every string from a user is escaped.
+(`honed.experiments.report_html`), it is built of the report kit (`honed.reports`), so it needs nothing but
+itself (inline CSS and SVG, no scripts, fonts or links) and every string from a user is escaped.
 """
 
 from __future__ import annotations
@@ -15,19 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from honed.errors import InvalidInputError
-from honed.experiments.report_html import (
-    _CSS,
-    _e,
-    _hash,
-    _Html,
-    _p,
-    _table,
-    _usd,
-    _verdict,
+from honed.optimize.charts import SERIES_COLOURS, Point, Series, ladder_chart, stacked_bars
+from honed.reports import (
+    Html,
+    Mark,
+    cell,
+    dot_plot,
+    esc,
+    facts,
+    format_p,
+    format_usd,
+    hash_code,
+    page,
+    scatter,
+    table,
+    verdict_badge,
     write_page,
 )
-from honed.experiments.svg import Mark, dot_plot, scatter
-from honed.optimize.charts import SERIES_COLOURS, Point, Series, ladder_chart, stacked_bars
 
 __all__ = ["render_ladder_html", "write_ladder_html"]
 
@@ -79,25 +83,25 @@ def _interval(value: object) -> tuple[float, float] | None:
     return None if low is None or high is None else (low, high)
 
 
-def _na(text: str = "n/a") -> _Html:
-    return _Html(f'<span class="na">{_e(text)}</span>')
+def _na(text: str = "n/a") -> Html:
+    return Html(f'<span class="na">{esc(text)}</span>')
 
 
-def _mean_ci(q: object) -> _Html:
+def _mean_ci(q: object) -> Html:
     """A mean with its CI under it, or n/a."""
     mean = _f(q.get("mean")) if isinstance(q, Mapping) else None
     if mean is None or not isinstance(q, Mapping):
         return _na()
     ci = _interval(q.get("ci"))
-    return _Html(f"{mean:.3f}" + (f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>' if ci else ""))
+    return Html(f"{mean:.3f}" + (f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>' if ci else ""))
 
 
-def _diff_ci(d: object) -> _Html:
+def _diff_ci(d: object) -> Html:
     diff = _f(d.get("diff")) if isinstance(d, Mapping) else None
     if diff is None or not isinstance(d, Mapping):
         return _na()
     ci = _interval(d.get("ci"))
-    return _Html(f"{diff:+.3f}" + (f'<span class="ci">[{ci[0]:+.3f}, {ci[1]:+.3f}]</span>' if ci else ""))
+    return Html(f"{diff:+.3f}" + (f'<span class="ci">[{ci[0]:+.3f}, {ci[1]:+.3f}]</span>' if ci else ""))
 
 
 def _mark(label: str, q: object, *, x: float | None = None, highlight: bool = False) -> Mark:
@@ -114,14 +118,9 @@ def _tokens(value: object) -> str:
     return "n/a" if v is None else f"{v:,.0f}"
 
 
-def _facts(items: Sequence[tuple[str, object]]) -> str:
-    dl = "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, _Html) else _e(v)}</dd>" for k, v in items)
-    return f"<dl>{dl}</dl>"
-
-
-def _status(status: object) -> _Html:
+def _status(status: object) -> Html:
     text = str(status or "unknown")
-    return _Html(_e(text) if text == "completed" else f'<span class="warn">{_e(text)}</span>')
+    return Html(esc(text) if text == "completed" else f'<span class="warn">{esc(text)}</span>')
 
 
 def _compare(d: Mapping[str, Any] | None, ev: str) -> Mapping[str, Any]:
@@ -143,19 +142,19 @@ def _header(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], prima
     name = str(ledger.get("name") or "ladder")
     run = str(ledger.get("run_id") or "n/a")
     evaluators = ", ".join(_roles(ledger, ledger.get("evaluators") or []).values())
-    facts = [
-        ("dataset", _Html(f"{_e(ledger.get('dataset') or 'n/a')} {_hash(ledger.get('dataset_hash'))}")),
+    items = [
+        ("dataset", Html(f"{esc(ledger.get('dataset') or 'n/a')} {hash_code(ledger.get('dataset_hash'))}")),
         ("split", ledger.get("split") or "all cases"),
         ("cases", ledger.get("n_cases", "n/a")),
-        ("run", _Html(f"<code>{_e(run)}</code> · {_status(ledger.get('run_status'))}")),
+        ("run", Html(f"<code>{esc(run)}</code> · {_status(ledger.get('run_status'))}")),
         ("primary evaluator", primary or "n/a"),
         ("evaluators", evaluators or "n/a"),
     ]
     return (
-        f"<header><h1>{_e(name)}</h1>"
+        f"<header><h1>{esc(name)}</h1>"
         f'<p class="sub">optimisation ladder · {len(steps)} step(s), each one change on the one before, '
         "all run on the same pinned cases</p>"
-        f"{_facts(facts)}</header>"
+        f"{facts(items)}</header>"
     )
 
 
@@ -189,15 +188,15 @@ def _ladder(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], prima
     )
     return (
         f"<h2>The ladder</h2>{chart}"
-        f'<p class="note">Mean {_e(primary)} score per step (solid line) with its confidence interval; the '
+        f'<p class="note">Mean {esc(primary)} score per step (solid line) with its confidence interval; the '
         "other evaluators dashed, beside it. Each step is compared with the step before it on the same cases "
         "(paired bootstrap CI, permutation p): a filled green dot and ▲ say it is better, red and ▼ worse, "
         "a hollow grey dot that no difference was detected.</p>"
     )
 
 
-def _note_cell(s: Mapping[str, Any]) -> _Html:
-    out = _e(s.get("note") or "")
+def _note_cell(s: Mapping[str, Any]) -> Html:
+    out = esc(s.get("note") or "")
     items = [str(c) for c in s.get("changes") or []]
     ft = s.get("finetune")
     if isinstance(ft, Mapping):
@@ -207,14 +206,14 @@ def _note_cell(s: Mapping[str, Any]) -> _Html:
             f"on {ft.get('train_examples', '?')} examples"
         )
     if items:
-        out += "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
-    return _Html(out or '<span class="na">–</span>')
+        out += "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+    return Html(out or '<span class="na">–</span>')
 
 
-def _calls(s: Mapping[str, Any]) -> _Html:
+def _calls(s: Mapping[str, Any]) -> Html:
     errors = s.get("errors") or 0
-    failed = f' <span class="warn">({_e(errors)} failed)</span>' if errors else ""
-    return _Html(f"{_e(s.get('calls', 'n/a'))}{failed}")
+    failed = f' <span class="warn">({esc(errors)} failed)</span>' if errors else ""
+    return Html(f"{esc(s.get('calls', 'n/a'))}{failed}")
 
 
 def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], primary: str) -> str:
@@ -228,25 +227,23 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
     ]
     rows: list[tuple[str, bool, list[object]]] = [
         ("note", False, [_note_cell(s) for s in steps]),
-        ("prompt", False, [_Html(f"<code>{_e(s.get('prompt', ''))}</code>") for s in steps]),
+        ("prompt", False, [Html(f"<code>{esc(s.get('prompt', ''))}</code>") for s in steps]),
         ("model", False, [s.get("model", "") for s in steps]),
         ("calls", True, [_calls(s) for s in steps]),
         *quality,
         (f"Δ {primary} vs previous [CI]", True, [_diff_ci(d) if d else _na("first step") for d in prev]),
-        ("p (permutation)", True, [_p(_f(d.get("p_value"))) if d else "" for d in prev]),
-        ("verdict", True, [_verdict(str(d["verdict"])) if d.get("verdict") else "" for d in prev]),
+        ("p (permutation)", True, [format_p(_f(d.get("p_value"))) if d else "" for d in prev]),
+        ("verdict", True, [verdict_badge(str(d["verdict"])) if d.get("verdict") else "" for d in prev]),
         (f"Δ {primary} vs first [CI]", True, [_diff_ci(d) if d else "" for d in first]),
         ("input tokens", True, [_tokens(s.get("mean_input_tokens")) for s in steps]),
         ("output tokens", True, [_tokens(s.get("mean_output_tokens")) for s in steps]),
         ("latency p50 / p95", True, [_latency_cell(s) for s in steps]),
         ("cost / 1k calls", True, [_cost_cell(s) for s in steps]),
     ]
-    head = "".join(f'<th class="n">{i + 1}. {_e(s.get("id", ""))}</th>' for i, s in enumerate(steps))
+    head = "".join(f'<th class="n">{i + 1}. {esc(s.get("id", ""))}</th>' for i, s in enumerate(steps))
     body = "".join(
-        f"<tr><th>{_e(label)}</th>"
-        + "".join(
-            f"<td{NUMERIC if numeric else ''}>{c if isinstance(c, _Html) else _e(c)}</td>" for c in cells
-        )
+        f"<tr><th>{esc(label)}</th>"
+        + "".join(f"<td{NUMERIC if numeric else ''}>{cell(c)}</td>" for c in cells)
         + "</tr>"
         for label, numeric, cells in rows
     )
@@ -257,8 +254,8 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
         f'<h2>The ledger</h2><div class="wide"><table class="ledger" style="min-width:{wide}px">'
         f"<thead><tr><th></th>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
-        f'<p class="note">Tokens are means per answered call. {_e(latency_note(steps))} Cost is per 1,000 '
-        f"calls at the model's price (unknown when the price is){_e(priced)}.</p>"
+        f'<p class="note">Tokens are means per answered call. {esc(latency_note(steps))} Cost is per 1,000 '
+        f"calls at the model's price (unknown when the price is){esc(priced)}.</p>"
     )
 
 
@@ -304,21 +301,21 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def _latency_cell(s: Mapping[str, Any]) -> _Html:
+def _latency_cell(s: Mapping[str, Any]) -> Html:
     p50, p95 = _f(s.get("latency_p50_s")), _f(s.get("latency_p95_s"))
     if p50 is None:
         return _na()
     text = _seconds(p50) + ("" if p95 is None else f" / {_seconds(p95)}")
     mode, calls = s.get("latency_mode"), s.get("latency_calls")
     how = f"{calls} calls {mode}" if mode and calls else (str(mode) if mode else "")
-    return _Html(_e(text) + (f'<span class="ci">{_e(how)}</span>' if how else ""))
+    return Html(esc(text) + (f'<span class="ci">{esc(how)}</span>' if how else ""))
 
 
-def _cost_cell(s: Mapping[str, Any]) -> _Html:
+def _cost_cell(s: Mapping[str, Any]) -> Html:
     notional = _f(s.get("notional_cost_per_1k_usd"))
     if notional is not None:
-        return _Html(f'{_e(_usd(notional))}<span class="ci">notional price</span>')
-    return _Html(_e(_usd(_f(s.get("cost_per_1k_usd")))))
+        return Html(f'{esc(format_usd(notional))}<span class="ci">notional price</span>')
+    return Html(esc(format_usd(_f(s.get("cost_per_1k_usd")))))
 
 
 def cost_of(s: Mapping[str, Any]) -> float | None:
@@ -330,7 +327,7 @@ def cost_of(s: Mapping[str, Any]) -> float | None:
 def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
     out = [
         "<h2>Quality vs cost and latency</h2>"
-        f'<p class="note">One point per step: its mean {_e(primary)} with the CI; the first step in orange. '
+        f'<p class="note">One point per step: its mean {esc(primary)} with the CI; the first step in orange. '
         "Up and to the left is better.</p>"
     ]
     notional = any(_f(s.get("notional_cost_per_1k_usd")) is not None for s in steps)
@@ -349,7 +346,7 @@ def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
             for i, s in enumerate(steps)
         ]
         shown = [m for m in marks if m.x is not None and m.value is not None]
-        out.append(f"<h3>{_e(primary)} vs {_e(label)}</h3>")
+        out.append(f"<h3>{esc(primary)} vs {esc(label)}</h3>")
         if what == "cost" and shown and all(m.x == 0 for m in shown):
             out.append(
                 '<p class="note">Every step costs $0 here (the model is free to run), so there is nothing '
@@ -372,8 +369,8 @@ def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
             )
         missing = [m.label for m in marks if m not in shown]
         if missing:
-            listed = _e(", ".join(missing))
-            out.append(f'<p class="note">Not plotted ({_e(what)} unknown, or no score): {listed}.</p>')
+            listed = esc(", ".join(missing))
+            out.append(f'<p class="note">Not plotted ({esc(what)} unknown, or no score): {listed}.</p>')
     return "".join(out)
 
 
@@ -385,7 +382,7 @@ def _counts_table(
         for label, c in rows
     ]
     headers = [first, "results", *[key.replace("_", " ") for key, _, _ in categories]]
-    return _table(headers, body, numeric=range(1, len(headers)))
+    return table(headers, body, numeric=range(1, len(headers)))
 
 
 def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
@@ -403,7 +400,7 @@ def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
     )
     missing = [str(s.get("id", "")) for s in steps if not isinstance(s.get("failures"), Mapping)]
     if missing:
-        out.append(f'<p class="note">No categories for: {_e(", ".join(missing))}.</p>')
+        out.append(f'<p class="note">No categories for: {esc(", ".join(missing))}.</p>')
     return "".join(out)
 
 
@@ -413,35 +410,35 @@ def _diagnosis(d: Mapping[str, Any] | None) -> str:
         return head + '<p class="note">No diagnosis was run.</p>'
     axis = str(d.get("axis") or "unknown")
     kind = axis if axis in AXES else "neither"
-    facts = [
-        ("prompt", _Html(f"<code>{_e(d.get('prompt', 'n/a'))}</code>")),
+    items = [
+        ("prompt", Html(f"<code>{esc(d.get('prompt', 'n/a'))}</code>")),
         ("model", d.get("model", "n/a")),
         ("cases", d.get("n_cases", "n/a")),
-        ("run", _Html(f"<code>{_e(d.get('run_id', 'n/a'))}</code> · {_status(d.get('run_status'))}")),
+        ("run", Html(f"<code>{esc(d.get('run_id', 'n/a'))}</code> · {_status(d.get('run_status'))}")),
     ]
     out = [
         head,
-        f'<p class="axis axis-{kind}">{_e(axis)}</p>',
-        f'<p class="note">{_e(AXES.get(axis, "an axis this page does not know"))}</p>',
-        f'<p class="summary">{_e(d.get("summary") or "")}</p>',
-        _facts(facts),
+        f'<p class="axis axis-{kind}">{esc(axis)}</p>',
+        f'<p class="note">{esc(AXES.get(axis, "an axis this page does not know"))}</p>',
+        f'<p class="summary">{esc(d.get("summary") or "")}</p>',
+        facts(items),
         "<h3>Recommendation</h3>",
     ]
     recs = [r for r in d.get("recommendation") or [] if isinstance(r, Mapping)]
-    lis = "".join(f"<li><b>{_e(r.get('technique', ''))}</b>: {_e(r.get('why', ''))}</li>" for r in recs)
+    lis = "".join(f"<li><b>{esc(r.get('technique', ''))}</b>: {esc(r.get('why', ''))}</li>" for r in recs)
     out.append(f'<ol class="rec">{lis}</ol>' if recs else '<p class="note">None.</p>')
     ablations = [a for a in d.get("ablations") or [] if isinstance(a, Mapping)]
     evs = list(dict.fromkeys(ev for a in ablations for ev in a.get("quality") or {}))
     rows = [
         [
-            _Html(f"<b>{_e(a.get('id', ''))}</b>"),
+            Html(f"<b>{esc(a.get('id', ''))}</b>"),
             a.get("description", ""),
             *[_mean_ci((a.get("quality") or {}).get(ev)) for ev in evs],
         ]
         for a in ablations
     ]
-    table = _table(["ablation", "what it changes", *evs], rows, numeric=range(2, 2 + len(evs)))
-    out.append(f"<h3>Ablations</h3>{table}")
+    ablation_table = table(["ablation", "what it changes", *evs], rows, numeric=range(2, 2 + len(evs)))
+    out.append(f"<h3>Ablations</h3>{ablation_table}")
     primary = str(d.get("primary") or (evs[0] if evs else ""))
     if primary in evs:
         marks = [
@@ -453,17 +450,17 @@ def _diagnosis(d: Mapping[str, Any] | None) -> str:
         [
             e.get("name", ""),
             e.get("evaluator", ""),
-            _Html(f"{_e(e.get('variant', ''))} vs {_e(e.get('against', ''))}"),
+            Html(f"{esc(e.get('variant', ''))} vs {esc(e.get('against', ''))}"),
             _diff_ci(e),
-            _p(_f(e.get("p_value"))),
-            _verdict(str(e.get("verdict", ""))),
+            format_p(_f(e.get("p_value"))),
+            verdict_badge(str(e.get("verdict", ""))),
             e.get("meaning", ""),
         ]
         for e in d.get("effects") or []
         if isinstance(e, Mapping)
     ]
     headers = ["effect", "evaluator", "variant vs against", "diff [CI]", "p", "verdict", "meaning"]
-    out.append(f"<h3>Effects</h3>{_table(headers, effects, numeric=(3, 4))}")
+    out.append(f"<h3>Effects</h3>{table(headers, effects, numeric=(3, 4))}")
     failures = d.get("failures")
     if isinstance(failures, Mapping):
         counts = {k: int(_f(v) or 0) for k, v in failures.items() if not k.endswith("_ci")}
@@ -489,12 +486,11 @@ def render_ladder_html(ledger: dict[str, Any], diagnosis: dict[str, Any] | None 
         _failures(steps),
         _diagnosis(diagnosis if diagnosis is not None else ledger.get("diagnosis")),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(name)}: honed optimisation ladder</title><style>{_CSS}{_EXTRA_CSS}</style></head>"
-        f"<body>{''.join(sections)}"
-        f'<footer class="note"><p>Generated by honed from ladder run {_e(run)}.</p></footer></body></html>\n'
+    return page(
+        f"{name}: honed optimisation ladder",
+        "".join(sections),
+        footer=f"Generated by honed from ladder run {run}.",
+        css=_EXTRA_CSS,
     )
 
 

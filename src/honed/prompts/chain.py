@@ -19,7 +19,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -27,8 +26,8 @@ from pydantic import (
 from honed.errors import HonedError
 from honed.hashing import content_hash
 from honed.prompts.spec import Prompt
-from honed.prompts.validation import invalid
 from honed.store.names import check_name
+from honed.userfiles import validate
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9:._-]+)?$")
@@ -92,10 +91,7 @@ class Chain(BaseModel):
         where: str = "chain",
         lines: Mapping[tuple[Any, ...], int] | None = None,
     ) -> Chain:
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise invalid(exc, where, cls, lines) from None
+        return validate(cls, dict(data), where=where, lines=lines)
 
     @classmethod
     def from_body(cls, name: str, body: Mapping[str, Any]) -> Chain:

@@ -10,7 +10,7 @@ from typing import Any
 from honed.prompts.chain import Chain
 from honed.prompts.files import to_data, to_yaml
 from honed.prompts.spec import Prompt
-from honed.prompts.validation import format_loc
+from honed.userfiles import format_loc
 
 _MISSING = object()
 _DEPTH = 3  # messages -> [2] -> content; deeper changes are reported at that depth

@@ -27,7 +27,7 @@ import yaml
 from honed.errors import InvalidInputError
 from honed.prompts.chain import Chain
 from honed.prompts.spec import Prompt
-from honed.prompts.yamlsource import read_yaml
+from honed.userfiles import read_file
 
 SUFFIXES = (".yaml", ".yml")
 _FIELD_ORDER = ("name", "description", "model", "params", "messages", "examples", "response_schema", "tools")
@@ -39,7 +39,7 @@ def is_chain_data(data: Any) -> bool:
 
 def load_file(path: str | Path) -> Prompt | Chain:
     """A prompt or a chain from one YAML file; errors read "FILE:LINE: field: what is wrong"."""
-    source = read_yaml(Path(path))
+    source = read_file(Path(path))
     data = source.data
     if not isinstance(data, dict):
         raise InvalidInputError(

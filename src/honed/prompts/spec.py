@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from honed.errors import HonedError, InvalidInputError
 from honed.hashing import content_hash
 from honed.models.registry import ModelRef
 from honed.models.types import ChatRequest, Message, Params
 from honed.prompts.template import check_syntax, render, template_variables
-from honed.prompts.validation import invalid
 from honed.store.names import check_name
+from honed.userfiles import validate
 
 T = TypeVar("T")
 PromptRole = Literal["system", "user", "assistant"]
@@ -187,10 +187,7 @@ class Prompt(_Strict):
     ) -> Prompt:
         """Validate `data`; an error names `where` (a file path, say), the line when `lines` maps field
         paths to lines, and the field."""
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise invalid(exc, where, cls, lines) from None
+        return validate(cls, dict(data), where=where, lines=lines)
 
     @classmethod
     def from_body(cls, name: str, body: Mapping[str, Any]) -> Prompt:

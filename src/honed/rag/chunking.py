@@ -29,22 +29,14 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from honed.errors import InvalidInputError
 from honed.rag.types import Chunk, Document
+from honed.userfiles import invalid
 
 if TYPE_CHECKING:
     import tiktoken
@@ -56,6 +48,7 @@ TOKENIZER = "cl100k_base"
 _ALGORITHM = 1
 
 Span = tuple[int, int]
+_HINT = "strategy is tokens, recursive, sentences or document; size > 0; 0 <= overlap < size"
 
 
 class ChunkingConfig(BaseModel):
@@ -76,23 +69,25 @@ class ChunkingConfig(BaseModel):
             raise ValueError(f"must be smaller than size ({size})")
         return overlap
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _as_honed_error(cls, data: Any, handler: Callable[[Any], ChunkingConfig]) -> ChunkingConfig:
+    # Chunking settings given on their own (`kb create --chunk-size`, code) fail as one InvalidInputError.
+    # Nested in a file's model (a retrieval spec's variant) a problem must stay a ValidationError, so that
+    # the file's `validate` places it at its line and path: pydantic calls neither method then, as the
+    # `__pydantic_base_init__` mark (pydantic's own, as on RootModel) tells it this __init__ adds nothing
+    # to validation.
+    def __init__(self, **data: Any) -> None:
         try:
-            return handler(data)
+            super().__init__(**data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "chunking"
-            if err["type"] == "extra_forbidden":
-                raise InvalidInputError(
-                    f"chunking: unknown setting {field!r}", hint="the settings are strategy, size and overlap"
-                ) from None
-            reason = str(err["msg"]).removeprefix("Value error, ")
-            raise InvalidInputError(
-                f"chunking {field}: {reason} (got {err.get('input')!r})",
-                hint="strategy is tokens, recursive, sentences or document; size > 0; 0 <= overlap < size",
-            ) from None
+            raise invalid(exc, ChunkingConfig, where="chunking", hint=_HINT) from None
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise invalid(exc, cls, where="chunking", hint=_HINT) from None
 
     def body(self) -> dict[str, Any]:
         """The canonical dict that index versions hash: the settings plus the tokenizer and algorithm."""

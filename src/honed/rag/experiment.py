@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from honed.errors import InvalidInputError
 from honed.hashing import short
@@ -49,6 +49,7 @@ from honed.rag.chunking import ChunkingConfig
 from honed.rag.kb import KnowledgeBase, Method, get_kb
 from honed.rag.retrieve import pool_size
 from honed.rag.types import Hit
+from honed.userfiles import Lines, validate
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MEASURES = ("MAP", "nDCG@10", "R@100", "P@10", "MRR")
 REPORT_KIND = "retrieval-report"
+#: The fields of each paired comparison in a retrieval report, in the order `kb eval --json` prints them.
+RETRIEVAL_COMPARISON = ("mean_a", "mean_b", "diff", "ci", "p_value", "test", "verdict", "n", "message")
 
 
 class _Strict(BaseModel):
@@ -102,19 +105,17 @@ class RetrievalSpec(_Strict):
         return self
 
 
-def parse_retrieval_spec(data: dict[str, Any], *, source: str = "spec") -> RetrievalSpec:
-    try:
-        return RetrievalSpec.model_validate(data)
-    except ValidationError as exc:
-        from honed.experiments.spec import spec_error
-
-        raise spec_error(exc, source) from None
+def parse_retrieval_spec(
+    data: dict[str, Any], *, source: str = "spec", lines: Lines | None = None
+) -> RetrievalSpec:
+    return validate(RetrievalSpec, data, where=source, lines=lines)
 
 
 def load_retrieval_spec(path: Path) -> RetrievalSpec:
     from honed.experiments.spec import read_spec_file
 
-    return parse_retrieval_spec(read_spec_file(path, "retrieval experiment spec"), source=str(path))
+    file = read_spec_file(path, "retrieval experiment spec")
+    return parse_retrieval_spec(file.data, source=file.where, lines=file.lines)
 
 
 @dataclass(frozen=True)
@@ -335,17 +336,7 @@ def run_retrieval_experiment(
             a = ScoreMatrix(np.array([[base.per_query[q][measure]] for q in ids]), tuple(ids))
             b = ScoreMatrix(np.array([[r.per_query[q][measure]] for q in ids]), tuple(ids))
             c = compare(a, b)
-            comparisons[r.id][measure] = {
-                "mean_a": c.mean_a,
-                "mean_b": c.mean_b,
-                "diff": c.mean_diff,
-                "ci": [c.ci.low, c.ci.high] if c.ci is not None else None,
-                "p_value": c.p_value,
-                "test": c.test,
-                "verdict": c.verdict,
-                "n": c.n_used,
-                "message": c.message,
-            }
+            comparisons[r.id][measure] = c.brief(RETRIEVAL_COMPARISON)
     report = RetrievalReport(
         spec.name,
         kb.name,

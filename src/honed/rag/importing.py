@@ -13,9 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from honed.errors import ConfigError, InvalidInputError, NotFoundError
+from honed.userfiles import validate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,23 +51,21 @@ def query_cases(collection: Collection, *, plan: SplitPlan | None = None) -> lis
     cases: list[Case] = []
     for qid, text in collection.queries.items():
         judged = collection.qrels.get(qid)
-        try:
-            cases.append(
-                Case(
-                    id=qid,
-                    inputs={"query": text},
-                    context_ids=sorted(d for d, g in (judged or {}).items() if g > 0),
-                    metadata={"qrels": dict(judged)} if judged else {},
-                    split=collection.splits.get(qid),
-                )
-            )
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            raise InvalidInputError(
-                f"query {qid!r} of {collection.name}: {where}: {problem['msg']}",
+        fields = {
+            "id": qid,
+            "inputs": {"query": text},
+            "context_ids": sorted(d for d, g in (judged or {}).items() if g > 0),
+            "metadata": {"qrels": dict(judged)} if judged else {},
+            "split": collection.splits.get(qid),
+        }
+        cases.append(
+            validate(
+                Case,
+                fields,
+                where=f"query {qid!r} of {collection.name}",
                 hint="query ids are at most 200 characters; split names letters, digits, '.', '_', '-'",
-            ) from None
+            )
+        )
     if plan is not None:
         cases, _ = assign_splits(cases, plan)
     return cases

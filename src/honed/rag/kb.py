@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from honed.errors import InvalidInputError, NotFoundError, RetrievalError
 from honed.hashing import content_hash, short
 from honed.rag import filters
 from honed.rag.chunking import ChunkingConfig, chunk_documents
 from honed.rag.types import Chunk, Document, Embedder, Hit, VectorStore, Where
+from honed.userfiles import Lines, validate
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -67,13 +68,12 @@ class KnowledgeBaseConfig(BaseModel):
     store: dict[str, Any] = Field(default_factory=lambda: {"type": "chroma"})
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, where: str = "knowledge base config") -> KnowledgeBaseConfig:
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            from honed.experiments.spec import spec_error
-
-            raise spec_error(exc, where) from None
+    def parse(
+        cls, data: Mapping[str, Any], *, where: str = "knowledge base config", lines: Lines | None = None
+    ) -> KnowledgeBaseConfig:
+        """Validate `data`; errors name `where`, the line when `lines` maps field paths to lines, and
+        the field (see `honed.userfiles`)."""
+        return validate(cls, dict(data), where=where, lines=lines)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], *, where: str) -> KnowledgeBaseConfig:

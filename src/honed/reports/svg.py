@@ -1,4 +1,5 @@
-"""Two small inline-SVG charts for the HTML report: a dot plot with interval whiskers, and a labelled scatter.
+"""Inline-SVG charts for honed's HTML reports: a dot plot with interval whiskers, a labelled scatter, and the
+primitives (axis ticks, text, whiskers, the <svg> element) that other charts, like the ladder's, are built of.
 
 Charts are plain strings of well-formed XML (every label escaped), so they embed in an HTML page as they are:
 no scripts, no fonts, no external resources. A value of None is "not known" and is drawn as "n/a" (dot plot)
@@ -53,8 +54,9 @@ def tick_format(ticks: Sequence[float]) -> Callable[[float], str]:
     return lambda v: f"{v:,.{decimals}f}"
 
 
-def _domain(values: Sequence[float], *, unit: bool, zero: bool = False) -> list[float]:
-    """Ticks for the values; [0, 1] in tenths-of-five when they all fit there and `unit` is asked for."""
+def axis_ticks(values: Sequence[float], *, unit: bool, zero: bool = False) -> list[float]:
+    """Ticks for the values; [0, 1] in tenths-of-five when they all fit there and `unit` is asked for; with
+    `zero`, the range is stretched to include 0."""
     if not values:
         return [0.0, 0.25, 0.5, 0.75, 1.0]
     low, high = min(values), max(values)
@@ -63,15 +65,18 @@ def _domain(values: Sequence[float], *, unit: bool, zero: bool = False) -> list[
     return nice_ticks(min(low, 0.0) if zero else low, max(high, 0.0) if zero else high)
 
 
-def _short(label: str, limit: int) -> str:
+def shorten(label: str, limit: int) -> str:
+    """`label` cut to `limit` characters, an ellipsis marking the cut."""
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def _text(x: float, y: float, body: str, *, anchor: str = "start", extra: str = "") -> str:
+def svg_text(x: float, y: float, body: str, *, anchor: str = "start", extra: str = "") -> str:
+    """A <text> element; `body` is escaped, `extra` is attribute markup the caller built (not escaped)."""
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{extra}>{escape(body)}</text>'
 
 
-def _open(width: float, height: float, label: str) -> str:
+def svg_open(width: float, height: float, label: str) -> str:
+    """The opening <svg> tag and its escaped title (for screen readers and tooltips); end with </svg>."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(label)}" '
@@ -80,7 +85,8 @@ def _open(width: float, height: float, label: str) -> str:
     )
 
 
-def _whisker_h(x1: float, x2: float, y: float, colour: str) -> str:
+def whisker_h(x1: float, x2: float, y: float, colour: str) -> str:
+    """A horizontal interval whisker from x1 to x2 at y, with end caps."""
     return (
         f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}" stroke="{colour}" stroke-width="2"/>'
         f'<line x1="{x1:.1f}" y1="{y - 5:.1f}" x2="{x1:.1f}" y2="{y + 5:.1f}" stroke="{colour}"/>'
@@ -88,7 +94,8 @@ def _whisker_h(x1: float, x2: float, y: float, colour: str) -> str:
     )
 
 
-def _whisker_v(x: float, y1: float, y2: float, colour: str) -> str:
+def whisker_v(x: float, y1: float, y2: float, colour: str) -> str:
+    """A vertical interval whisker from y1 to y2 at x, with end caps."""
     return (
         f'<line x1="{x:.1f}" y1="{y1:.1f}" x2="{x:.1f}" y2="{y2:.1f}" stroke="{colour}" stroke-width="2"/>'
         f'<line x1="{x - 5:.1f}" y1="{y1:.1f}" x2="{x + 5:.1f}" y2="{y1:.1f}" stroke="{colour}"/>'
@@ -99,7 +106,7 @@ def _whisker_v(x: float, y1: float, y2: float, colour: str) -> str:
 def dot_plot(marks: Sequence[Mark], *, title: str, axis_label: str, width: int = 860) -> str:
     """One row per mark: a dot at its value and a whisker over its interval, on a shared horizontal axis."""
     known = [v for m in marks for v in (m.value, m.low, m.high) if v is not None]
-    ticks = _domain(known, unit=True)
+    ticks = axis_ticks(known, unit=True)
     fmt = tick_format(ticks)
     label_chars = min(max((len(m.label) for m in marks), default=8), 36)
     left, right, row, top = max(90.0, label_chars * CHAR_W + 20), 64.0, 26.0, 8.0
@@ -111,7 +118,7 @@ def dot_plot(marks: Sequence[Mark], *, title: str, axis_label: str, width: int =
         return left + (v - lo) / (hi - lo) * span
 
     bottom = top + row * len(marks)
-    parts = [_open(width, height, title)]
+    parts = [svg_open(width, height, title)]
     for i in range(0, len(marks), 2):
         parts.append(f'<rect x="0" y="{top + i * row:.1f}" width="{width}" height="{row}" fill="#f8f9fa"/>')
     for t in ticks:
@@ -120,24 +127,26 @@ def dot_plot(marks: Sequence[Mark], *, title: str, axis_label: str, width: int =
         parts.append(
             f'<line x1="{x:.1f}" y1="{bottom:.1f}" x2="{x:.1f}" y2="{bottom + 5:.1f}" stroke="{INK}"/>'
         )
-        parts.append(_text(x, bottom + 18, fmt(t), anchor="middle"))
+        parts.append(svg_text(x, bottom + 18, fmt(t), anchor="middle"))
     parts.append(
         f'<line x1="{left:.1f}" y1="{bottom:.1f}" x2="{left + span:.1f}" y2="{bottom:.1f}" stroke="{INK}"/>'
     )
-    parts.append(_text(left + span / 2, bottom + 38, axis_label, anchor="middle", extra=f' fill="{MUTED}"'))
+    parts.append(
+        svg_text(left + span / 2, bottom + 38, axis_label, anchor="middle", extra=f' fill="{MUTED}"')
+    )
     for i, m in enumerate(marks):
         y = top + i * row + row / 2
         colour = HIGHLIGHT if m.highlight else ACCENT
         weight = ' font-weight="bold"' if m.highlight else ""
         parts.append(f'<g class="row"><title>{escape(m.label)}</title>')
-        parts.append(_text(left - 10, y + 4, _short(m.label, 36), anchor="end", extra=weight))
+        parts.append(svg_text(left - 10, y + 4, shorten(m.label, 36), anchor="end", extra=weight))
         if m.value is None:
-            parts.append(_text(left + 6, y + 4, "n/a (no scores)", extra=f' fill="{MUTED}"'))
+            parts.append(svg_text(left + 6, y + 4, "n/a (no scores)", extra=f' fill="{MUTED}"'))
         else:
             if m.low is not None and m.high is not None:
-                parts.append(_whisker_h(sx(m.low), sx(m.high), y, colour))
+                parts.append(whisker_h(sx(m.low), sx(m.high), y, colour))
             parts.append(f'<circle cx="{sx(m.value):.1f}" cy="{y:.1f}" r="5" fill="{colour}"/>')
-            parts.append(_text(width - 8, y + 4, f"{m.value:.3f}", anchor="end"))
+            parts.append(svg_text(width - 8, y + 4, f"{m.value:.3f}", anchor="end"))
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
@@ -152,9 +161,9 @@ def scatter(
     the caller says which.
     """
     shown = [(m, m.x, m.value) for m in marks if m.x is not None and m.value is not None]
-    ticks_x = _domain([x for _, x, _ in shown], unit=False, zero=True)
+    ticks_x = axis_ticks([x for _, x, _ in shown], unit=False, zero=True)
     ys = [v for m, _, _ in shown for v in (m.value, m.low, m.high) if v is not None]
-    ticks_y = _domain(ys, unit=True)
+    ticks_y = axis_ticks(ys, unit=True)
     fx, fy = tick_format(ticks_x), tick_format(ticks_y)
     left, right, top, bottom = 64.0, 24.0, 14.0, float(height - 48)
     span_x, span_y = width - left - right, bottom - top
@@ -165,23 +174,23 @@ def scatter(
     def sy(v: float) -> float:
         return bottom - (v - ticks_y[0]) / (ticks_y[-1] - ticks_y[0]) * span_y
 
-    parts = [_open(width, height, title)]
+    parts = [svg_open(width, height, title)]
     for t in ticks_x:
         x = sx(t)
         parts.append(f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="{GRID}"/>')
-        parts.append(_text(x, bottom + 18, fx(t), anchor="middle"))
+        parts.append(svg_text(x, bottom + 18, fx(t), anchor="middle"))
     for t in ticks_y:
         y = sy(t)
         parts.append(
             f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + span_x:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
         )
-        parts.append(_text(left - 8, y + 4, fy(t), anchor="end"))
+        parts.append(svg_text(left - 8, y + 4, fy(t), anchor="end"))
     parts.append(
         f'<path d="M{left:.1f},{top:.1f} V{bottom:.1f} H{left + span_x:.1f}" fill="none" stroke="{INK}"/>'
     )
-    parts.append(_text(left + span_x / 2, height - 8, x_label, anchor="middle", extra=f' fill="{MUTED}"'))
+    parts.append(svg_text(left + span_x / 2, height - 8, x_label, anchor="middle", extra=f' fill="{MUTED}"'))
     parts.append(
-        _text(
+        svg_text(
             14,
             top + span_y / 2,
             y_label,
@@ -195,19 +204,19 @@ def scatter(
     for m, mx, my in sorted(shown, key=lambda p: (not p[0].highlight, -p[2])):
         x, y = sx(mx), sy(my)
         colour = HIGHLIGHT if m.highlight else ACCENT
-        label = _short(m.label, 30)
+        label = shorten(m.label, 30)
         w = len(label) * CHAR_W
         x0 = x - 9 - w if x + 9 + w > width - 4 else x + 9
         ly = _free_row(placed, x0, w, y + 4, top + 10, bottom - 2)
         placed.append((x0, x0 + w, ly))
-        whisker = "" if m.low is None or m.high is None else _whisker_v(x, sy(m.high), sy(m.low), colour)
+        whisker = "" if m.low is None or m.high is None else whisker_v(x, sy(m.high), sy(m.low), colour)
         weight = ' font-weight="bold"' if m.highlight else ""
         groups.append(
             (
                 m.highlight,
                 f'<g class="point"><title>{escape(m.label)}</title>{whisker}'
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}"/>'
-                f"{_text(x0, ly, label, extra=weight)}</g>",
+                f"{svg_text(x0, ly, label, extra=weight)}</g>",
             )
         )
     parts += [g for first, g in groups if not first] + [g for first, g in groups if first]

@@ -22,7 +22,9 @@ every run of either variant is left out of the difference and counted.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +37,8 @@ from ._result import Interval, Result
 from ._summary import BOOTSTRAP, check_options, z_value
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
+#: What `Comparison.brief()` gives by default: a step's difference against another, as the ladder records it.
+DELTA_KEYS = ("diff", "ci", "p_value", "cases", "verdict")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,31 @@ class Comparison(Result):
     n_boot: int
     n_perm: int
     seed: int
+
+    def brief(self, keys: Sequence[str] = DELTA_KEYS) -> dict[str, Any]:
+        """The comparison as compact JSON: `keys`, in that order (the full record is `to_dict()`).
+
+        The names of the compact fields are defined here for every output that prints them (the ladder's
+        ledger and diagnosis, `finetune compare`, `kb eval`), the CI as [low, high]. Two outputs have long
+        printed one field under two names, and both names stay so that neither output changes: `ci` and
+        `diff_ci` (the CI of the difference), `cases` and `n` (the paired cases used). A key not known here
+        is a KeyError: a caller's typo, not something to print as null.
+        """
+        ci = None if self.ci is None else self.ci.bounds()
+        values: dict[str, Any] = {
+            "mean_a": self.mean_a,
+            "mean_b": self.mean_b,
+            "diff": self.mean_diff,
+            "ci": ci,
+            "diff_ci": ci,
+            "p_value": self.p_value,
+            "test": self.test,
+            "cases": self.n_used,
+            "n": self.n_used,
+            "verdict": self.verdict,
+            "message": self.message,
+        }
+        return {key: values[key] for key in keys}
 
 
 def cases_needed(mean_diff: float, sd_diff: float, *, alpha: float = 0.05, power: float = 0.8) -> int | None:

@@ -55,6 +55,10 @@ class Interval(Result):
     confidence: float
     method: str
 
+    def bounds(self) -> list[float]:
+        """[low, high]: the interval as the compact JSON outputs show it (`brief()` of the results)."""
+        return [self.low, self.high]
+
     def excludes(self, value: float) -> bool:
         """True when `value` lies strictly outside the interval."""
         return value < self.low or value > self.high

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +94,18 @@ class VariantSummary(Result):
     n_boot: int
     seed: int
     n_absent: int = 0
+
+    def brief(self) -> dict[str, Any]:
+        """The summary as compact JSON, the one shape the ladder's ledger, its diagnosis and `finetune
+        compare` print: mean, CI as [low, high], pass rate, cases scored, errored runs. The full record is
+        `to_dict()`."""
+        return {
+            "mean": self.mean,
+            "ci": None if self.ci is None else self.ci.bounds(),
+            "pass_rate": self.pass_rate,
+            "scored": self.n_scored,
+            "errors": self.n_errors,
+        }
 
 
 def build_summary(
