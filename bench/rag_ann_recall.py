@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from honed.rag.collections import load_collection
-from honed.rag.embedders.local import BATCH_SIZE, packaged_folder
-from honed.rag.stores import open_vector_store
+from honed.rag.evaluate.collections import load_collection
+from honed.rag.index.embedders.local import BATCH_SIZE, packaged_folder
+from honed.rag.index.stores import open_vector_store
 from honed.rag.types import Chunk
 from rag_query import DATA_DIR, real_vectors, unique_chunks
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import honed
 from honed.config import init_workspace
-from honed.rag.experiment import import_collection, parse_retrieval_spec, run_retrieval_experiment
-from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.experiments.retrieval import import_collection, parse_retrieval_spec, run_retrieval_experiment
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "rag_collections.json"

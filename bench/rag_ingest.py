@@ -37,12 +37,12 @@ from typing import Any
 
 import honed
 from honed.config import init_workspace
-from honed.rag import kb as kb_module
-from honed.rag.chunking import ChunkingConfig, chunk_documents
-from honed.rag.collections import load_collection
-from honed.rag.embedders.local import BATCH_SIZE, LocalEmbedder, packaged_folder
-from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
-from honed.rag.stores.chroma import ChromaStore
+from honed.rag.evaluate.collections import load_collection
+from honed.rag.index import kb as kb_module
+from honed.rag.index.embedders.local import BATCH_SIZE, LocalEmbedder, packaged_folder
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.index.stores.chroma import ChromaStore
+from honed.rag.ingest.chunking import ChunkingConfig, chunk_documents
 from honed.rag.types import Document
 from honed.store.embeddings import EmbeddingCache
 from honed.store.kb import KnowledgeBaseRepository

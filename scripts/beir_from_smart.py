@@ -4,7 +4,7 @@
 
 writes OUT_DIR/corpus.jsonl (`_id`, `title`, `text`, `metadata` with author and bibliography),
 OUT_DIR/queries.jsonl (`_id`, `text`) and OUT_DIR/qrels/test.tsv (`query-id corpus-id score`, every
-judgment, graded as `honed.rag.collections` grades it). The collection is read in place from the data
+judgment, graded as `honed.rag.evaluate.collections` grades it). The collection is read in place from the data
 folder (DIR, else HONED_DATA_DIR, else ../shared/data beside the project); nothing is copied into the
 project. `honed kb import NAME OUT_DIR --format beir` reads it back into the same documents (the text is
 title + blank line + body, as the SMART reader builds it), queries and judgments.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from honed.errors import HonedError
-from honed.rag.collections import COLLECTIONS, Collection, load_collection
+from honed.rag.evaluate.collections import COLLECTIONS, Collection, load_collection
 from honed.rag.types import Document
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

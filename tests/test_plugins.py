@@ -13,8 +13,8 @@ from honed.evals.evaluators.registry import EvaluatorRegistry
 from honed.finetune.registry import TrainerRegistry
 from honed.models.registry import ProviderRegistry
 from honed.plugins import Registry
-from honed.rag.embedders.registry import EmbedderRegistry
-from honed.rag.stores.registry import VectorStoreRegistry
+from honed.rag.index.embedders.registry import EmbedderRegistry
+from honed.rag.index.stores.registry import VectorStoreRegistry
 
 
 @dataclass

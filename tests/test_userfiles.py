@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict
 from honed.config import load_settings
 from honed.errors import ConfigError, HonedError, InvalidInputError
 from honed.experiments.gate import load_gate
+from honed.experiments.retrieval import load_retrieval_spec
 from honed.experiments.spec import load_spec
 from honed.optimize.plan import load_plan
 from honed.prompts import load_prompt
-from honed.rag.experiment import load_retrieval_spec
-from honed.rag.kb import KnowledgeBaseConfig
+from honed.rag.index.kb import KnowledgeBaseConfig
 from honed.userfiles import read_file, validate
 
 

@@ -165,7 +165,7 @@ def test_eval_measures_variants_over_a_dataset_with_context_ids(ws: Built) -> No
     )["hits"]
     assert written(first["id"]) == [(h["doc_id"], h["score"]) for h in served]
     import honed as honed_api
-    from honed.rag.kb import get_kb
+    from honed.rag.index.kb import get_kb
 
     with honed_api.connect(ws.root) as h:
         kb = get_kb(h.store, h.settings, "docs")

@@ -23,7 +23,7 @@ from honed.models.embeddings import OpenAIEmbeddings
 from honed.models.endpoints import api_key, merge_endpoints, retry_delay
 from honed.models.prices import PriceTable
 from honed.models.types import Usage
-from honed.rag.embedders import build_embedder, default_registry
+from honed.rag.index.embedders import build_embedder, default_registry
 from tests.support.stub_openai import Reply, StubServer, stub_openai
 
 KEY_VAR = "STUB_ENDPOINTS_KEY"

@@ -10,7 +10,7 @@ from pathlib import Path
 from honed.api import Honed
 from honed.config import load_settings
 from honed.datasets import Case, record_cases
-from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
 
 _NAMES = (
     "Aurora Kettle", "Basalt Pan", "Cirrus Fan", "Dune Pack", "Ember Heater", "Fjord Bottle",

@@ -6,7 +6,7 @@ import pytest
 
 from honed.errors import InvalidInputError
 from honed.evals.stats import wilson_interval
-from honed.rag.attribution import Attribution, attribute, doc_part, gold_rank, summarise
+from honed.rag.evaluate.attribution import Attribution, attribute, doc_part, gold_rank, summarise
 
 RETRIEVED = ["manual.pdf#3", "faq.md#0", "notes#draft#2", "policy.md#1"]
 

@@ -26,9 +26,9 @@ from honed.errors import HonedError, InvalidInputError
 from honed.experiments import analyse, parse_spec, resolve, run_experiment
 from honed.prompts import Chain, Prompt, push
 from honed.prompts.inputs import check_chain_variables
-from honed.rag.augment import Augmenter, format_chunks
-from honed.rag.chunking import count_tokens
-from honed.rag.kb import KnowledgeBase, KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.index.kb import KnowledgeBase, KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.ingest.chunking import count_tokens
+from honed.rag.retrieve.augment import Augmenter, format_chunks
 from honed.run import Renderer, run_chain
 
 MODEL = "local/smollm2-135m-instruct"
@@ -244,8 +244,8 @@ def test_examples_from_are_the_nearest_other_cases_after_the_static_examples(
     hats = {"question": FAQ[0][1]}
     out = augmenter.augment(prompt, hats, case_id="hats")
     # The nearest by the same embedding the augmenter uses, the case itself left out.
-    from honed.rag.embedders import build_embedder
-    from honed.rag.kb import DEFAULT_EMBEDDER
+    from honed.rag.index.embedders import build_embedder
+    from honed.rag.index.kb import DEFAULT_EMBEDDER
 
     embedder = build_embedder(DEFAULT_EMBEDDER, h.settings)
     vectors = np.asarray(embedder.embed([q for _, q, _, _ in FAQ], query=True))

@@ -14,8 +14,14 @@ from hypothesis import strategies as st
 
 from honed.errors import InvalidInputError
 from honed.hashing import content_hash
-from honed.rag.chunking import ChunkingConfig, _sentences, chunk_document, chunk_documents, count_tokens
-from honed.rag.loaders import load_documents
+from honed.rag.ingest.chunking import (
+    ChunkingConfig,
+    _sentences,
+    chunk_document,
+    chunk_documents,
+    count_tokens,
+)
+from honed.rag.ingest.loaders import load_documents
 from honed.rag.types import Chunk, Document
 from tests.rag.test_loaders import pdf_bytes
 from tests.support.realdata import require

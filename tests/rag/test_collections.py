@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.rag.collections import Collection, load_collection
-from honed.rag.metrics import Ranking, evaluate
+from honed.rag.evaluate.collections import Collection, load_collection
+from honed.rag.evaluate.metrics import Ranking, evaluate
 from tests.support.realdata import DATA_DIR, require
 
 

@@ -18,15 +18,15 @@ import honed
 from honed.api import Honed
 from honed.config import init_workspace
 from honed.datasets import get_dataset
-from honed.rag.chunking import ChunkingConfig
-from honed.rag.experiment import (
+from honed.experiments.retrieval import (
     import_collection,
     parse_retrieval_spec,
     run_retrieval_experiment,
     training_pairs,
 )
-from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
-from honed.rag.metrics import evaluate, read_run, write_run
+from honed.rag.evaluate.metrics import evaluate, read_run, write_run
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.ingest.chunking import ChunkingConfig
 from tests.support.bm25_reference import bm25s_run
 from tests.support.realdata import DATA_DIR, require
 
@@ -133,7 +133,7 @@ def test_kb_eval_scores_what_search_serves_and_bm25_equals_a_bm25s_run_file(
 
 
 def test_fine_tuned_embedder_against_the_base_on_held_out_queries(cran: Honed) -> None:
-    from honed.rag.embedders.finetune import finetune_embedder
+    from honed.rag.index.embedders.finetune import finetune_embedder
 
     kb = get_kb(cran.store, cran.settings, "cran")
     pairs = training_pairs(cran, kb, "cran-queries", split="train")

@@ -18,9 +18,9 @@ import pytest
 
 from honed.config import Settings
 from honed.errors import ConfigError, InvalidInputError
-from honed.rag.collections import load_collection
-from honed.rag.embedders import build_embedder, finetune_embedder
-from honed.rag.embedders.finetune import SCALE, _batches
+from honed.rag.evaluate.collections import load_collection
+from honed.rag.index.embedders import build_embedder, finetune_embedder
+from honed.rag.index.embedders.finetune import SCALE, _batches
 from tests.support.realdata import require
 
 TRAIN_QUERIES = 64

@@ -26,8 +26,8 @@ from honed.errors import (
     RateLimitError,
     UnknownModelError,
 )
-from honed.rag.embedders import CachedEmbedder, EmbedderRegistry, build_embedder, default_registry
-from honed.rag.embedders import local as local_embedders
+from honed.rag.index.embedders import CachedEmbedder, EmbedderRegistry, build_embedder, default_registry
+from honed.rag.index.embedders import local as local_embedders
 from honed.rag.types import Embedder, Vectors
 from honed.store import Store
 from tests.support.stub_openai import Reply, StubServer, free_port, stub_openai, stub_vector

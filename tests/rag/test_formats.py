@@ -1,5 +1,5 @@
-"""Reading test collections in the exchange formats (`honed.rag.formats`): BEIR folders and TREC files
-written by hand into a temporary folder, their malformed variants (one-line errors naming FILE:LINE),
+"""Reading test collections in the exchange formats (`honed.rag.evaluate.formats`): BEIR folders and TREC
+files written by hand into a temporary folder, their malformed variants (one-line errors naming FILE:LINE),
 judgments naming unknown queries or documents (warnings, never silent), and Cranfield and CISI converted
 to BEIR by `scripts/beir_from_smart.py` and read back into the same collection."""
 
@@ -16,9 +16,9 @@ import pytest
 
 from honed.datasets import SplitPlan
 from honed.errors import InvalidInputError
-from honed.rag.collections import load_collection
-from honed.rag.formats import load_beir, load_trec
-from honed.rag.importing import query_cases
+from honed.rag.evaluate.collections import load_collection
+from honed.rag.evaluate.formats import load_beir, load_trec
+from honed.rag.ingest.importing import query_cases
 from tests.conftest import PROJECT_ROOT
 from tests.support.realdata import DATA_DIR, require
 

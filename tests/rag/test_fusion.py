@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.rag.fusion import hybrid_weights, reciprocal_rank_fusion
+from honed.rag.retrieve.fusion import hybrid_weights, reciprocal_rank_fusion
 
 DENSE = ["a", "b", "c"]
 BM25 = ["c", "a", "d"]

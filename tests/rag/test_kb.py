@@ -13,8 +13,8 @@ import pytest
 
 import honed
 from honed.errors import InvalidInputError, NotFoundError, RetrievalError
-from honed.rag.chunking import ChunkingConfig
-from honed.rag.kb import KIND, KnowledgeBase, KnowledgeBaseConfig, create_kb, get_kb, set_config
+from honed.rag.index.kb import KIND, KnowledgeBase, KnowledgeBaseConfig, create_kb, get_kb, set_config
+from honed.rag.ingest.chunking import ChunkingConfig
 
 DOCS = {
     "returns.md": "# Returns policy\n\nYou can return any product within 30 days of delivery for a full "

@@ -23,9 +23,9 @@ import pytest
 
 import honed as honed_api
 from honed.datasets import get_dataset
-from honed.rag.collections import load_collection
-from honed.rag.formats import load_beir
-from honed.rag.importing import query_cases
+from honed.rag.evaluate.collections import load_collection
+from honed.rag.evaluate.formats import load_beir
+from honed.rag.ingest.importing import query_cases
 from tests.conftest import PROJECT_ROOT
 from tests.rag.test_formats import CORPUS, beir, jsonl
 from tests.support.cli import assert_one_line_error, honed
@@ -218,8 +218,8 @@ def test_cisi_as_beir_in_one_command_scores_as_bm25s_and_as_search_serves(stubbe
     """Issue 16's check on a second collection: CISI converted to BEIR, loaded by one command, BM25 equal
     to a bm25s run file scored by trec_eval's code, and the hybrid that `kb eval` scored (here fusing
     BM25 with the stub's deterministic vectors) equal to what search serves for every query."""
-    from honed.rag.kb import get_kb
-    from honed.rag.metrics import evaluate, read_run, write_run
+    from honed.rag.evaluate.metrics import evaluate, read_run, write_run
+    from honed.rag.index.kb import get_kb
     from tests.support.bm25_reference import bm25s_run
 
     require("cisi", "CISI.ALL")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.rag.collections import Collection, load_collection
-from honed.rag.lexical import BM25Index
-from honed.rag.metrics import evaluate
+from honed.rag.evaluate.collections import Collection, load_collection
+from honed.rag.evaluate.metrics import evaluate
+from honed.rag.index.lexical import BM25Index
 from tests.support.realdata import require
 
 # No stopwords and no inflections, so each text's tokens are exactly its words.

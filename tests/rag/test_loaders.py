@@ -16,7 +16,7 @@ import pypdf
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.rag.loaders import FORMATS, LoadLimits, LoadResult, load_documents
+from honed.rag.ingest.loaders import FORMATS, LoadLimits, LoadResult, load_documents
 
 
 def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from honed.errors import InvalidInputError
-from honed.rag.metrics import (
+from honed.rag.evaluate.metrics import (
     RetrievalEvaluation,
     evaluate,
     parse_measures,

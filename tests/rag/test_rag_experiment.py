@@ -23,7 +23,7 @@ import honed
 from honed.datasets import Case, record_cases
 from honed.experiments import analyse, parse_spec, resolve, run_experiment
 from honed.models.types import ChatRequest
-from honed.rag.kb import KnowledgeBaseConfig, create_kb, get_kb
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
 from honed.testing import scripted
 from tests.conftest import PROJECT_ROOT
 

@@ -22,7 +22,7 @@ from honed.config import load_settings
 from honed.errors import ConfigError, InvalidInputError, ProviderError
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest
-from honed.rag.rerank import (
+from honed.rag.retrieve.rerank import (
     UNRATED,
     CrossEncoderReranker,
     LLMReranker,
@@ -160,7 +160,10 @@ def test_unrateable_passages_go_last_in_their_order_and_are_reported(
             return ProviderError("server said no", provider="scripted", status=400)
         return rate(request)
 
-    with scripted("flaky", reply) as model, caplog.at_level(logging.WARNING, logger="honed.rag.rerank"):
+    with (
+        scripted("flaky", reply) as model,
+        caplog.at_level(logging.WARNING, logger="honed.rag.retrieve.rerank"),
+    ):
         reranker = LLMReranker(client(tmp_path), model)
         out = reranker.rerank(QUERY, hits())
         ratings = asyncio.run(reranker.arate(QUERY, hits()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from honed.rag.metrics import evaluate, read_run, write_run
-from honed.rag.retrieve import DEFAULT_CANDIDATES, _best_per_document, pool_size, trec_order
+from honed.rag.evaluate.metrics import evaluate, read_run, write_run
+from honed.rag.retrieve.rank import DEFAULT_CANDIDATES, _best_per_document, pool_size, trec_order
 from honed.rag.types import Chunk, Hit
 
 

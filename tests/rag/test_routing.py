@@ -22,8 +22,8 @@ from honed.errors import InvalidInputError, ModelError, ProviderError, RateLimit
 from honed.evals.stats import wilson_interval
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest
-from honed.rag.embedders import CachedEmbedder, build_embedder
-from honed.rag.routing import Route, Router, RouterConfig, evaluate_router, parse_route
+from honed.rag.index.embedders import CachedEmbedder, build_embedder
+from honed.rag.retrieve.routing import Route, Router, RouterConfig, evaluate_router, parse_route
 from honed.rag.types import Embedder, Vectors
 from honed.store import Store
 from honed.testing import scripted

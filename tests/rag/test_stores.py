@@ -2,7 +2,7 @@
 Qdrant local mode in a folder and Qdrant in memory.
 
 The oracles are independent of the stores: exact cosine top-k computed with numpy, and
-`honed.rag.filters.matches` applied to each chunk's metadata. No Qdrant server runs here, so Qdrant's
+`honed.rag.index.filters.matches` applied to each chunk's metadata. No Qdrant server runs here, so Qdrant's
 server mode is covered only by the unreachable-server test.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.rag.filters import matches
-from honed.rag.stores import builtin_registry, default_registry, open_vector_store
-from honed.rag.stores.registry import collection_name, store_metadata
+from honed.rag.index.filters import matches
+from honed.rag.index.stores import builtin_registry, default_registry, open_vector_store
+from honed.rag.index.stores.registry import collection_name, store_metadata
 from honed.rag.types import Chunk, Vectors, VectorStore
 from tests.support.postgres import free_port
 

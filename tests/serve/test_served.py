@@ -235,7 +235,7 @@ def test_commands_use_the_running_server_and_get_the_same_answers(tmp_path: Path
         stop(proc)
 
     # The vectors the server made are the ones this process makes (they are in the embedding cache now).
-    from honed.rag.embedders import CachedEmbedder, build_embedder
+    from honed.rag.index.embedders import CachedEmbedder, build_embedder
 
     settings = load_settings({"local.use_server": False}, start=root)
     with honed.connect(root) as h:

@@ -1,6 +1,6 @@
 """A BM25 run made by bm25s directly, outside honed: the reference `kb eval`'s BM25 is checked against.
 
-The same settings honed documents for its BM25 (`honed.rag.lexical`): Lucene's BM25 with k1 1.5 and b
+The same settings honed documents for its BM25 (`honed.rag.index.lexical`): Lucene's BM25 with k1 1.5 and b
 0.75, bm25s's English stopwords, the Snowball English stemmer; each query scored against every document,
 the top `k` with a score above 0 kept.
 """

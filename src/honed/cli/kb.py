@@ -36,8 +36,8 @@ def _config_options(
     store_path: Path | None,
     ef_search: int | None = None,
 ) -> Any:
-    from honed.rag.chunking import ChunkingConfig
-    from honed.rag.kb import KnowledgeBaseConfig
+    from honed.rag.index.kb import KnowledgeBaseConfig
+    from honed.rag.ingest.chunking import ChunkingConfig
 
     data = base.model_dump() if base is not None else KnowledgeBaseConfig().model_dump()
     if description is not None:
@@ -107,7 +107,7 @@ def create(
     json_out: bool = JsonOption,
 ) -> None:
     """Create an empty knowledge base with its chunking, embedder and vector store."""
-    from honed.rag.kb import create_kb
+    from honed.rag.index.kb import create_kb
 
     h = open_honed(require_workspace=True)
     config = _config_options(
@@ -145,7 +145,7 @@ def config_(
 ) -> None:
     """Change how a knowledge base is chunked, embedded or stored (a new version; the next ingest
     builds the new index from the stored documents)."""
-    from honed.rag.kb import get_kb, set_config
+    from honed.rag.index.kb import get_kb, set_config
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
@@ -215,8 +215,8 @@ def ingest(
       honed kb ingest docs 'manuals/**/*.pdf' --max-pdf-pages 5000
       honed kb ingest docs faq.jsonl --title-field question --text-field answer --dedupe
     """
-    from honed.rag.importing import ingest as ingest_into
-    from honed.rag.loaders import LoadLimits
+    from honed.rag.ingest.importing import ingest as ingest_into
+    from honed.rag.ingest.loaders import LoadLimits
 
     given = {
         "max_file_bytes": None if max_file_mb is None else int(max_file_mb * 1024 * 1024),
@@ -266,7 +266,7 @@ def ingest(
 @app.command("list")
 def list_(json_out: bool = JsonOption) -> None:
     """Every knowledge base with its document count."""
-    from honed.rag.kb import list_kbs
+    from honed.rag.index.kb import list_kbs
 
     h = open_honed(require_workspace=True)
     rows = []
@@ -292,7 +292,7 @@ def list_(json_out: bool = JsonOption) -> None:
 @app.command("show")
 def show(name: str = NameArgument, json_out: bool = JsonOption) -> None:
     """A knowledge base's config, versions and indexes."""
-    from honed.rag.kb import KIND, documents_hash, get_kb, index_id_for
+    from honed.rag.index.kb import KIND, documents_hash, get_kb, index_id_for
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
@@ -373,9 +373,9 @@ def search(
     """
     import warnings
 
-    from honed.rag.filters import UnknownFieldWarning
-    from honed.rag.kb import get_kb
-    from honed.rag.retrieve import pool_size
+    from honed.rag.index.filters import UnknownFieldWarning
+    from honed.rag.index.kb import get_kb
+    from honed.rag.retrieve.rank import pool_size
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
@@ -389,7 +389,7 @@ def search(
             ) from None
     reranker = None
     if rerank_model:
-        from honed.rag.rerank import build_reranker  # imports the evaluators: only when asked for
+        from honed.rag.retrieve.rerank import build_reranker  # imports the evaluators: only when asked for
 
         reranker = build_reranker({"type": "llm", "model": rerank_model}, h.client, h.settings.root)
     try:
@@ -449,9 +449,9 @@ def finetune(
     json_out: bool = JsonOption,
 ) -> None:
     """Fine-tune the knowledge base's embedder on (query, relevant document) pairs, on the CPU."""
-    from honed.rag.embedders.finetune import finetune_embedder
-    from honed.rag.experiment import training_pairs
-    from honed.rag.kb import get_kb
+    from honed.experiments.retrieval import training_pairs
+    from honed.rag.index.embedders.finetune import finetune_embedder
+    from honed.rag.index.kb import get_kb
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, kb_name)
@@ -530,7 +530,7 @@ def import_(
       honed kb import scifact datasets/scifact --format beir --split test
       honed kb import robust docs.trec --format trec --topics topics.txt --qrels qrels.txt --topic-field desc
     """
-    from honed.rag.importing import import_files
+    from honed.rag.ingest.importing import import_files
 
     h = open_honed(require_workspace=True)
     with progress_bars(disable=json_out) as progress:

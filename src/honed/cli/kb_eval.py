@@ -1,5 +1,5 @@
 """`honed kb eval` and `honed kb results`: running a retrieval evaluation and reading stored ones back;
-formatting only, the work is in `honed.rag.experiment`."""
+formatting only, the work is in `honed.experiments.retrieval`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from honed.cli.common import JsonOption, err_console, open_honed, print_json, pr
 from honed.hashing import short
 
 if TYPE_CHECKING:
-    from honed.rag.experiment import RetrievalReport
+    from honed.experiments.retrieval import RetrievalReport
 
 
 def eval_(
@@ -38,7 +38,7 @@ def eval_(
         - {id: dense, method: dense}
         - {id: hybrid, method: hybrid, alpha: 0.5, candidates: 100}
     """
-    from honed.rag.experiment import load_retrieval_spec, run_retrieval_experiment
+    from honed.experiments.retrieval import load_retrieval_spec, run_retrieval_experiment
 
     h = open_honed(require_workspace=True)
     parsed = load_retrieval_spec(spec)
@@ -64,7 +64,7 @@ def results(
     honed kb results
     honed kb results cran-methods --per-query
     """
-    from honed.rag.experiment import stored_report, stored_reports
+    from honed.experiments.retrieval import stored_report, stored_reports
 
     h = open_honed(require_workspace=True)
     try:

@@ -182,8 +182,8 @@ def _warm_embedder(settings: Settings) -> None:
     import threading
 
     def load() -> None:
-        from honed.rag.embedders.local import DEFAULT_MODEL, create
-        from honed.rag.embedders.registry import default_registry
+        from honed.rag.index.embedders.local import DEFAULT_MODEL, create
+        from honed.rag.index.embedders.registry import default_registry
 
         try:
             create(default_registry().resolve(f"local/{DEFAULT_MODEL}", settings), settings).model  # noqa: B018

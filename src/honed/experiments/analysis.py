@@ -166,7 +166,7 @@ def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | Non
     rows = store.runs.retrieved(run.id)
     if not rows:
         return None, {}
-    from honed.rag.attribution import attribute, summarise
+    from honed.rag.evaluate.attribution import attribute, summarise
 
     dataset = store.objects.get(run.spec["dataset"]["hash"])
     gold = {str(c["id"]): list(c.get("context_ids", [])) for c in dataset.get("cases", [])}

@@ -240,7 +240,7 @@ def _knowledge(h: Workspace, variants: list[Variant]) -> tuple[tuple[str, str], 
             pinned.append((f"dataset:{ds.ref}", ds.hash))
     if not names:
         return tuple(sorted(set(pinned)))
-    from honed.rag.kb import KIND
+    from honed.rag.index.kb import KIND
 
     for name in sorted(names):
         history = h.store.names.history(KIND, name)

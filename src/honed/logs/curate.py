@@ -22,7 +22,7 @@ from honed.datasets.splits import SplitPlan, assign_splits, parse_ratios
 from honed.errors import InvalidInputError, NotFoundError
 from honed.logs.dedupe import exact_duplicates, input_text, near_duplicates, nearest, normalise
 from honed.logs.scrub import KINDS, scrub_text, scrub_value
-from honed.rag.embedders.registry import DEFAULT_EMBEDDER
+from honed.rag.index.embedders.registry import DEFAULT_EMBEDDER
 from honed.store.names import check_name
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ def _embedder(
     if not isinstance(ref, str):
         return ref, None
     from honed.config import Settings
-    from honed.rag.embedders import CachedEmbedder, build_embedder
+    from honed.rag.index.embedders import CachedEmbedder, build_embedder
 
     built = CachedEmbedder(build_embedder(ref, settings or Settings()), store)
     return built, built

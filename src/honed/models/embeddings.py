@@ -6,7 +6,7 @@ key read at call time, the workspace's retry policy (honouring Retry-After), its
 the threads that share the object, and a price from the price table (`prices.py`; an embedding model
 costs its input tokens). Failures are the chat provider's errors (openai_wire.Failures), except that a
 404 says the endpoint has no embedding model or API. Batching, normalisation and the vectors' dimension
-across batches are the embedder's business (honed.rag.embedders.openai).
+across batches are the embedder's business (honed.rag.index.embedders.openai).
 
 Calls are synchronous: embedding is a batch job run from worker threads, and a thread-safe synchronous
 client keeps it callable from any of them without an event loop.

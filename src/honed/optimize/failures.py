@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from honed.rag.attribution import gold_rank
+from honed.rag.evaluate.attribution import gold_rank
 
 if TYPE_CHECKING:
     from honed.store import Store

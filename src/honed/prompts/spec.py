@@ -72,8 +72,8 @@ class RetrieveStep(_Strict):
     `max_tokens` caps what goes in (chunks or documents in order, until the next would not fit).
     `mode: gold` is an oracle for diagnosis: the documents the case's `context_ids` name (what perfect
     retrieval would find), formatted like `stuff`; a case without gold ids gets an empty context.
-    Instead of `kb`, a `router` (a `honed.rag.routing.RouterConfig` mapping) picks the knowledge base per
-    query, or none: then the variable is empty and the trace records the decision."""
+    Instead of `kb`, a `router` (a `honed.rag.retrieve.routing.RouterConfig` mapping) picks the knowledge
+    base per query, or none: then the variable is empty and the trace records the decision."""
 
     kb: str | None = None
     router: dict[str, Any] | None = None
@@ -98,7 +98,7 @@ class RetrieveStep(_Strict):
     def _where(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         # The filter syntax is plain data checked by a pure function; a malformed filter must fail when
         # the prompt is read, not at its first retrieval.
-        from honed.rag.filters import check
+        from honed.rag.index.filters import check
 
         _check(lambda: check(value))
         return value
@@ -277,7 +277,7 @@ class Prompt(_Strict):
 
     @property
     def augmented(self) -> bool:
-        """Whether rendering needs retrieval first (see `honed.rag.augment`)."""
+        """Whether rendering needs retrieval first (see `honed.rag.retrieve.augment`)."""
         return bool(self.retrieve or self.examples_from or self.resources)
 
     def provided(self) -> set[str]:

@@ -1,5 +1,5 @@
 """Rendering a prompt for its inputs: the one place a prompt's retrieval, dynamic examples and resources
-are prepared (`honed.rag.augment.Augmenter` is built here and nowhere else).
+are prepared (`honed.rag.retrieve.augment.Augmenter` is built here and nowhere else).
 
 Every path that sends a prompt to a model renders it with a `Renderer`: `honed prompts run`, chains,
 experiments (and their latency probe), the ladder's fine-tuning data and the playground. A prompt that
@@ -20,7 +20,7 @@ from honed.models.types import ChatRequest, Message, Params
 from honed.prompts.spec import Prompt
 
 if TYPE_CHECKING:
-    from honed.rag.augment import Augmented, Augmenter
+    from honed.rag.retrieve.augment import Augmented, Augmenter
     from honed.workspace import Workspace
 
 ParamsArg = Params | Mapping[str, Any] | None
@@ -135,7 +135,9 @@ class Renderer:
 
     def _augment(self) -> Augmenter:
         if self._augmenter is None:
-            from honed.rag.augment import Augmenter  # the RAG stack loads only for prompts that retrieve
+            from honed.rag.retrieve.augment import (
+                Augmenter,  # the RAG stack loads only for prompts that retrieve
+            )
 
             self._augmenter = Augmenter(self._h, base=self._base)
         return self._augmenter

@@ -89,7 +89,7 @@ def local_router(client: ModelClient, served_endpoints: tuple[str, ...]) -> APIR
     encode_lock = threading.Lock()
 
     def embedder_for(model: str, batch_size: int | None) -> Embedder:
-        from honed.rag.embedders.registry import default_registry
+        from honed.rag.index.embedders.registry import default_registry
 
         registry = default_registry()
         options = {"batch_size": batch_size} if batch_size is not None else None

@@ -1,7 +1,7 @@
 """The embedding cache: key -> float32 vector, shared by every process on the database.
 
 The key is the content hash of (embedder identity, query or document, text), built by
-`honed.rag.embedders.cache.CachedEmbedder`; this module only stores and fetches rows. Like the response
+`honed.rag.index.embedders.cache.CachedEmbedder`; this module only stores and fetches rows. Like the response
 cache it is a hot path (ingestion looks up every chunk), so reads are batched IN-lists and writes are one
 executemany, insert-or-ignore: two processes embedding the same text race harmlessly, first one wins.
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.rag.filters import check
-from honed.rag.stores.registry import check_vectors, collection_name, last_wins, store_metadata
+from honed.rag.index.filters import check
+from honed.rag.index.stores.registry import check_vectors, collection_name, last_wins, store_metadata
 from honed.rag.types import Chunk, Vectors, VectorStore, Where
 
 if TYPE_CHECKING:
@@ -295,8 +295,8 @@ def _cause(exc: BaseException) -> str:
 
 
 def qdrant_filter(where: Where | None) -> qm.Filter | object | None:
-    """A `honed.rag.filters` filter as a Qdrant `Filter`: None for no filter, `_NOTHING` for one no chunk
-    satisfies. `$ne`/`$nin` become must_not conditions, so a chunk without the field passes them, as in
+    """A `honed.rag.index.filters` filter as a Qdrant `Filter`: None for no filter, `_NOTHING` for one no
+    chunk satisfies. `$ne`/`$nin` become must_not conditions, so a chunk without the field passes them, as in
     `filters.matches` (Qdrant's MatchExcept would drop such chunks)."""
     from qdrant_client import models
 

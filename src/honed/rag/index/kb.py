@@ -29,17 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from honed.errors import InvalidInputError, NotFoundError, RetrievalError
 from honed.hashing import content_hash, short
-from honed.rag import filters
-from honed.rag.chunking import ChunkingConfig, chunk_documents
+from honed.rag.index import filters
+from honed.rag.ingest.chunking import ChunkingConfig, chunk_documents
 from honed.rag.types import Chunk, Document, Embedder, Hit, VectorStore, Where
 from honed.userfiles import Lines, validate
 
 if TYPE_CHECKING:
     from honed.config import Settings
-    from honed.rag.lexical import BM25Index
-    from honed.rag.loaders import LoadLimits, LoadResult
-    from honed.rag.rerank import Reranker
-    from honed.rag.retrieve import Level
+    from honed.rag.index.lexical import BM25Index
+    from honed.rag.ingest.loaders import LoadLimits, LoadResult
+    from honed.rag.retrieve.rank import Level
+    from honed.rag.retrieve.rerank import Reranker
     from honed.store import Store
     from honed.store.kb import IndexRow
     from honed.store.names import Version
@@ -251,10 +251,10 @@ class KnowledgeBase:
         dedupe: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Load files, folders and globs into the knowledge base (see `honed.rag.loaders`): only regular
-        files inside the folders named, each within `limits`; `follow_links` also reads links that lead
-        out of them (each reported in `followed`). `dedupe` as for `ingest_documents`."""
-        from honed.rag.loaders import load_documents
+        """Load files, folders and globs into the knowledge base (see `honed.rag.ingest.loaders`): only
+        regular files inside the folders named, each within `limits`; `follow_links` also reads links
+        that lead out of them (each reported in `followed`). `dedupe` as for `ingest_documents`."""
+        from honed.rag.ingest.loaders import load_documents
 
         loaded = load_documents(
             paths,
@@ -286,7 +286,7 @@ class KnowledgeBase:
             )
         duplicates: list[tuple[str, str]] = []
         if dedupe:
-            from honed.rag.loaders import drop_repeats
+            from honed.rag.ingest.loaders import drop_repeats
 
             documents, duplicates = drop_repeats(documents)
         old = self.store.kb.document_hashes(self.name)
@@ -421,7 +421,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from honed.rag.embedders import CachedEmbedder, build_embedder
+            from honed.rag.index.embedders import CachedEmbedder, build_embedder
 
             self._embedder = CachedEmbedder(
                 build_embedder(self.config.embedder, self.kb.settings), self.kb.store
@@ -431,7 +431,7 @@ class Index:
     @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
-            from honed.rag.stores import open_vector_store
+            from honed.rag.index.stores import open_vector_store
 
             self._vectors = open_vector_store(
                 self.config.store,
@@ -561,7 +561,7 @@ class Index:
         chunks = self.chunks()
         with self._lock:
             if self._bm25 is None:
-                from honed.rag.lexical import BM25Index
+                from honed.rag.index.lexical import BM25Index
 
                 ids = list(chunks)
                 self._bm25 = BM25Index.build(ids, [chunks[i].text for i in ids])
@@ -581,7 +581,7 @@ class Index:
         cache_queries: bool = True,
     ) -> list[list[Hit]]:
         """The `k` best chunks (or documents) for each query: `honed.rag.retrieve.rank` on this index."""
-        from honed.rag.retrieve import rank
+        from honed.rag.retrieve.rank import rank
 
         return rank(
             self,

@@ -22,7 +22,7 @@ from honed.rag.types import Embedder, Vectors
 
 if TYPE_CHECKING:
     from honed.config import Settings
-    from honed.rag.embedders.registry import EmbedderRef
+    from honed.rag.index.embedders.registry import EmbedderRef
 
 OPTIONS = ("dimensions", "batch_size")
 BATCH_SIZE = 256

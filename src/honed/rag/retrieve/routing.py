@@ -35,7 +35,7 @@ from honed.evals.evaluators.judging import extract_json_object
 from honed.evals.stats import wilson_interval
 from honed.models.registry import ModelRef
 from honed.models.types import ChatRequest, Completion, Params
-from honed.rag.embedders.registry import DEFAULT_EMBEDDER
+from honed.rag.index.embedders.registry import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -280,7 +280,7 @@ class Router:
         model calls go through `client`."""
         if config.method == "llm":
             return cls(config, client=client)
-        from honed.rag.embedders import CachedEmbedder, build_embedder
+        from honed.rag.index.embedders import CachedEmbedder, build_embedder
 
         return cls(config, embedder=CachedEmbedder(build_embedder(config.embedder, settings), store))
 

@@ -8,7 +8,7 @@ for chat models.
 
 Kinds are plugins: a module exposes `register(registry)` and is named in the `honed.embedders`
 entry-point group, discovered the first time a registry is used. The built-ins register the same way
-(`honed.rag.embedders.builtins:register`) and are also added directly, so they work without package
+(`honed.rag.index.embedders.builtins:register`) and are also added directly, so they work without package
 metadata.
 """
 
@@ -146,7 +146,7 @@ class EmbedderRegistry(Registry[EmbedderSpec]):
 
 def builtin_registry() -> EmbedderRegistry:
     """A registry with exactly the built-in embedders (no plugins)."""
-    from honed.rag.embedders import builtins
+    from honed.rag.index.embedders import builtins
 
     return populated(EmbedderRegistry(plugins=False), builtins.register)
 
@@ -154,7 +154,7 @@ def builtin_registry() -> EmbedderRegistry:
 @functools.cache
 def default_registry() -> EmbedderRegistry:
     """The process-wide registry: the built-in embedders, then whatever plugins are installed."""
-    from honed.rag.embedders import builtins
+    from honed.rag.index.embedders import builtins
 
     return populated(EmbedderRegistry(), builtins.register)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from honed.errors import ConfigError, InvalidInputError
 from honed.hashing import content_hash
-from honed.rag.embedders import local
+from honed.rag.index.embedders import local
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -227,7 +227,7 @@ def _target(name: str, settings: Settings, overwrite: bool) -> Path:
 
 def _base_model(base: str, settings: Settings) -> tuple[str, Path, str]:
     """(reference, folder, identity) of the model to start from: a local model only."""
-    from honed.rag.embedders.registry import default_registry
+    from honed.rag.index.embedders.registry import default_registry
 
     ref = default_registry().resolve(base, settings)
     if ref.config.provider != "local":

@@ -6,7 +6,7 @@ changed on an existing collection (it is a search-time setting), while `ef_const
 an error rather than a setting silently ignored. The vector dimension is recorded in the collection's
 metadata, so an index built by another embedder is caught when it is opened, not on the first query.
 
-Filters (`honed.rag.filters`) map onto Chroma's `where` almost one to one; the differences are Chroma's
+Filters (`honed.rag.index.filters`) map onto Chroma's `where` almost one to one; the differences are Chroma's
 rules that `$in`/`$nin` lists be non-empty and of one type, and its int-versus-float comparisons (see
 `_number`), which are handled here.
 """
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.rag.filters import check
-from honed.rag.stores.registry import check_vectors, collection_name, last_wins, store_metadata
+from honed.rag.index.filters import check
+from honed.rag.index.stores.registry import check_vectors, collection_name, last_wins, store_metadata
 from honed.rag.types import Chunk, Vectors, VectorStore, Where
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ class ChromaStore(VectorStore):
 
 
 def chroma_where(where: Where | None) -> dict[str, Any] | object | None:
-    """A `honed.rag.filters` filter as Chroma's `where`: None for no filter, `_NOTHING` for one no chunk
+    """A `honed.rag.index.filters` filter as Chroma's `where`: None for no filter, `_NOTHING` for one no chunk
     satisfies. Several conditions are wrapped in `$and`; `$in`/`$nin` lists of mixed types are split per
     type (Chroma wants one type per list), and empty ones are resolved here (Chroma rejects them)."""
     clauses: list[dict[str, Any]] = []

@@ -27,10 +27,10 @@ What is scored is what is served: each query's ranking comes from `honed.rag.ret
 behind `kb search` and the search API, with the variant's settings and the spec's `k` and `level`; the
 candidate pool (`candidates`, default 100) is recorded with the results. The rankings go to trec_eval with
 their real scores, already in trec_eval's order (score, then id descending), and `kb eval --run-dir`
-writes them as TREC run files. Metrics come from `honed.rag.metrics` (trec_eval's own code); each variant
-is compared with the baseline per measure by the eval core's paired statistics over the queries. Latency
-is measured per query, one query at a time, as an application would issue them, after one untimed query
-that loads what the first search loads (reported apart as `warmup`).
+writes them as TREC run files. Metrics come from `honed.rag.evaluate.metrics` (trec_eval's own code);
+each variant is compared with the baseline per measure by the eval core's paired statistics over the
+queries. Latency is measured per query, one query at a time, as an application would issue them, after
+one untimed query that loads what the first search loads (reported apart as `warmup`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from honed.errors import InvalidInputError
 from honed.hashing import short
-from honed.rag.chunking import ChunkingConfig
-from honed.rag.kb import KnowledgeBase, Method, get_kb
-from honed.rag.retrieve import pool_size
+from honed.rag.index.kb import KnowledgeBase, Method, get_kb
+from honed.rag.ingest.chunking import ChunkingConfig
+from honed.rag.retrieve.rank import pool_size
 from honed.rag.types import Hit
 from honed.userfiles import Lines, validate
 
@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from honed.datasets import Case
-    from honed.rag.kb import Index
-    from honed.rag.metrics import Qrels
+    from honed.rag.evaluate.metrics import Qrels
+    from honed.rag.index.kb import Index
     from honed.store.names import Version
     from honed.workspace import Workspace
 
@@ -200,7 +200,7 @@ class RetrievalReport:
     def write_runs(self, folder: Path) -> list[Path]:
         """Each variant's ranked lists as a TREC run file `folder/VARIANT.run` (the tag is the variant id,
         spaces as dashes); the lists exist only for a report just run, not for a stored one."""
-        from honed.rag.metrics import write_run
+        from honed.rag.evaluate.metrics import write_run
 
         if any(not v.ranked for v in self.variants):
             raise InvalidInputError(
@@ -247,8 +247,8 @@ def run_retrieval_experiment(
     from honed.datasets import get_dataset
     from honed.evals.stats import compare
     from honed.evals.stats._matrix import ScoreMatrix
-    from honed.rag.metrics import evaluate, parse_measures
-    from honed.rag.rerank import build_reranker
+    from honed.rag.evaluate.metrics import evaluate, parse_measures
+    from honed.rag.retrieve.rerank import build_reranker
 
     parse_measures(spec.measures)  # fail on a misspelt measure before any work
     dataset = get_dataset(h.store, spec.dataset)
@@ -288,7 +288,7 @@ def run_retrieval_experiment(
                 started = time.perf_counter()
                 hits = _retrieve(index, spec, variant, reranker, text)
                 latencies.append((time.perf_counter() - started) * 1000)
-                # The real scores, in trec_eval's order already (honed.rag.retrieve), so trec_eval ranks
+                # The real scores, in trec_eval's order already (honed.rag.retrieve.rank), so trec_eval ranks
                 # them exactly as the search served them.
                 ranked[qid] = [(_key(hit, spec.level), hit.score) for hit in hits]
                 ranking[qid] = dict(ranked[qid])
@@ -411,7 +411,7 @@ def import_collection(
     Returns (ingest report, dataset ref)."""
     from honed.datasets import record_cases
     from honed.datasets.splits import SplitPlan
-    from honed.rag.importing import query_cases, read_named_collection
+    from honed.rag.ingest.importing import query_cases, read_named_collection
 
     coll = read_named_collection(collection, h.settings)
     report = kb.ingest_documents(coll.documents, progress=progress)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from honed.errors import InvalidInputError
-from honed.rag.metrics import Qrels
+from honed.rag.evaluate.metrics import Qrels
 from honed.rag.types import Document
 
 __all__ = ["COLLECTIONS", "Collection", "load_collection"]

@@ -1,7 +1,7 @@
 """Vector stores: a registry of store types (Chroma and Qdrant built in, more as plugins) and
 `open_vector_store`, which turns a knowledge base's store settings into an open `VectorStore`."""
 
-from honed.rag.stores.registry import (
+from honed.rag.index.stores.registry import (
     VectorStoreFactory,
     VectorStoreRegistry,
     builtin_registry,

@@ -30,8 +30,8 @@ from honed.rag.types import Document, Hit
 
 if TYPE_CHECKING:
     from honed.datasets import Case
-    from honed.rag.kb import KnowledgeBase
-    from honed.rag.routing import Router
+    from honed.rag.index.kb import KnowledgeBase
+    from honed.rag.retrieve.routing import Router
     from honed.rag.sql import SqlSource
     from honed.rag.types import Embedder
     from honed.workspace import Workspace
@@ -59,7 +59,7 @@ class Augmented:
 
 def format_chunks(hits: Sequence[Hit], max_tokens: int | None) -> tuple[str, list[Hit]]:
     """Numbered chunks under a token budget, and the hits that made it in."""
-    from honed.rag.chunking import count_tokens
+    from honed.rag.ingest.chunking import count_tokens
 
     parts: list[str] = []
     used: list[Hit] = []
@@ -93,7 +93,7 @@ class Augmenter:
     # -- opened parts ---------------------------------------------------------------------------------
 
     def kb(self, name: str) -> KnowledgeBase:
-        from honed.rag.kb import get_kb
+        from honed.rag.index.kb import get_kb
 
         with self._lock:
             if name not in self._kbs:
@@ -101,8 +101,8 @@ class Augmenter:
             return self._kbs[name]
 
     def _example_embedder(self) -> Embedder:
-        from honed.rag.embedders import CachedEmbedder, build_embedder
-        from honed.rag.kb import DEFAULT_EMBEDDER
+        from honed.rag.index.embedders import CachedEmbedder, build_embedder
+        from honed.rag.index.kb import DEFAULT_EMBEDDER
 
         with self._lock:
             if self._embedder is None:
@@ -132,7 +132,7 @@ class Augmenter:
 
     def router(self, spec: dict[str, Any]) -> Router:
         from honed.hashing import content_hash
-        from honed.rag.routing import Router, RouterConfig
+        from honed.rag.retrieve.routing import Router, RouterConfig
 
         key = content_hash(spec)
         with self._lock:
@@ -301,7 +301,7 @@ class Augmenter:
 
     def _gold_documents(self, kb: KnowledgeBase, gold: Sequence[str]) -> list[Document]:
         """The documents `gold` names, in its order: by document id, or by the document of a chunk id."""
-        from honed.rag.attribution import doc_part
+        from honed.rag.evaluate.attribution import doc_part
 
         with self._lock:
             if kb.name not in self._gold:
@@ -410,7 +410,7 @@ class Augmenter:
 
 def _stuff(docs: Sequence[Document], budget: int) -> tuple[str, list[Document], int]:
     """Whole documents, numbered, in order, until the next would pass `budget` tokens."""
-    from honed.rag.chunking import count_tokens
+    from honed.rag.ingest.chunking import count_tokens
 
     parts: list[str] = []
     used: list[Document] = []

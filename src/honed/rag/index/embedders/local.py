@@ -34,7 +34,7 @@ from honed.rag.types import Embedder, Vectors
 if TYPE_CHECKING:
     from honed.config import Settings
     from honed.models.served import ServedModels
-    from honed.rag.embedders.registry import EmbedderRef
+    from honed.rag.index.embedders.registry import EmbedderRef
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDERS_DIR = "embedders"

@@ -8,7 +8,7 @@ use is listed in `skipped` with the reason; a file that is not in a readable for
 when their texts are the same: a test collection may hold repeats that its judgments name. With `dedupe`,
 a document whose text repeats an earlier one is dropped and listed in `duplicates` (`drop_repeats`).
 
-Only regular files inside the folders the user named are read (`honed.rag.paths` says how links, FIFOs
+Only regular files inside the folders the user named are read (`honed.rag.ingest.paths` says how links, FIFOs
 and devices are treated), and `LoadLimits` caps what one file may cost: its size, a PDF's pages and a
 document's characters. A file over a limit is skipped with a one-line reason that names the limit and the
 flag that raises it. The character limit is enforced while a PDF's text is extracted, so a small PDF that
@@ -40,7 +40,7 @@ from typing import Any
 
 from honed.datasets.readers import loads_strict
 from honed.errors import InvalidInputError
-from honed.rag.paths import Refused, extension, find, read, shown
+from honed.rag.ingest.paths import Refused, extension, find, read, shown
 from honed.rag.types import Document
 
 __all__ = ["FORMATS", "LoadLimits", "LoadResult", "drop_repeats", "load_documents"]
@@ -104,8 +104,9 @@ def load_documents(
     """Read `paths` (files, folders, glob patterns such as `docs/**/*.md`) into documents whose ids are
     their paths relative to `root` (default: the common parent of `paths`). `text_field`, `id_field` and
     `title_field` name the JSONL fields holding each record's text, id and title. `follow_links` reads
-    links that lead out of the folder they were found in (see `honed.rag.paths`); `limits` caps what one
-    file may cost; `dedupe` drops documents whose text repeats an earlier one's (see `drop_repeats`)."""
+    links that lead out of the folder they were found in (see `honed.rag.ingest.paths`); `limits` caps
+    what one file may cost; `dedupe` drops documents whose text repeats an earlier one's (see
+    `drop_repeats`)."""
     if isinstance(paths, str | Path):
         paths = [paths]
     limits = limits or LoadLimits()

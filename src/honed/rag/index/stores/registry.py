@@ -105,7 +105,7 @@ class VectorStoreRegistry(Registry[VectorStoreSpec]):
 
 def builtin_registry() -> VectorStoreRegistry:
     """A registry with exactly the built-in vector stores (no plugins)."""
-    from honed.rag.stores import builtins
+    from honed.rag.index.stores import builtins
 
     return populated(VectorStoreRegistry(plugins=False), builtins.register)
 
@@ -113,7 +113,7 @@ def builtin_registry() -> VectorStoreRegistry:
 @functools.cache
 def default_registry() -> VectorStoreRegistry:
     """The process-wide registry: the built-in vector stores, then whatever plugins are installed."""
-    from honed.rag.stores import builtins
+    from honed.rag.index.stores import builtins
 
     return populated(VectorStoreRegistry(), builtins.register)
 

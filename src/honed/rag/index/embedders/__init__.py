@@ -11,9 +11,9 @@ Nothing heavy (torch, sentence-transformers) is imported until a model is built 
 
 from __future__ import annotations
 
-from honed.rag.embedders.cache import CachedEmbedder
-from honed.rag.embedders.finetune import FinetunedEmbedder, finetune_embedder
-from honed.rag.embedders.registry import (
+from honed.rag.index.embedders.cache import CachedEmbedder
+from honed.rag.index.embedders.finetune import FinetunedEmbedder, finetune_embedder
+from honed.rag.index.embedders.registry import (
     DEFAULT_EMBEDDER,
     EmbedderRef,
     EmbedderRegistry,

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
     from honed.config import Settings
     from honed.datasets import Case, SplitPlan
-    from honed.rag.collections import Collection
-    from honed.rag.kb import IngestReport, KnowledgeBase, Progress
-    from honed.rag.loaders import LoadLimits
+    from honed.rag.evaluate.collections import Collection
+    from honed.rag.index.kb import IngestReport, KnowledgeBase, Progress
+    from honed.rag.ingest.loaders import LoadLimits
     from honed.store import Store
     from honed.workspace import Workspace
 
@@ -72,8 +72,9 @@ def query_cases(collection: Collection, *, plan: SplitPlan | None = None) -> lis
 
 
 def read_named_collection(name: str, settings: Settings) -> Collection:
-    """A SMART test collection of the data folder (`honed.rag.collections`), its name checked first."""
-    from honed.rag.collections import COLLECTIONS, load_collection
+    """A SMART test collection of the data folder (`honed.rag.evaluate.collections`), its name checked
+    first."""
+    from honed.rag.evaluate.collections import COLLECTIONS, load_collection
 
     if name.strip().lower() not in COLLECTIONS:
         raise InvalidInputError(f"unknown test collection {name!r}", hint=f"known: {', '.join(COLLECTIONS)}")
@@ -88,7 +89,7 @@ def read_named_collection(name: str, settings: Settings) -> Collection:
 def check_kb(store: Store, name: str, *, create: bool) -> bool:
     """Whether knowledge base `name` exists; an error if it does not and may not be created (or if the
     name is not valid). Cheap: call it before reading any input."""
-    from honed.rag.kb import KIND, list_kbs
+    from honed.rag.index.kb import KIND, list_kbs
     from honed.store.names import check_name
 
     if store.names.history(KIND, name):
@@ -109,8 +110,8 @@ def open_kb(
     """Knowledge base `name`, created first if `create` and it does not exist: with the default config,
     or with one chunk per document when `whole_documents` (a test collection judges documents, and is
     indexed whole, as the systems it is compared with index it). An existing one keeps its config."""
-    from honed.rag.chunking import ChunkingConfig
-    from honed.rag.kb import KIND, KnowledgeBaseConfig, create_kb, get_kb
+    from honed.rag.index.kb import KIND, KnowledgeBaseConfig, create_kb, get_kb
+    from honed.rag.ingest.chunking import ChunkingConfig
 
     if create and not store.names.history(KIND, name):
         config = KnowledgeBaseConfig()
@@ -238,7 +239,7 @@ def ingest(
     Everything that depends on the input is read and checked before `create` creates the knowledge base,
     so a failed ingest leaves none behind. Returns the ingest's report and the dataset recorded (for a
     collection)."""
-    from honed.rag.loaders import LoadLimits, LoadResult, load_documents
+    from honed.rag.ingest.loaders import LoadLimits, LoadResult, load_documents
 
     exists = check_kb(h.store, name, create=create)
     if collection is not None and paths:
@@ -247,7 +248,7 @@ def ingest(
     loaded: LoadResult | None = None
     if collection is not None:
         from honed.datasets import SplitPlan
-        from honed.rag.experiment import COLLECTION_SPLITS
+        from honed.experiments.retrieval import COLLECTION_SPLITS
 
         coll = read_named_collection(collection, h.settings)
         checked = check_import(name, coll, source=collection, plan=SplitPlan(ratios=COLLECTION_SPLITS))
@@ -294,7 +295,7 @@ def import_files(
     """`honed kb import`: a BEIR folder (`fmt="beir"`) or TREC files (`"trec"`: `path` is the corpus) as
     knowledge base `name` (created with one chunk per document if it does not exist) plus the judged
     dataset `{name}-queries`. Every file is read and checked before anything is created or written."""
-    from honed.rag.formats import TOPIC_FIELDS, load_beir, load_trec
+    from honed.rag.evaluate.formats import TOPIC_FIELDS, load_beir, load_trec
 
     if fmt not in ("beir", "trec"):
         raise InvalidInputError(f"unknown format {fmt!r}", hint="--format beir or --format trec")

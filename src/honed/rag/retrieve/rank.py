@@ -12,7 +12,7 @@ is served for the same query and settings (a test holds them equal for every met
 Order. A ranking is sorted by score, highest first, and equal scores by id *descending*: trec_eval's own
 order. The scores are handed to trec_eval as they are, so a run written to a file and evaluated by the
 trec_eval binary, or compared with another system's run file of the same scores, gives the same numbers.
-The cut of a retriever's pool at a tie keeps the ids that order puts first (see `honed.rag.lexical`).
+The cut of a retriever's pool at a tie keeps the ids that order puts first (see `honed.rag.index.lexical`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from honed.errors import InvalidInputError
-from honed.rag import filters
+from honed.rag.index import filters
 from honed.rag.types import Chunk, Hit, Where
 
 if TYPE_CHECKING:
-    from honed.rag.kb import Index, Method
-    from honed.rag.rerank import Reranker
+    from honed.rag.index.kb import Index, Method
+    from honed.rag.retrieve.rerank import Reranker
 
 __all__ = ["DEFAULT_CANDIDATES", "Level", "pool_size", "rank", "trec_order"]
 
@@ -81,7 +81,7 @@ def rank(
     dense: list[list[tuple[str, float]]] = [[] for _ in queries]
     lexical: list[list[tuple[str, float]]] = [[] for _ in queries]
     if method in ("dense", "hybrid"):
-        from honed.rag.embedders.cache import CachedEmbedder  # the dense path only: BM25 stays light
+        from honed.rag.index.embedders.cache import CachedEmbedder  # the dense path only: BM25 stays light
 
         embedder = index.embedder
         if not cache_queries and isinstance(embedder, CachedEmbedder):
@@ -139,7 +139,7 @@ def _merge(
     elif method == "bm25":
         ranked = lexical
     else:
-        from honed.rag.fusion import hybrid_weights, reciprocal_rank_fusion
+        from honed.rag.retrieve.fusion import hybrid_weights, reciprocal_rank_fusion
 
         w_dense, w_bm25 = hybrid_weights(alpha)
         ranked = reciprocal_rank_fusion(

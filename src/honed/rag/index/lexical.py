@@ -177,7 +177,7 @@ class BM25Index:
         hits = np.flatnonzero(scores > 0)
         if len(hits) > k:
             # Keep every document tied with the k-th score, then order and cut: ties go by id, descending
-            # (trec_eval's order, see honed.rag.retrieve), so the cut keeps the ids it would rank first.
+            # (trec_eval's order, see honed.rag.retrieve.rank), so the cut keeps the ids it would rank first.
             kth = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
             hits = hits[scores[hits] >= kth]
         by_id = sorted(((self._ids[i], float(scores[i])) for i in hits), key=lambda h: h[0], reverse=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from honed.rag.stores.registry import VectorStoreRegistry
+from honed.rag.index.stores.registry import VectorStoreRegistry
 from honed.rag.types import VectorStore
 
 CHROMA_OPTIONS = ("path", "url", "ef_search", "ef_construction", "max_neighbors")
@@ -16,13 +16,13 @@ QDRANT_OPTIONS = ("path", "url", "api_key_env", "hnsw_ef", "exact")
 
 
 def _chroma(config: Mapping[str, Any], *, collection: str, dimension: int, root: Path | None) -> VectorStore:
-    from honed.rag.stores.chroma import open_chroma
+    from honed.rag.index.stores.chroma import open_chroma
 
     return open_chroma(config, collection=collection, dimension=dimension, root=root)
 
 
 def _qdrant(config: Mapping[str, Any], *, collection: str, dimension: int, root: Path | None) -> VectorStore:
-    from honed.rag.stores.qdrant import open_qdrant
+    from honed.rag.index.stores.qdrant import open_qdrant
 
     return open_qdrant(config, collection=collection, dimension=dimension, root=root)
 

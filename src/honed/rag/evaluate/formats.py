@@ -10,10 +10,10 @@ three files: a corpus (`<DOC>` blocks with `<DOCNO>`, an optional headline and `
 above), topics (`<top>` with `<num>`, `<title>`, `<desc>`, `<narr>`, left unclosed as in the classic
 files) and qrels (`topic iteration docno grade`).
 
-Documents are built as the SMART collections' are (`honed.rag.collections`): the title is metadata and
-the text is title + blank line + body, so a collection read from its SMART files and from its BEIR
-conversion gives the same documents. Every document is kept, an empty one included: a collection's ids
-are part of what its judgments mean.
+Documents are built as the SMART collections' are (`honed.rag.evaluate.collections`): the title is
+metadata and the text is title + blank line + body, so a collection read from its SMART files and
+from its BEIR conversion gives the same documents. Every document is kept, an empty one included: a
+collection's ids are part of what its judgments mean.
 
 Input is checked strictly: a malformed line is an error naming FILE:LINE. A judgment naming a query or a
 document that the other files lack is not an error, because published collections have a few (a document
@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 from honed.datasets.case import SPLIT_NAME
 from honed.errors import InvalidInputError
-from honed.rag.collections import Collection
-from honed.rag.loaders import json_object
-from honed.rag.metrics import Qrels
+from honed.rag.evaluate.collections import Collection
+from honed.rag.evaluate.metrics import Qrels
+from honed.rag.ingest.loaders import json_object
 from honed.rag.types import Document
 
 __all__ = ["TOPIC_FIELDS", "Loaded", "TopicField", "load_beir", "load_trec"]

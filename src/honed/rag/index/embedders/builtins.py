@@ -7,24 +7,24 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from honed.config import Settings
-    from honed.rag.embedders.registry import EmbedderRef, EmbedderRegistry
+    from honed.rag.index.embedders.registry import EmbedderRef, EmbedderRegistry
     from honed.rag.types import Embedder
 
 
 def _local(ref: EmbedderRef, settings: Settings) -> Embedder:
-    from honed.rag.embedders import local
+    from honed.rag.index.embedders import local
 
     return local.create(ref, settings)
 
 
 def _local_available(settings: Settings) -> list[str]:
-    from honed.rag.embedders import local
+    from honed.rag.index.embedders import local
 
     return local.available(settings)
 
 
 def _openai(ref: EmbedderRef, settings: Settings) -> Embedder:
-    from honed.rag.embedders import openai
+    from honed.rag.index.embedders import openai
 
     return openai.create(ref, settings)
 

@@ -1,0 +1,1 @@
+"""The knowledge base and its indexes: embedders, vector stores, BM25, metadata filters."""

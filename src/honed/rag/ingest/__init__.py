@@ -1,0 +1,2 @@
+"""Getting documents in: loading files (confined to the folders named), chunking, importing test
+collections."""

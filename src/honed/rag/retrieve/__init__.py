@@ -1,0 +1,2 @@
+"""From a query to context: ranking, fusion, reranking, routing, and augmenting prompts with what was
+found."""
