@@ -36,7 +36,7 @@ def test_create_list_revoke_and_only_a_hash_is_stored(workspace: Path) -> None:
         assert store.tokens.verify(secret) is None and store.tokens.active_count() == 0
 
     assert_one_line_error(
-        honed("tokens", "create", "x", "--scope", "admin", cwd=workspace), "unknown token scope"
+        honed("tokens", "create", "x", "--scope", "root", cwd=workspace), "unknown token scope"
     )
 
 

@@ -127,7 +127,11 @@ def _serve(
             client.resolve(f"{name}/-")[0].warm()
         if data_folder is not None:
             _warm_embedder(h.settings)
-    app = create_app(client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate)
+    # The web UI needs a workspace to show; without one (no `honed init` here) the server is the API alone.
+    ui = h if store is not None else None
+    app = create_app(
+        client, host=host, served_endpoints=tuple(endpoint), store=store, gate=gate, workspace=ui
+    )
     # Other honed commands of this workspace use this server's models instead of loading their own
     # (honed.models.served): announced only where they can call it, on loopback without a token.
     published = None

@@ -17,13 +17,18 @@ app = typer.Typer(
 def create(
     name: str = typer.Argument(..., help="What the token is for, e.g. chat-app."),
     scope: list[str] = typer.Option(
-        [], "--scope", help="ingest (POST /v1/logs, /v1/feedback) and/or inference (/v1/chat, /v1/models)."
+        [],
+        "--scope",
+        help="ingest (POST /v1/logs, /v1/feedback), inference (/v1/chat, /v1/models), and for the web UI "
+        "one of read, annotate (label, give feedback), write (save prompts, datasets, queues), admin "
+        "(repeatable). The token's name is its user's name in the UI.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """Create a token and print its secret, once: honed keeps only a hash and cannot show it again.
 
-    Example: honed tokens create chat-app --scope inference --scope ingest
+    Examples: honed tokens create chat-app --scope inference --scope ingest
+              honed tokens create alice --scope annotate   (alice signs in to the web UI with it)
     """
     with open_honed(require_workspace=True) as h:
         token, secret = h.store.tokens.create(name, scope)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from honed.errors import InvalidInputError
+from honed.errors import InvalidInputError, NotFoundError
 from honed.evals.stats import CaseDelta
 from honed.experiments.analysis import ABSENT, RunReport, analyse, find_variant
 
@@ -126,10 +126,13 @@ class CaseListing:
     selection: str  # what was asked for, in words
     matched: int
     cases: tuple[CaseOutputs, ...]
+    #: How many matched cases come before `cases` (a later page of the listing).
+    offset: int = 0
 
     @property
     def more(self) -> int:
-        return self.matched - len(self.cases)
+        """Matched cases after the ones returned."""
+        return self.matched - self.offset - len(self.cases)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +158,7 @@ def list_cases(
     errors: bool = False,
     search: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
     report: RunReport | None = None,
 ) -> CaseListing:
     """The cases of a run that pass every filter given, in the dataset's order (changed cases: the
@@ -162,7 +166,10 @@ def list_cases(
 
     `variants` (ids or prompt references) are the variants whose changes, failures, errors and outputs
     select a case (default: all); the baseline's outputs are always shown beside theirs. `report` is the run's
-    analysis when the caller already has it (with its baseline)."""
+    analysis when the caller already has it (with its baseline). `offset` skips that many of the matched
+    cases (a page of a listing)."""
+    if offset < 0:
+        raise InvalidInputError(f"offset {offset} is negative", hint="start at 0")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"limit {limit} is not a positive number", hint="e.g. --limit 20")
     if report is None:
@@ -198,7 +205,7 @@ def list_cases(
         ids = [i for i in ids if i in found or needle in _case_text(ctx.dataset[i])]
         words.append(f"containing {search!r}")
     selection = " ".join(["cases", *words]) if len(words) < 2 else "cases " + ", ".join(words)
-    return ctx.listing(store, selection, ids, limit)
+    return ctx.listing(store, selection, ids, limit, offset)
 
 
 @dataclass(frozen=True)
@@ -261,10 +268,12 @@ class _Context:
         }
         return sorted((i for i in ids if size.get(i) is not None), key=lambda i: -(size[i] or 0.0))
 
-    def listing(self, store: Store, selection: str, ids: list[str], limit: int | None) -> CaseListing:
-        """The listing of `ids`, the first `limit` of them filled in from the store."""
+    def listing(
+        self, store: Store, selection: str, ids: list[str], limit: int | None, offset: int = 0
+    ) -> CaseListing:
+        """The listing of `ids`, `limit` of them from `offset` on filled in from the store."""
         report, run = self.report, self.report.run
-        page = ids if limit is None else ids[:limit]
+        page = ids[offset:] if limit is None else ids[offset : offset + limit]
         results, scores = store.runs.case_rows(run.id, page, self.shown)
         by_result: dict[tuple[str, str, int], list[CaseScore]] = {}
         for s in scores:
@@ -296,7 +305,7 @@ class _Context:
         repeats = int(run.spec.get("repeats", 1))
         evaluators = tuple(report.evaluators)
         return CaseListing(
-            run.id, report.baseline, self.shown, evaluators, repeats, selection, len(ids), cases
+            run.id, report.baseline, self.shown, evaluators, repeats, selection, len(ids), cases, offset
         )
 
 
@@ -322,3 +331,84 @@ def _changes(report: RunReport, variants: Sequence[str]) -> dict[str, list[CaseC
 def _case_text(case: dict[str, Any]) -> str:
     """A case's id, inputs and reference as one lower-case text, for --search."""
     return json.dumps([case.get("id"), case.get("inputs"), case.get("reference")], ensure_ascii=False).lower()
+
+
+@dataclass(frozen=True)
+class CallDetail:
+    """One call of a case in full: what was sent (from the response cache, when it kept the request),
+    what came back, what was retrieved, tokens, latency, cost, and every evaluator's verdict."""
+
+    variant: str
+    sample: int
+    model: str
+    params: dict[str, Any]
+    messages: list[dict[str, Any]] | None
+    output: str | None
+    tool_calls: list[dict[str, Any]] | None
+    retrieved: list[dict[str, Any]] | None
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    cost_usd: float | None
+    cached: bool
+    scores: tuple[CaseScore, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "scores": [s.to_dict() for s in self.scores]}
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    run_id: str
+    case_id: str
+    inputs: dict[str, Any]
+    reference: Any
+    calls: tuple[CallDetail, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "case_id": self.case_id,
+            "inputs": self.inputs,
+            "reference": self.reference,
+            "calls": [c.to_dict() for c in self.calls],
+        }
+
+
+def case_detail(store: Store, run_ref: str, case_id: str) -> CaseDetail:
+    """One case of a run with every call in full (the web UI's case page)."""
+    run = store.runs.get(run_ref)
+    rows, marks = store.runs.case_detail(run.id, case_id)
+    if not rows:
+        raise NotFoundError(f"run {run.id} has no case {case_id!r}", hint="see its cases on the run's page")
+    body = store.objects.get(run.spec["dataset"]["hash"])
+    case: dict[str, Any] = next((c for c in body.get("cases", []) if str(c.get("id")) == case_id), {})
+    by_call: dict[tuple[str, int], list[CaseScore]] = {}
+    for m in marks:
+        by_call.setdefault((m["variant"], int(m["sample_index"])), []).append(
+            CaseScore(m["evaluator"], m["value"], m["passed"], m["reason"], m["error"])
+        )
+    calls = []
+    for r in rows:
+        request = store.cache.request(r["request_key"]) or {}
+        calls.append(
+            CallDetail(
+                r["variant"],
+                int(r["sample_index"]),
+                r["model"],
+                dict(r["params"] or {}),
+                list(request["messages"]) if isinstance(request.get("messages"), list) else None,
+                r["output"],
+                r["tool_calls"],
+                r["retrieved"],
+                r["error"],
+                int(r["input_tokens"]),
+                int(r["output_tokens"]),
+                float(r["latency_s"]),
+                r["cost_usd"],
+                bool(r["cached"]),
+                tuple(by_call.get((r["variant"], int(r["sample_index"])), [])),
+            )
+        )
+    return CaseDetail(run.id, case_id, dict(case.get("inputs") or {}), case.get("reference"), tuple(calls))

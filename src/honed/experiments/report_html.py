@@ -427,15 +427,22 @@ def _cases(report: RunReport, cases: ReportCases) -> str:
     )
 
 
-def render_html(report: RunReport, cases: ReportCases | None = None) -> str:
-    """The whole report as one self-contained HTML page (inline CSS and SVG; no scripts, no links).
-    With `cases` (see `honed.experiments.cases.report_cases`), it shows them with their outputs."""
-    run = report.run
+def report_sections(report: RunReport) -> str:
+    """The report's body without its cases: the header, usage, errors, and per evaluator the means with
+    their intervals, the chart and the comparisons with the baseline (also the web UI's run page)."""
     axis = _cost_axis(report)
     sections = [_header(report), _usage(report), _errors(report)]
     sections += [
         _evaluator(report, ev, report.stats[ev], axis) for ev in report.evaluators if ev in report.stats
     ]
+    return "".join(sections)
+
+
+def render_html(report: RunReport, cases: ReportCases | None = None) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG; no scripts, no links).
+    With `cases` (see `honed.experiments.cases.report_cases`), it shows them with their outputs."""
+    run = report.run
+    sections = [report_sections(report)]
     if cases is not None:
         sections.append(_cases(report, cases))
     return page(

@@ -37,6 +37,14 @@ PATH_SCOPES: tuple[tuple[str, str], ...] = (
 _CREATE_HINT = "create one with `honed tokens create NAME --scope inference --scope ingest`"
 
 
+#: Paths of the HTTP API; everything else is the web UI's, which checks its own sessions (`honed.ui`).
+API_PREFIXES = ("/v1/", "/api/")
+
+
+def is_api(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/v1", "/api")
+
+
 def is_loopback(host: str) -> bool:
     if host in LOOPBACK:
         return True
@@ -119,14 +127,16 @@ class TokenGate:
 
 
 class AuthMiddleware:
-    """ASGI middleware: every HTTP request must carry a token `gate` accepts for the path's scope."""
+    """ASGI middleware: every HTTP request must carry a token `gate` accepts for the path's scope; with
+    `api_only`, only API paths (the web UI's pages check the session their own middleware found)."""
 
-    def __init__(self, app: ASGIApp, gate: TokenGate) -> None:
+    def __init__(self, app: ASGIApp, gate: TokenGate, *, api_only: bool = False) -> None:
         self.app = app
         self.gate = gate
+        self.api_only = api_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.api_only and not is_api(scope["path"])):
             await self.app(scope, receive, send)
             return
         header = _header(scope, b"authorization")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ from honed.errors import HonedError, OutputParseError, UnknownModelError
 from honed.logs.context import log_context
 from honed.models.client import ModelClient
 from honed.models.types import ChatRequest, Completion, Message, Params
-from honed.serve.auth import AuthMiddleware, TokenGate
+from honed.serve.auth import AuthMiddleware, TokenGate, is_api
 from honed.serve.body import parse_json
 from honed.serve.guard import RequestGuard, RequestPolicy
 from honed.serve.ingest import ingest_router
@@ -38,6 +38,7 @@ from honed.serve.responses import HttpError, error_for, error_response
 
 if TYPE_CHECKING:
     from honed.store import Store
+    from honed.workspace import Workspace
 
 CREATED = int(time.time())
 
@@ -144,20 +145,22 @@ def create_app(
     served_endpoints: tuple[str, ...] = ("local",),
     store: Store | None = None,
     gate: TokenGate | None = None,
+    workspace: Workspace | None = None,
 ) -> FastAPI:
     """The app. Model names without an endpoint (`smollm2-135m-instruct`) mean the first served endpoint.
 
     `host` is the address the server listens on: requests must name it (or a loopback name, on loopback)
     in their Host header, within the limits and origins of `client.settings.serve` (see
     `honed.serve.guard`). `store` backs the ingestion routes (`/v1/logs`, `/v1/feedback`); with a `gate`
-    every request needs a bearer token with the path's scope.
+    every request needs a bearer token with the path's scope. With a `workspace`, the web UI is served at
+    `/` (see `honed.ui`): signed in with a token where a `gate` is on, else open to one local user.
     """
     app = FastAPI(title="honed", version="1", docs_url=None, redoc_url=None)
     limits = client.settings.serve
     # The last added runs first: the guard, then CORS answers preflights for the allowed origins (they
-    # carry no token), then the token check.
+    # carry no token), then the UI's session check (UI paths), then the token check (API paths).
     if gate is not None:
-        app.add_middleware(AuthMiddleware, gate=gate)
+        app.add_middleware(AuthMiddleware, gate=gate, api_only=workspace is not None)
     if limits.allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -166,6 +169,12 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["X-Honed-Log-Id"],
         )
+    if workspace is not None:
+        from honed.ui import mount_ui
+        from honed.ui.session import Sessions
+
+        ui_store = workspace.store if gate is not None else None
+        mount_ui(app, workspace, Sessions.for_workspace(workspace.settings.data_folder, ui_store))
     policy = RequestPolicy.for_server(host, limits)
     app.add_middleware(RequestGuard, policy=policy, routes=app.router.routes)
     app.include_router(ingest_router(store, max_json_depth=limits.max_json_depth))
@@ -185,12 +194,22 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_for(_invalid_request(exc.errors()[0]))
 
+    ui = workspace is not None
+
     @app.exception_handler(HonedError)
-    async def _honed(request: Request, exc: HonedError) -> JSONResponse:
+    async def _honed(request: Request, exc: HonedError) -> Response:
+        if ui and not is_api(request.url.path):
+            from honed.ui.app import honed_error_page
+
+            return honed_error_page(request, exc)
         return error_for(exc)
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if ui and not is_api(request.url.path):
+            from honed.ui.app import error_page
+
+            return error_page(request, exc.status_code, str(exc.detail))
         # Starlette's own errors (404 unknown path, 405 wrong method) in OpenAI's shape too.
         message = f"{exc.detail}: {request.method} {request.url.path}"
         return error_response(exc.status_code, message, "invalid_request_error", headers=exc.headers)

@@ -64,11 +64,11 @@ def error_for(exc: HonedError) -> JSONResponse:
     message = exc.one_line()  # masked
     if isinstance(exc, HttpError):
         return error_response(exc.status, message, exc.kind, exc.code, param=exc.param, headers=exc.headers)
-    status, kind, code = _status_for(exc)
+    status, kind, code = status_for(exc)
     return error_response(status, message, kind, code)
 
 
-def _status_for(exc: HonedError) -> tuple[int, str, str | None]:
+def status_for(exc: HonedError) -> tuple[int, str, str | None]:
     if isinstance(exc, UnknownModelError):
         return 404, "invalid_request_error", "model_not_found"
     if isinstance(exc, NotFoundError):

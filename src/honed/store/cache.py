@@ -37,6 +37,13 @@ class ResponseCache:
             response = conn.execute(stmt).scalar_one_or_none()
         return response if isinstance(response, dict) else None
 
+    def request(self, key: str) -> dict[str, Any] | None:
+        """The request that was cached under `key` (what was sent: messages, params, tools), or None."""
+        stmt = select(response_cache.c.request).where(response_cache.c.key == key)
+        with self._store.read() as conn:
+            request = conn.execute(stmt).scalar_one_or_none()
+        return request if isinstance(request, dict) else None
+
     def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """`{key: response}` for those of `keys` that are cached; missing keys are simply absent."""
         unique = list(dict.fromkeys(keys))

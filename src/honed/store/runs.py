@@ -367,6 +367,31 @@ class RunRepository:
         )
         return out_results, out_scores
 
+    def case_detail(
+        self, run_id: str, case_id: str
+    ) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        """Every column of the result rows of one case (all variants and samples) and its score rows, in
+        (variant, sample, evaluator) order: what the web UI's case page shows."""
+        r, s = results.c, scores.c
+        with self._store.read() as conn:
+            rows = [
+                dict(row._mapping)
+                for row in conn.execute(
+                    select(results)
+                    .where(r.run_id == run_id, r.case_id == case_id)
+                    .order_by(r.variant, r.sample_index)
+                )
+            ]
+            marks = [
+                dict(row._mapping)
+                for row in conn.execute(
+                    select(scores)
+                    .where(s.run_id == run_id, s.case_id == case_id)
+                    .order_by(s.variant, s.sample_index, s.evaluator)
+                )
+            ]
+        return rows, marks
+
     def fresh_calls(self, run_id: str) -> dict[str, int]:
         """Per variant, the calls this run made itself (not served from the response cache)."""
         r = results.c

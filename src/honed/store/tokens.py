@@ -25,8 +25,11 @@ from honed.store.schema import api_tokens
 if TYPE_CHECKING:
     from honed.store.database import Store
 
-#: What a token may do: `ingest` (POST /v1/logs, /v1/feedback, GET /v1/logs/ID), `inference` (/v1/chat/...).
-SCOPES: tuple[str, ...] = ("ingest", "inference")
+#: What a token may do in the web UI, each scope including the ones before it (see `honed.ui.session`).
+UI_SCOPES: tuple[str, ...] = ("read", "annotate", "write", "admin")
+#: What a token may do: `ingest` (POST /v1/logs, /v1/feedback, GET /v1/logs/ID), `inference` (/v1/chat/...),
+#: and sign in to the web UI with one of `UI_SCOPES`.
+SCOPES: tuple[str, ...] = ("ingest", "inference", *UI_SCOPES)
 PREFIX = "hnd_"
 _TOKEN = re.compile(r"^hnd_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
@@ -67,12 +70,11 @@ def check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     given = list(scopes)
     unknown = [s for s in given if s not in SCOPES]
     if unknown:
-        raise InvalidInputError(
-            f"unknown token scope {unknown[0]!r}", hint=f"use --scope {' or --scope '.join(SCOPES)}"
-        )
+        raise InvalidInputError(f"unknown token scope {unknown[0]!r}", hint=f"scopes: {', '.join(SCOPES)}")
     if not given:
         raise InvalidInputError(
-            "a token needs at least one scope", hint="add --scope ingest and/or --scope inference"
+            "a token needs at least one scope",
+            hint="add --scope ingest, --scope inference, or a web UI scope (read, annotate, write, admin)",
         )
     return tuple(s for s in SCOPES if s in given)
 
@@ -114,11 +116,16 @@ class TokenRepository:
             return [_record(r) for r in conn.execute(stmt).mappings()]
 
     def get(self, token_id: str) -> ApiToken:
+        found = self.find(token_id)
+        if found is None:
+            raise NotFoundError(f"no API token with id {token_id!r}", hint="see `honed tokens list`")
+        return found
+
+    def find(self, token_id: str) -> ApiToken | None:
+        """The token with this id, revoked or not; None when there is none."""
         with self._store.read() as conn:
             row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).mappings().first()
-        if row is None:
-            raise NotFoundError(f"no API token with id {token_id!r}", hint="see `honed tokens list`")
-        return _record(row)
+        return None if row is None else _record(row)
 
     def revoke(self, token_id: str) -> ApiToken:
         """Revoke a token (idempotent: revoking twice keeps the first time). NotFoundError if unknown."""
