@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Connection
 
 from honed.errors import StoreError
 from honed.store import migrate as migrations
+from honed.store.audit import AuditLog
 from honed.store.cache import ResponseCache
 from honed.store.embeddings import EmbeddingCache
 from honed.store.engine import WRITE_OPTION, build_engine, mask_url, parse_url, translate_errors
@@ -45,6 +46,7 @@ class Store:
         self.logs = LogRepository(self)
         self.jobs = JobRepository(self)
         self.tokens = TokenRepository(self)
+        self.audit = AuditLog(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

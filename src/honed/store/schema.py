@@ -311,6 +311,21 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
+#: Who changed what and when (web UI and API changes): append-only; `detail` says what changed.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("user", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_events_kind_name_at", "kind", "name", "at"),
+    Index("ix_audit_events_at", "at"),
+)
+
 #: A fine-tuning job: what to train (`spec`), where it stands, the worker running it, and its result.
 finetune_jobs = Table(
     "finetune_jobs",
