@@ -16,9 +16,10 @@ problems follow the hint as "also ...", so a file with several mistakes is not f
 
 from __future__ import annotations
 
+import json
 import math
 import types
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "format_loc",
     "invalid",
+    "json_lines",
     "locate",
     "parse_text",
     "problems",
@@ -84,6 +86,20 @@ def read_file(path: Path, what: str = "file") -> UserFile:
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot be read: {exc.strerror}") from None
     return parse_text(text, path)
+
+
+def json_lines(path: Path | str, text: str, *, hint: str | None = None) -> Iterator[tuple[int, Any]]:
+    """The non-blank lines of JSONL `text` as (line number, JSON value); `path` is what errors name, and a
+    line that is not JSON is one as "FILE:LINE: not valid JSON (why)" with `hint`. Lines end at "\n"
+    only: a JSON string may hold U+2028 and the like, which `str.splitlines` would also break at."""
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg})", hint=hint) from None
+        yield n, value
 
 
 def parse_text(text: str, path: Path) -> UserFile:

@@ -82,7 +82,7 @@ def test_a_training_file_error_names_file_and_line(tmp_path: Path) -> None:
     path.write_text(
         '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n\n{oops\n'
     )
-    with pytest.raises(InvalidInputError, match=r"train.jsonl:3: not JSON"):
+    with pytest.raises(InvalidInputError, match=r"train.jsonl:3: not valid JSON"):
         read_chat_jsonl(path)
     write_jsonl(path, [{"messages": [{"role": "robot", "content": "x"}]}])
     with pytest.raises(InvalidInputError, match=r"train.jsonl:1: message 0: role must be"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from honed.cli.common import (
     JsonOption,
@@ -20,9 +19,11 @@ from honed.cli.common import (
     open_honed,
     print_json,
     print_table,
+    progress_bars,
 )
 from honed.errors import HonedError, InvalidInputError
 from honed.models.types import ChatRequest, Completion, Message, Params
+from honed.userfiles import json_lines
 
 app = typer.Typer(help="Call models: list the models you can call and run prompts.", no_args_is_help=True)
 
@@ -108,14 +109,8 @@ def _read_prompt_file(path: Path) -> list[tuple[str, list[Message], dict[str, An
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file", hint="give a JSONL file with one prompt per line")
     items: list[tuple[str, list[Message], dict[str, Any]]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, row in json_lines(path, path.read_text(encoding="utf-8")):
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{where}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise InvalidInputError(f"{where}: expected a JSON object")
         unknown = sorted(set(row) - {"id", "prompt", "messages", "params", "system"})
@@ -200,17 +195,11 @@ def run(
     # not at all when the cache answers every request).
     client.warm(requests)
     show_progress = len(requests) > 1 and not json_out
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not show_progress,
-    ) as progress:
-        task = progress.add_task(f"running {model}", total=len(requests))
+    phase, done = f"running {model}", itertools.count(1)
+    with progress_bars(disable=not show_progress) as progress:
+        progress(phase, 0, len(requests))  # the bar shows from the start, not from the first result
         started = time.perf_counter()
-        results = client.run(requests, on_result=lambda i, r: progress.advance(task))
+        results = client.run(requests, on_result=lambda i, r: progress(phase, next(done), len(requests)))
         wall_s = time.perf_counter() - started
     h.close()
     single = prompt is not None and samples == 1

@@ -16,6 +16,7 @@ data; `ignore` names fields to leave out on purpose.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,13 +82,9 @@ def row_to_case(row: dict[str, Any], cols: Columns, *, cells: bool) -> Case:
         if raw is not None and not isinstance(raw, dict):
             raise ValueError(f"metadata must be an object, not {type(raw).__name__}")
         metadata.update(raw or {})
-    for key in cols.metadata:
-        if key not in row:
-            raise ValueError(f"no field {key!r} (named by --metadata)")
-        if key in metadata:
-            raise ValueError(f"metadata key {key!r} is given twice (in the metadata object and as a field)")
-        metadata[key] = row[key]
-        used.add(key)
+    _add_fields(
+        row, cols.metadata, metadata, used, option="--metadata", what="metadata key", obj=METADATA_FIELD
+    )
     if metadata:
         fields["metadata"] = metadata
     fields["inputs"] = _inputs(row, cols, used, cells=cells)
@@ -113,13 +110,7 @@ def _inputs(row: dict[str, Any], cols: Columns, used: set[str], *, cells: bool) 
     flat = list(cols.inputs)
     if cols.rest_as_inputs:
         flat += [key for key in row if key not in used and key not in cols.inputs]
-    for key in flat:
-        if key not in row:
-            raise ValueError(f"no field {key!r} (named by --input)")
-        if key in inputs:
-            raise ValueError(f"input {key!r} is given twice (in the inputs object and as a field)")
-        inputs[key] = row[key]
-        used.add(key)
+    _add_fields(row, flat, inputs, used, option="--input", what="input", obj=INPUTS_FIELD)
     if not inputs and not structured and not flat:
         fields = ", ".join(repr(k) for k in row if k not in used) or "none besides those mapped"
         raise ValueError(
@@ -127,6 +118,27 @@ def _inputs(row: dict[str, Any], cols: Columns, used: set[str], *, cells: bool) 
             "use --inputs-from-extra, or give an 'inputs' object"
         )
     return inputs
+
+
+def _add_fields(
+    row: dict[str, Any],
+    keys: Sequence[str],
+    into: dict[str, Any],
+    used: set[str],
+    *,
+    option: str,
+    what: str,
+    obj: str,
+) -> None:
+    """Copy the fields `keys` (named by `option`) of `row` into `into`, which may already hold what the
+    row's own `obj` object (`inputs`, `metadata`) gave: a key in both is an error, not a silent choice."""
+    for key in keys:
+        if key not in row:
+            raise ValueError(f"no field {key!r} (named by {option})")
+        if key in into:
+            raise ValueError(f"{what} {key!r} is given twice (in the {obj} object and as a field)")
+        into[key] = row[key]
+        used.add(key)
 
 
 def _context_ids(cell: str) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.scale import Scale
+from honed.userfiles import json_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +56,10 @@ class Label:
 
 def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     out: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(
-                    f"{path}:{n}: not valid JSON ({exc.msg})", hint="one JSON object per line"
-                ) from None
-            if not isinstance(obj, dict):
-                raise InvalidInputError(
-                    f"{path}:{n}: expected a JSON object", hint="one JSON object per line"
-                )
-            out.append((n, obj))
+    for n, obj in json_lines(path, path.read_text(encoding="utf-8"), hint="one JSON object per line"):
+        if not isinstance(obj, dict):
+            raise InvalidInputError(f"{path}:{n}: expected a JSON object", hint="one JSON object per line")
+        out.append((n, obj))
     return out
 
 

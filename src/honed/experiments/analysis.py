@@ -13,6 +13,8 @@ transaction.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +131,32 @@ def analyse(
     judge, retrieval = _retrieval(store, run, evaluators)
     errors = store.runs.error_groups(run.id)
     return RunReport(run, variants, base, evaluators, usage, stats, retrieval, judge, errors)
+
+
+#: Analyses kept by `analyse_latest`, newest use last; a handful of runs open in a team's browsers.
+_KEEP = 16
+_REPORTS: OrderedDict[tuple[Any, ...], RunReport] = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+
+
+def analyse_latest(store: Store, run_ref: str, *, baseline: str | None = None) -> RunReport:
+    """`analyse` with its defaults (the numbers `honed experiments compare` prints), remembered while the
+    run does not change: a run's page shown again, filtered or paged through costs the fingerprint's
+    queries (`store.runs.fingerprint`) instead of the statistics. A label added to the run, a resumed
+    run's new results, a status change: each changes the fingerprint, and the run is analysed again."""
+    run = store.runs.get(run_ref)
+    key = (store.url, run.id, baseline, store.runs.fingerprint(run.id))
+    with _REPORTS_LOCK:
+        found = _REPORTS.get(key)
+        if found is not None:
+            _REPORTS.move_to_end(key)
+            return found
+    report = analyse(store, run.id, baseline=baseline)
+    with _REPORTS_LOCK:
+        _REPORTS[key] = report
+        while len(_REPORTS) > _KEEP:
+            _REPORTS.popitem(last=False)
+    return report
 
 
 def find_variant(store: Store, run: Run, ref: str) -> str:

@@ -11,6 +11,8 @@ here is one that `experiments compare` counted.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -252,9 +254,9 @@ class _Context:
         shown.sort(key=lambda v: v != report.baseline)
         selected = tuple(v for v in report.variants if not chosen or v in chosen)
         changes = _changes(report, [v for v in selected if v != report.baseline])
-        body = store.objects.get(run.spec["dataset"]["hash"])
         in_run = store.runs.case_ids(run.id)
-        dataset = {str(c["id"]): c for c in body.get("cases", []) if str(c["id"]) in in_run}
+        cases = _dataset_cases(store, run.spec["dataset"]["hash"])
+        dataset = {case_id: c for case_id, c in cases.items() if case_id in in_run}
         return cls(report, tuple(shown), selected, changes, dataset)
 
     def changed(self, changed: Changed, ids: list[str]) -> list[str]:
@@ -307,6 +309,29 @@ class _Context:
         return CaseListing(
             run.id, report.baseline, self.shown, evaluators, repeats, selection, len(ids), cases, offset
         )
+
+
+#: Dataset versions kept by `_dataset_cases`: content-addressed, so a version's cases never change.
+_DATASETS: OrderedDict[tuple[str, str], dict[str, dict[str, Any]]] = OrderedDict()
+_DATASETS_LOCK = threading.Lock()
+
+
+def _dataset_cases(store: Store, version_hash: str) -> dict[str, dict[str, Any]]:
+    """The cases of a dataset version by id, in the dataset's order. Kept for the next page of the same run
+    (a version is immutable: its hash is its content), so paging a 10,000-case run reads it once."""
+    key = (store.url, version_hash)
+    with _DATASETS_LOCK:
+        found = _DATASETS.get(key)
+        if found is not None:
+            _DATASETS.move_to_end(key)
+            return found
+    body = store.objects.get(version_hash)
+    cases = {str(c["id"]): c for c in body.get("cases", [])}
+    with _DATASETS_LOCK:
+        _DATASETS[key] = cases
+        while len(_DATASETS) > 8:
+            _DATASETS.popitem(last=False)
+    return cases
 
 
 def _changes(report: RunReport, variants: Sequence[str]) -> dict[str, list[CaseChange]]:

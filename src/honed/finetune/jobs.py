@@ -14,7 +14,6 @@ worker is gone: the pid is dead (checked when the worker ran on this machine) or
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from honed.errors import FinetuneCancelled, FinetuneError, InvalidInputError
 from honed.finetune.backend import ChatExample, FinetuneSpec
 from honed.finetune.registry import get_backend
 from honed.store.schema import utcnow
+from honed.userfiles import json_lines
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -365,15 +365,7 @@ def read_chat_jsonl(path: Path) -> list[ChatExample]:
             f"cannot read {path}: {exc.strerror}", hint="give an existing JSONL file"
         ) from None
     examples: list[ChatExample] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{path}:{n}: not JSON ({exc.msg})", hint='each line is {"messages": [...]}'
-            ) from None
+    for n, item in json_lines(path, text, hint='each line is {"messages": [...]}'):
         problem = example_problem(item)
         if problem:
             raise InvalidInputError(f"{path}:{n}: {problem}", hint=_FORMAT_HINT)
@@ -426,6 +418,60 @@ def curve_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
         out["best_val_loss"] = best[1]
         out["best_val_step"] = best[0]
     return out
+
+
+def loss_curve_svg(events: list[dict[str, Any]], *, width: int = 860, height: int = 320) -> str | None:
+    """The training loss (and validation loss, where measured) by step, as an inline SVG line chart of the
+    report kit; None when the job recorded no loss yet. Lines, not dots: steps are many and evenly spaced."""
+    from honed.reports import ACCENT, GRID, HIGHLIGHT, INK, MUTED, nice_ticks, svg_open, svg_text, tick_format
+
+    series = [
+        (name, colour, [(e["data"]["step"], e["data"][key]) for e in events if key in (e.get("data") or {})])
+        for name, key, colour in (("training", "loss", ACCENT), ("validation", "val_loss", HIGHLIGHT))
+    ]
+    series = [s for s in series if s[2]]
+    if not series:
+        return None
+    steps = [p[0] for _, _, points in series for p in points]
+    values = [p[1] for _, _, points in series for p in points]
+    ticks_x, ticks_y = nice_ticks(min(steps), max(steps)), nice_ticks(min(values), max(values))
+    fx, fy = tick_format(ticks_x), tick_format(ticks_y)
+    left, right, top, bottom = 64.0, 130.0, 14.0, float(height - 40)
+
+    def sx(v: float) -> float:
+        return left + (v - ticks_x[0]) / (ticks_x[-1] - ticks_x[0]) * (width - left - right)
+
+    def sy(v: float) -> float:
+        return bottom - (v - ticks_y[0]) / (ticks_y[-1] - ticks_y[0]) * (bottom - top)
+
+    parts = [svg_open(width, height, "loss by training step")]
+    for t in ticks_y:
+        parts.append(
+            f'<line x1="{left}" y1="{sy(t):.1f}" x2="{width - right}" y2="{sy(t):.1f}" stroke="{GRID}"/>'
+        )
+        parts.append(svg_text(left - 8, sy(t) + 4, fy(t), anchor="end"))
+    for t in ticks_x:
+        parts.append(svg_text(sx(t), bottom + 18, fx(t), anchor="middle"))
+    parts.append(f'<path d="M{left},{top} V{bottom} H{width - right}" fill="none" stroke="{INK}"/>')
+    parts.append(
+        svg_text(
+            left + (width - left - right) / 2, height - 6, "step", anchor="middle", extra=f' fill="{MUTED}"'
+        )
+    )
+    for i, (name, colour, points) in enumerate(series):
+        path = " ".join(f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for j, (x, y) in enumerate(points))
+        parts.append(f'<path class="{name}" d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        if len(points) == 1:  # a lone point draws no line
+            parts.append(
+                f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{colour}"/>'
+            )
+        x, y = width - right + 12, top + 14 + 18 * i
+        parts.append(
+            f'<line x1="{x}" y1="{y - 4}" x2="{x + 20}" y2="{y - 4}" stroke="{colour}" stroke-width="2"/>'
+        )
+        parts.append(svg_text(width - right + 38, y, f"{name} loss"))
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 # -- liveness ---------------------------------------------------------------------------------------------

@@ -12,11 +12,15 @@ stuffing means and keeps the instructions as they were.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from honed.errors import InvalidInputError
 from honed.prompts.spec import Example, ExamplesFrom, Prompt, PromptMessage, RetrieveStep
 from honed.prompts.template import render, template_variables
+
+if TYPE_CHECKING:
+    from honed.datasets import DatasetVersion
+    from honed.optimize.plan import FewShot
 
 __all__ = ["last_user", "with_context", "with_few_shot", "without_few_shot"]
 
@@ -36,21 +40,12 @@ def without_few_shot(prompt: Prompt) -> Prompt:
     return prompt.model_copy(update={"examples": [], "examples_from": None})
 
 
-def with_few_shot(
-    prompt: Prompt,
-    *,
-    dataset: str,
-    split: str,
-    k: int,
-    select: str,
-    target: str,
-    input_template: str | None = None,
-    pool: list[Any] | None = None,
-) -> Prompt:
-    """The prompt with `k` demonstrations from `dataset`'s `split` instead of its own: chosen per case by
-    similarity (`select="similar"`) or the first `k` cases of `pool` (`"fixed"`, rendered into static
-    examples). A demonstration's reply is `target` rendered over the example case."""
-    template = input_template or _case_input(prompt)
+def with_few_shot(prompt: Prompt, few_shot: FewShot, dataset: DatasetVersion, *, target: str) -> Prompt:
+    """The prompt with `few_shot.k` demonstrations from `dataset`'s `few_shot.split` instead of its own:
+    chosen per case by similarity (`select="similar"`) or the first `k` cases by id (`"fixed"`, rendered
+    into static examples). A demonstration's reply is `target` rendered over the example case."""
+    split, k = few_shot.split, few_shot.k
+    template = few_shot.input or _case_input(prompt)
     provided = template_variables(template) & prompt.provided()
     if provided:
         raise InvalidInputError(
@@ -59,13 +54,15 @@ def with_few_shot(
             hint="give few_shot.input, a template over a case's inputs (e.g. '{{ question }}')",
         )
     base = without_few_shot(prompt)
-    if select == "similar":
-        spec = ExamplesFrom(dataset=dataset, split=split, k=k, query=template, input=template, output=target)
+    if few_shot.select == "similar":
+        spec = ExamplesFrom(
+            dataset=dataset.ref, split=split, k=k, query=template, input=template, output=target
+        )
         return base.model_copy(update={"examples_from": spec})
-    cases = sorted(pool or [], key=lambda c: c.id)[:k]
+    cases = sorted(dataset.split(split), key=lambda c: c.id)[:k]
     if len(cases) < k:
         raise InvalidInputError(
-            f"few_shot: split {split!r} of {dataset} has {len(cases)} cases, fewer than k={k}",
+            f"few_shot: split {split!r} of {dataset.ref} has {len(cases)} cases, fewer than k={k}",
             hint="lower k or use another split",
         )
     examples = []

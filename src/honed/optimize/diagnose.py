@@ -161,16 +161,7 @@ def _ablations(prompt: Prompt, plan: LadderPlan, pinned: DatasetVersion) -> list
     if has_demos:
         out.append((NO_FEW_SHOT, without_few_shot(prompt), "without its demonstrations"))
     else:
-        demos = with_few_shot(
-            prompt,
-            dataset=pinned.ref,
-            split=fs.split,
-            k=fs.k,
-            select=fs.select,
-            target=plan.target,
-            input_template=fs.input,
-            pool=list(pinned.split(fs.split)),
-        )
+        demos = with_few_shot(prompt, fs, pinned, target=plan.target)
         out.append((FEW_SHOT, demos, f"+ {fs.k} {fs.select} demonstrations from {fs.split}"))
         out.append((BOTH, with_context(demos, oracle), "+ gold documents and demonstrations"))
     return out

@@ -14,24 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from honed import reports
 from honed.errors import InvalidInputError
 from honed.optimize.charts import SERIES_COLOURS, Point, Series, ladder_chart, stacked_bars
-from honed.reports import (
-    Html,
-    Mark,
-    cell,
-    dot_plot,
-    esc,
-    facts,
-    format_p,
-    format_usd,
-    hash_code,
-    page,
-    scatter,
-    table,
-    verdict_badge,
-    write_page,
-)
+from honed.reports import Html, Mark, esc
 
 __all__ = ["render_ladder_html", "write_ladder_html"]
 
@@ -89,19 +75,23 @@ def _na(text: str = "n/a") -> Html:
 
 def _mean_ci(q: object) -> Html:
     """A mean with its CI under it, or n/a."""
-    mean = _f(q.get("mean")) if isinstance(q, Mapping) else None
-    if mean is None or not isinstance(q, Mapping):
-        return _na()
-    ci = _interval(q.get("ci"))
-    return Html(f"{mean:.3f}" + (f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>' if ci else ""))
+    return _with_ci(q, "mean", ".3f")
 
 
 def _diff_ci(d: object) -> Html:
-    diff = _f(d.get("diff")) if isinstance(d, Mapping) else None
-    if diff is None or not isinstance(d, Mapping):
+    """A difference, signed, with its CI under it, or n/a."""
+    return _with_ci(d, "diff", "+.3f")
+
+
+def _with_ci(entry: object, key: str, spec: str) -> Html:
+    """`entry[key]` with `entry["ci"]` under it, both in the format `spec`, or n/a."""
+    value = _f(entry.get(key)) if isinstance(entry, Mapping) else None
+    if value is None or not isinstance(entry, Mapping):
         return _na()
-    ci = _interval(d.get("ci"))
-    return Html(f"{diff:+.3f}" + (f'<span class="ci">[{ci[0]:+.3f}, {ci[1]:+.3f}]</span>' if ci else ""))
+    ci = _interval(entry.get("ci"))
+    return Html(
+        f"{value:{spec}}" + (f'<span class="ci">[{ci[0]:{spec}}, {ci[1]:{spec}}]</span>' if ci else "")
+    )
 
 
 def _mark(label: str, q: object, *, x: float | None = None, highlight: bool = False) -> Mark:
@@ -143,7 +133,10 @@ def _header(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], prima
     run = str(ledger.get("run_id") or "n/a")
     evaluators = ", ".join(_roles(ledger, ledger.get("evaluators") or []).values())
     items = [
-        ("dataset", Html(f"{esc(ledger.get('dataset') or 'n/a')} {hash_code(ledger.get('dataset_hash'))}")),
+        (
+            "dataset",
+            Html(f"{esc(ledger.get('dataset') or 'n/a')} {reports.hash_code(ledger.get('dataset_hash'))}"),
+        ),
         ("split", ledger.get("split") or "all cases"),
         ("cases", ledger.get("n_cases", "n/a")),
         ("run", Html(f"<code>{esc(run)}</code> · {_status(ledger.get('run_status'))}")),
@@ -154,7 +147,7 @@ def _header(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], prima
         f"<header><h1>{esc(name)}</h1>"
         f'<p class="sub">optimisation ladder · {len(steps)} step(s), each one change on the one before, '
         "all run on the same pinned cases</p>"
-        f"{facts(items)}</header>"
+        f"{reports.facts(items)}</header>"
     )
 
 
@@ -232,8 +225,12 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
         ("calls", True, [_calls(s) for s in steps]),
         *quality,
         (f"Δ {primary} vs previous [CI]", True, [_diff_ci(d) if d else _na("first step") for d in prev]),
-        ("p (permutation)", True, [format_p(_f(d.get("p_value"))) if d else "" for d in prev]),
-        ("verdict", True, [verdict_badge(str(d["verdict"])) if d.get("verdict") else "" for d in prev]),
+        ("p (permutation)", True, [reports.format_p(_f(d.get("p_value"))) if d else "" for d in prev]),
+        (
+            "verdict",
+            True,
+            [reports.verdict_badge(str(d["verdict"])) if d.get("verdict") else "" for d in prev],
+        ),
         (f"Δ {primary} vs first [CI]", True, [_diff_ci(d) if d else "" for d in first]),
         ("input tokens", True, [_tokens(s.get("mean_input_tokens")) for s in steps]),
         ("output tokens", True, [_tokens(s.get("mean_output_tokens")) for s in steps]),
@@ -243,7 +240,7 @@ def _ledger_table(ledger: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
     head = "".join(f'<th class="n">{i + 1}. {esc(s.get("id", ""))}</th>' for i, s in enumerate(steps))
     body = "".join(
         f"<tr><th>{esc(label)}</th>"
-        + "".join(f"<td{NUMERIC if numeric else ''}>{cell(c)}</td>" for c in cells)
+        + "".join(f"<td{NUMERIC if numeric else ''}>{reports.cell(c)}</td>" for c in cells)
         + "</tr>"
         for label, numeric, cells in rows
     )
@@ -314,8 +311,8 @@ def _latency_cell(s: Mapping[str, Any]) -> Html:
 def _cost_cell(s: Mapping[str, Any]) -> Html:
     notional = _f(s.get("notional_cost_per_1k_usd"))
     if notional is not None:
-        return Html(f'{esc(format_usd(notional))}<span class="ci">notional price</span>')
-    return Html(esc(format_usd(_f(s.get("cost_per_1k_usd")))))
+        return Html(f'{esc(reports.format_usd(notional))}<span class="ci">notional price</span>')
+    return Html(esc(reports.format_usd(_f(s.get("cost_per_1k_usd")))))
 
 
 def cost_of(s: Mapping[str, Any]) -> float | None:
@@ -358,7 +355,7 @@ def _tradeoffs(steps: Sequence[Mapping[str, Any]], primary: str) -> str:
         if shown:
             y_label = f"mean {primary}"
             out.append(
-                scatter(
+                reports.scatter(
                     marks,
                     title=f"{y_label} vs {label}",
                     x_label=label,
@@ -382,7 +379,7 @@ def _counts_table(
         for label, c in rows
     ]
     headers = [first, "results", *[key.replace("_", " ") for key, _, _ in categories]]
-    return table(headers, body, numeric=range(1, len(headers)))
+    return reports.table(headers, body, numeric=range(1, len(headers)))
 
 
 def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
@@ -421,7 +418,7 @@ def _diagnosis(d: Mapping[str, Any] | None) -> str:
         f'<p class="axis axis-{kind}">{esc(axis)}</p>',
         f'<p class="note">{esc(AXES.get(axis, "an axis this page does not know"))}</p>',
         f'<p class="summary">{esc(d.get("summary") or "")}</p>',
-        facts(items),
+        reports.facts(items),
         "<h3>Recommendation</h3>",
     ]
     recs = [r for r in d.get("recommendation") or [] if isinstance(r, Mapping)]
@@ -437,7 +434,9 @@ def _diagnosis(d: Mapping[str, Any] | None) -> str:
         ]
         for a in ablations
     ]
-    ablation_table = table(["ablation", "what it changes", *evs], rows, numeric=range(2, 2 + len(evs)))
+    ablation_table = reports.table(
+        ["ablation", "what it changes", *evs], rows, numeric=range(2, 2 + len(evs))
+    )
     out.append(f"<h3>Ablations</h3>{ablation_table}")
     primary = str(d.get("primary") or (evs[0] if evs else ""))
     if primary in evs:
@@ -445,22 +444,24 @@ def _diagnosis(d: Mapping[str, Any] | None) -> str:
             _mark(str(a.get("id", "")), (a.get("quality") or {}).get(primary), highlight=a is ablations[0])
             for a in ablations
         ]
-        out.append(dot_plot(marks, title=f"{primary} per ablation", axis_label=f"mean {primary}", width=1040))
+        out.append(
+            reports.dot_plot(marks, title=f"{primary} per ablation", axis_label=f"mean {primary}", width=1040)
+        )
     effects = [
         [
             e.get("name", ""),
             e.get("evaluator", ""),
             Html(f"{esc(e.get('variant', ''))} vs {esc(e.get('against', ''))}"),
             _diff_ci(e),
-            format_p(_f(e.get("p_value"))),
-            verdict_badge(str(e.get("verdict", ""))),
+            reports.format_p(_f(e.get("p_value"))),
+            reports.verdict_badge(str(e.get("verdict", ""))),
             e.get("meaning", ""),
         ]
         for e in d.get("effects") or []
         if isinstance(e, Mapping)
     ]
     headers = ["effect", "evaluator", "variant vs against", "diff [CI]", "p", "verdict", "meaning"]
-    out.append(f"<h3>Effects</h3>{table(headers, effects, numeric=(3, 4))}")
+    out.append(f"<h3>Effects</h3>{reports.table(headers, effects, numeric=(3, 4))}")
     failures = d.get("failures")
     if isinstance(failures, Mapping):
         counts = {k: int(_f(v) or 0) for k, v in failures.items() if not k.endswith("_ci")}
@@ -486,7 +487,7 @@ def render_ladder_html(ledger: dict[str, Any], diagnosis: dict[str, Any] | None 
         _failures(steps),
         _diagnosis(diagnosis if diagnosis is not None else ledger.get("diagnosis")),
     ]
-    return page(
+    return reports.page(
         f"{name}: honed optimisation ladder",
         "".join(sections),
         footer=f"Generated by honed from ladder run {run}.",
@@ -503,4 +504,4 @@ def write_ladder_html(ledger: dict[str, Any], path: Path, diagnosis: dict[str, A
             f"cannot write the report to {path}: the folder {folder} does not exist",
             hint="create it first, or choose another path",
         )
-    return write_page(render_ladder_html(ledger, diagnosis), path)
+    return reports.write_page(render_ladder_html(ledger, diagnosis), path)

@@ -61,16 +61,7 @@ def apply_changes(
         changes.append("few-shot: none")
     elif few_shot is not None:
         assert not isinstance(few_shot, str)
-        prompt = with_few_shot(
-            prompt,
-            dataset=dataset.ref,
-            split=few_shot.split,
-            k=few_shot.k,
-            select=few_shot.select,
-            target=target,
-            input_template=few_shot.input,
-            pool=list(dataset.split(few_shot.split)),
-        )
+        prompt = with_few_shot(prompt, few_shot, dataset, target=target)
         if not dataset.split(few_shot.split):
             raise InvalidInputError(
                 f"few_shot: dataset {dataset.ref} has no cases in split {few_shot.split!r}",

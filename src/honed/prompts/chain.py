@@ -23,11 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from honed.errors import HonedError
 from honed.hashing import content_hash
-from honed.prompts.spec import Prompt
-from honed.store.names import check_name
-from honed.userfiles import validate
+from honed.prompts.spec import Named, Prompt
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9:._-]+)?$")
@@ -74,37 +71,14 @@ class ChainStep(BaseModel):
         return value
 
 
-class Chain(BaseModel):
+class Chain(Named):
     """An ordered list of steps. Build one with `Chain.parse(mapping)` or `honed.prompts.load_chain`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    noun = "chain"
 
     name: str
     description: str | None = None
     steps: list[ChainStep] = Field(min_length=1)
-
-    @classmethod
-    def parse(
-        cls,
-        data: Mapping[str, Any],
-        *,
-        where: str = "chain",
-        lines: Mapping[tuple[Any, ...], int] | None = None,
-    ) -> Chain:
-        return validate(cls, dict(data), where=where, lines=lines)
-
-    @classmethod
-    def from_body(cls, name: str, body: Mapping[str, Any]) -> Chain:
-        return cls.parse({"name": name, **body}, where=f"stored chain {name!r}")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        try:
-            check_name("chain", value)
-        except HonedError as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
     @field_validator("steps")
     @classmethod

@@ -10,7 +10,7 @@ does not change the hash of any existing prompt.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,6 +34,37 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Named(_Strict):
+    """What prompts and chains share as named, versioned files: parsing with errors that point into the
+    file, rebuilding from a stored body, and the name rule of every stored name. A subclass declares its
+    own `name` field (where it stands in the field order is part of its content hash)."""
+
+    noun: ClassVar[str]  # "prompt", "chain": as error messages name it
+
+    @classmethod
+    def parse(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        where: str = "",
+        lines: Mapping[tuple[Any, ...], int] | None = None,
+    ) -> Self:
+        """Validate `data`; an error names `where` (a file path, say; default: the noun), the line when
+        `lines` maps field paths to lines, and the field."""
+        return validate(cls, dict(data), where=where or cls.noun, lines=lines)
+
+    @classmethod
+    def from_body(cls, name: str, body: Mapping[str, Any]) -> Self:
+        """The version a stored body holds (the inverse of `body()`)."""
+        return cls.parse({"name": name, **body}, where=f"stored {cls.noun} {name!r}")
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, value: str) -> str:
+        _check(lambda: check_name(cls.noun, value))
+        return value
 
 
 class PromptMessage(_Strict):
@@ -154,7 +185,7 @@ class Resource(_Strict):
         return self
 
 
-class Prompt(_Strict):
+class Prompt(Named):
     """A versionable prompt. Build one with `Prompt.parse(mapping)` (errors are `InvalidInputError`) or
     load it from YAML with `honed.prompts.load_prompt`.
 
@@ -162,6 +193,8 @@ class Prompt(_Strict):
     the remaining messages. `tools` (OpenAI tool definitions) are sent with every request; the completion's
     `tool_calls` holds what the model asked for, and a provider without tool support refuses the call.
     """
+
+    noun = "prompt"
 
     name: str
     description: str | None = None
@@ -176,29 +209,6 @@ class Prompt(_Strict):
     resources: dict[str, Resource] | None = None
 
     # -- construction ---------------------------------------------------------------------------------
-
-    @classmethod
-    def parse(
-        cls,
-        data: Mapping[str, Any],
-        *,
-        where: str = "prompt",
-        lines: Mapping[tuple[Any, ...], int] | None = None,
-    ) -> Prompt:
-        """Validate `data`; an error names `where` (a file path, say), the line when `lines` maps field
-        paths to lines, and the field."""
-        return validate(cls, dict(data), where=where, lines=lines)
-
-    @classmethod
-    def from_body(cls, name: str, body: Mapping[str, Any]) -> Prompt:
-        """The prompt a stored version holds (the inverse of `body()`)."""
-        return cls.parse({"name": name, **body}, where=f"stored prompt {name!r}")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        _check(lambda: check_name("prompt", value))
-        return value
 
     @field_validator("model")
     @classmethod

@@ -367,6 +367,17 @@ class RunRepository:
         )
         return out_results, out_scores
 
+    def fingerprint(self, run_id: str) -> tuple[Any, ...]:
+        """What changes whenever anything an analysis of the run reads changes: its status, and the count
+        and newest write of its results and of its scores (a human label added, changed or undone moves
+        one of them). Two cheap aggregate queries on the tables' primary-key prefix."""
+        r, s = results.c, scores.c
+        with self._store.read() as conn:
+            run = conn.execute(select(runs.c.status, runs.c.updated_at).where(runs.c.id == run_id)).first()
+            res = conn.execute(select(func.count(), func.max(r.created_at)).where(r.run_id == run_id)).first()
+            sco = conn.execute(select(func.count(), func.max(s.created_at)).where(s.run_id == run_id)).first()
+        return (tuple(run or ()), tuple(res or ()), tuple(sco or ()))
+
     def case_detail(
         self, run_id: str, case_id: str
     ) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:

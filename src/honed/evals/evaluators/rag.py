@@ -286,6 +286,10 @@ class RagJudge(JudgeBase):
     on the [0, 1] value, and the input holding the question (`question_field`)."""
 
     description: ClassVar[str] = ""
+    #: What a case must carry, checked in this order: "context", "question", "reference".
+    needs: ClassVar[tuple[str, ...]] = ()
+    #: What the reference answer is for, said when a case has none.
+    reference_for: ClassVar[str] = ""
     rubric: str = field(default="", init=False, repr=False)
     use_inputs: bool = field(default=False, init=False, repr=False)
     use_reference: bool = field(default=False, init=False, repr=False)
@@ -344,9 +348,16 @@ class RagJudge(JudgeBase):
             details={"hint": "run the case with retrieval, which fills EvalInput.context"},
         )
 
-    @abstractmethod
     def lacks(self, item: EvalInput) -> Score | None:
-        """An error score when `item` lacks what this metric needs, else None."""
+        """An error score for the first part of `needs` that `item` lacks, else None."""
+        for need in self.needs:
+            if need == "context" and item.context is None:
+                return self._no_context()
+            if need == "question" and self.question(item) is None:
+                return self._no_question()
+            if need == "reference" and self.reference(item) is None:
+                return Score.failed(NO_REFERENCE, reason=f"no reference answer {self.reference_for}")
+        return None
 
     @abstractmethod
     async def judge(self, item: EvalInput, run: _Run) -> Finding:
@@ -430,9 +441,7 @@ class Faithfulness(RagJudge):
 
     kind = "faithfulness"
     description = "Every claim in the answer is supported by the retrieved context."
-
-    def lacks(self, item: EvalInput) -> Score | None:
-        return self._no_context() if item.context is None else None
+    needs = ("context",)
 
     async def judge(self, item: EvalInput, run: _Run) -> Finding:
         if not item.output.strip():
@@ -454,9 +463,7 @@ class AnswerRelevance(RagJudge):
 
     kind = "answer_relevance"
     description = "The answer addresses the question that was asked, directly and completely."
-
-    def lacks(self, item: EvalInput) -> Score | None:
-        return self._no_question() if self.question(item) is None else None
+    needs = ("question",)
 
     async def judge(self, item: EvalInput, run: _Run) -> Finding:
         if not item.output.strip():
@@ -477,15 +484,8 @@ class ContextPrecision(RagJudge):
 
     kind = "context_precision"
     description = "The retrieved chunks that help reach the reference answer are ranked first."
-
-    def lacks(self, item: EvalInput) -> Score | None:
-        if item.context is None:
-            return self._no_context()
-        if self.question(item) is None:
-            return self._no_question()
-        if self.reference(item) is None:
-            return Score.failed(NO_REFERENCE, reason="no reference answer to judge the chunks against")
-        return None
+    needs = ("context", "question", "reference")
+    reference_for = "to judge the chunks against"
 
     async def judge(self, item: EvalInput, run: _Run) -> Finding:
         context = item.context or []
@@ -517,13 +517,8 @@ class ContextRecall(RagJudge):
 
     kind = "context_recall"
     description = "Every claim of the reference answer can be found in the retrieved context."
-
-    def lacks(self, item: EvalInput) -> Score | None:
-        if item.context is None:
-            return self._no_context()
-        if self.reference(item) is None:
-            return Score.failed(NO_REFERENCE, reason="no reference answer whose claims to look for")
-        return None
+    needs = ("context", "reference")
+    reference_for = "whose claims to look for"
 
     async def judge(self, item: EvalInput, run: _Run) -> Finding:
         reference = self.reference(item)

@@ -244,17 +244,14 @@ class Failures:
         """An HTTP error reply: 429, 408 and 5xx are retryable (honouring Retry-After), the rest are not.
         `api` (chat, embeddings) names what a 404 says the endpoint lacks."""
         where = f"endpoint {self.endpoint!r}"
-        if status == 429:
-            return RateLimitError(
-                f"{where} is rate limiting (HTTP 429): {detail}",
-                provider=self.endpoint,
-                status=status,
-                retry_after=retry_after_seconds(headers),
-                retryable=True,
+        if status == 429 or status >= 500 or status == 408:
+            kind, message = (
+                (RateLimitError, f"{where} is rate limiting (HTTP 429): {detail}")
+                if status == 429
+                else (ProviderError, f"{where} failed with HTTP {status}: {detail}")
             )
-        if status >= 500 or status == 408:
-            return ProviderError(
-                f"{where} failed with HTTP {status}: {detail}",
+            return kind(
+                message,
                 provider=self.endpoint,
                 status=status,
                 retry_after=retry_after_seconds(headers),

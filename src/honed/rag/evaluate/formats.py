@@ -383,14 +383,7 @@ def _string(record: dict[str, Any], key: str, at: str) -> str:
 
 def _corpus_jsonl(path: Path, source: str) -> list[Document]:
     docs: list[Document] = []
-    seen: dict[str, str] = {}
-    for at, record in _jsonl(path):
-        doc_id = _record_id(record, at, ("_id", "id"))
-        if doc_id in seen:
-            raise InvalidInputError(
-                f"{at}: document {doc_id!r} appears twice (also {seen[doc_id]})", hint="give each its own _id"
-            )
-        seen[doc_id] = at
+    for doc_id, at, record in _records(path, "document"):
         if "text" not in record:
             raise InvalidInputError(
                 f"{at}: no 'text' field", hint="each corpus record has `text` (may be empty)"
@@ -418,20 +411,29 @@ def _corpus_jsonl(path: Path, source: str) -> list[Document]:
 
 def _queries_jsonl(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    where: dict[str, str] = {}
-    for at, record in _jsonl(path):
-        qid = _record_id(record, at, ("_id", "id"))
-        if qid in queries:
-            raise InvalidInputError(
-                f"{at}: query {qid!r} appears twice (also {where[qid]})", hint="give each its own _id"
-            )
+    for qid, at, record in _records(path, "query"):
         text = _string(record, "text", at).strip()
         if not text:
             raise InvalidInputError(
                 f"{at}: query {qid!r} has no text", hint="each query has its question in `text`"
             )
-        queries[qid], where[qid] = text, at
+        queries[qid] = text
     return queries
+
+
+def _records(path: Path, what: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The records of a BEIR JSONL file (corpus or queries) as (id, FILE:LINE, record); an id that
+    appears twice is an error naming both lines."""
+    seen: dict[str, str] = {}
+    for at, record in _jsonl(path):
+        record_id = _record_id(record, at, ("_id", "id"))
+        if record_id in seen:
+            raise InvalidInputError(
+                f"{at}: {what} {record_id!r} appears twice (also {seen[record_id]})",
+                hint="give each its own _id",
+            )
+        seen[record_id] = at
+        yield record_id, at, record
 
 
 def _document(doc_id: str, title: str, body: str, extra: dict[str, Any], source: str) -> Document:
@@ -462,8 +464,8 @@ def _judged(
     known_docs = {d.id for d in documents}
     out: Qrels = {}
     where: dict[tuple[str, str], str] = {}
-    no_query: list[_Judgment] = []
-    no_doc: list[_Judgment] = []
+    no_query: list[tuple[str, str]] = []  # (FILE:LINE, query id) of judgments naming an unknown query
+    no_doc: list[tuple[str, str]] = []
     matched = 0
     for j in judgments:
         first = where.setdefault((j.query, j.doc), j.where)
@@ -473,10 +475,10 @@ def _judged(
                 hint="keep one judgment per query and document (trec_eval refuses repeats too)",
             )
         if j.query not in queries:
-            no_query.append(j)
+            no_query.append((j.where, j.query))
             continue
         if j.doc not in known_docs:
-            no_doc.append(j)
+            no_doc.append((j.where, j.doc))
         else:
             matched += 1
         out.setdefault(j.query, {})[j.doc] = j.grade
@@ -487,22 +489,22 @@ def _judged(
             f"(first: {j.where}: query {j.query!r}, document {j.doc!r})",
             hint="check that the files belong to the same collection",
         )
-    warnings: list[str] = []
-    if no_query:
-        j = no_query[0]
-        count = len({x.query for x in no_query})
-        warnings.append(
-            f"{len(no_query)} judgment(s) name {count} query id(s) not in {topics} "
-            f"(first: {j.where}: {j.query!r}); left out: a query without text cannot be asked"
-        )
-    if no_doc:
-        j = no_doc[0]
-        count = len({x.doc for x in no_doc})
-        warnings.append(
-            f"{len(no_doc)} judgment(s) name {count} document id(s) not in {corpus} "
-            f"(first: {j.where}: {j.doc!r}); kept: they count as relevant documents no run can retrieve"
-        )
+    warnings = [
+        *_strays(no_query, "query", topics, "left out: a query without text cannot be asked"),
+        *_strays(no_doc, "document", corpus, "kept: they count as relevant documents no run can retrieve"),
+    ]
     return out, warnings
+
+
+def _strays(strays: list[tuple[str, str]], what: str, file: str, outcome: str) -> list[str]:
+    """A warning for the judgments, as (FILE:LINE, id), that name a `what` not in `file`, if any do."""
+    if not strays:
+        return []
+    (at, first), count = strays[0], len({id_ for _, id_ in strays})
+    return [
+        f"{len(strays)} judgment(s) name {count} {what} id(s) not in {file} (first: {at}: {first!r}); "
+        + outcome
+    ]
 
 
 class _LineIndex:

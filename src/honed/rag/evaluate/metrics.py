@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from honed.errors import InvalidInputError
 
@@ -31,6 +31,8 @@ Qrels = dict[str, dict[str, int]]
 
 Ranking = dict[str, dict[str, float]]
 """A run: query id -> doc id -> score (higher is retrieved first)."""
+
+V = TypeVar("V")
 
 __all__ = [
     "Qrels",
@@ -353,13 +355,7 @@ def read_qrels(path: str | Path) -> Qrels:
         qid, _iteration, doc_id, rel = fields
         if not re.fullmatch(r"[+-]?\d+", rel):
             raise InvalidInputError(f"{where}: relevance {rel!r} is not an integer", hint=_QRELS_HINT)
-        docs = qrels.setdefault(qid, {})
-        if doc_id in docs:
-            raise InvalidInputError(
-                f"{where}: doc {doc_id!r} is judged twice for query {qid!r}",
-                hint="keep one judgment per query and doc (trec_eval rejects duplicates too)",
-            )
-        docs[doc_id] = int(rel)
+        _add_once(qrels, where, qid, doc_id, int(rel), "judged", "keep one judgment per query and doc")
     return qrels
 
 
@@ -382,14 +378,21 @@ def read_run(path: str | Path) -> Ranking:
             score = math.nan
         if math.isnan(score):
             raise InvalidInputError(f"{where}: score {raw_score!r} is not a number", hint=_RUN_HINT)
-        docs = run.setdefault(qid, {})
-        if doc_id in docs:
-            raise InvalidInputError(
-                f"{where}: doc {doc_id!r} is retrieved twice for query {qid!r}",
-                hint="each doc may appear once per query (trec_eval rejects duplicates too)",
-            )
-        docs[doc_id] = score
+        _add_once(run, where, qid, doc_id, score, "retrieved", "each doc may appear once per query")
     return run
+
+
+def _add_once(
+    table: dict[str, dict[str, V]], where: str, qid: str, doc_id: str, value: V, verb: str, fix: str
+) -> None:
+    """table[qid][doc_id] = value, where a second line for the same pair is an error (as in trec_eval)."""
+    docs = table.setdefault(qid, {})
+    if doc_id in docs:
+        raise InvalidInputError(
+            f"{where}: doc {doc_id!r} is {verb} twice for query {qid!r}",
+            hint=f"{fix} (trec_eval rejects duplicates too)",
+        )
+    docs[doc_id] = value
 
 
 def write_run(path: str | Path, ranking: Mapping[str, Mapping[str, float]], tag: str) -> None:

@@ -288,19 +288,12 @@ def _is_abbreviation(text: str, dot: int) -> bool:
 def _sentences(text: str, start: int, end: int) -> list[Span]:
     """Sentences of text[start:end]: cut after ., ! or ? followed by whitespace (not after a known
     abbreviation, an initial or inside a number), at blank lines and before headings and list items."""
-    out: list[Span] = []
-    previous = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        if match.group() == "." and _is_abbreviation(text, match.start()):
-            continue
-        span = _strip(text, previous, match.end())
-        if span[0] < span[1]:
-            out.append(span)
-        previous = match.end()
-    span = _strip(text, previous, end)
-    if span[0] < span[1]:
-        out.append(span)
-    return out
+    ends = (
+        (match.end(), match.end())
+        for match in _SENTENCE_END.finditer(text, start, end)
+        if not (match.group() == "." and _is_abbreviation(text, match.start()))
+    )
+    return _pieces(text, start, end, ends)
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
@@ -308,16 +301,20 @@ _LINE_BREAK = re.compile(r"\n")
 
 
 def _split(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[Span]:
+    """The pieces of text[start:end] between matches of `pattern` (the matches themselves dropped)."""
+    return _pieces(text, start, end, ((m.start(), m.end()) for m in pattern.finditer(text, start, end)))
+
+
+def _pieces(text: str, start: int, end: int, cuts: Iterable[tuple[int, int]]) -> list[Span]:
+    """text[start:end] cut at `cuts`, each (where one piece ends, where the next begins), in order; the
+    pieces stripped of white space, and the empty ones dropped."""
     out: list[Span] = []
     previous = start
-    for match in pattern.finditer(text, start, end):
-        span = _strip(text, previous, match.start())
+    for stop, resume in (*cuts, (end, end)):
+        span = _strip(text, previous, stop)
         if span[0] < span[1]:
             out.append(span)
-        previous = match.end()
-    span = _strip(text, previous, end)
-    if span[0] < span[1]:
-        out.append(span)
+        previous = resume
     return out
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Default budget of a `stuff` step: what a small model's window holds next to a question.
 STUFF_DEFAULT_TOKENS = 1500
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,18 +61,27 @@ class Augmented:
 
 def format_chunks(hits: Sequence[Hit], max_tokens: int | None) -> tuple[str, list[Hit]]:
     """Numbered chunks under a token budget, and the hits that made it in."""
+    return _numbered(hits, lambda hit: (hit.chunk.id, hit.chunk.text), max_tokens)
+
+
+def _numbered(
+    items: Sequence[T], id_and_text: Callable[[T], tuple[str, str]], max_tokens: int | None
+) -> tuple[str, list[T]]:
+    """Items as numbered blocks, "[n] (id) text", in order until the next would pass `max_tokens`; and
+    the items that made it in. Chunks and stuffed documents are cited the same way."""
     from honed.rag.ingest.chunking import count_tokens
 
     parts: list[str] = []
-    used: list[Hit] = []
+    used: list[T] = []
     total = 0
-    for hit in hits:
-        text = f"[{len(used) + 1}] ({hit.chunk.id}) {hit.chunk.text.strip()}"
+    for item in items:
+        item_id, body = id_and_text(item)
+        text = f"[{len(used) + 1}] ({item_id}) {body.strip()}"
         n = count_tokens(text) + 1
         if max_tokens is not None and total + n > max_tokens:
             break
         parts.append(text)
-        used.append(hit)
+        used.append(item)
         total += n
     return "\n\n".join(parts), used
 
@@ -410,17 +421,5 @@ class Augmenter:
 
 def _stuff(docs: Sequence[Document], budget: int) -> tuple[str, list[Document], int]:
     """Whole documents, numbered, in order, until the next would pass `budget` tokens."""
-    from honed.rag.ingest.chunking import count_tokens
-
-    parts: list[str] = []
-    used: list[Document] = []
-    total = 0
-    for doc in docs:
-        text = f"[{len(used) + 1}] ({doc.id}) {doc.text.strip()}"
-        n = count_tokens(text) + 1
-        if total + n > budget:
-            break
-        parts.append(text)
-        used.append(doc)
-        total += n
-    return "\n\n".join(parts), used, len(docs)
+    text, used = _numbered(docs, lambda doc: (doc.id, doc.text), budget)
+    return text, used, len(docs)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from honed.errors import InvalidInputError
-from honed.experiments.analysis import analyse
+from honed.experiments.analysis import analyse_latest
 from honed.experiments.cases import Changed, case_detail, list_cases
 from honed.experiments.report_html import report_sections
 from honed.store.runs import Run
@@ -25,9 +25,6 @@ from honed.workspace import Workspace
 #: Cases per page of the matrix, and runs per page of the list.
 CASES_PER_PAGE = 25
 RUNS_PER_PAGE = 50
-#: Bootstrap draws behind the page's analysis: the intervals of `experiments compare` use 10,000; a page
-#: that must answer at once uses fewer (the verdicts of cases do not depend on them; see list_cases).
-N_BOOT = 2000
 SHOW = {
     "all": "all cases",
     "regressions": "regressions",
@@ -87,7 +84,7 @@ def router(h: Workspace) -> APIRouter:
         q: str | None = None,
         offset: int = 0,
     ) -> Response:
-        report = analyse(h.store, run_id, baseline=baseline, n_boot=N_BOOT)
+        report = analyse_latest(h.store, run_id, baseline=baseline)
         changed: Changed | None = None
         if show in ("regressions", "improvements", "either"):
             changed = show  # type: ignore[assignment]

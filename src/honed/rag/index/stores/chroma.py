@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from honed.errors import InvalidInputError, RetrievalError
 from honed.rag.index.filters import check
-from honed.rag.index.stores.registry import check_vectors, collection_name, last_wins, store_metadata
-from honed.rag.types import Chunk, Vectors, VectorStore, Where
+from honed.rag.index.stores.base import NOTHING, ClientStore, Place, positive_int
+from honed.rag.index.stores.registry import store_metadata
+from honed.rag.types import Chunk, Vectors, Where
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -33,80 +34,39 @@ if TYPE_CHECKING:
 
 _HNSW = ("ef_search", "ef_construction", "max_neighbors")
 _DIMENSION_KEY = "honed_dimension"
-_NOTHING: Final = object()  # a filter no chunk can satisfy (`$in: []`): Chroma rejects it, so never ask
 
 
 def open_chroma(
     config: Mapping[str, Any], *, collection: str, dimension: int, root: Path | None
 ) -> ChromaStore:
     """The `chroma` factory: `url` for a server, else `path` (default `root/chroma`) for an embedded one."""
-    url = config.get("url")
-    path = config.get("path")
-    if url is not None and path is not None:
-        raise InvalidInputError("chroma settings 'url' and 'path' exclude each other", hint="keep one")
-    if path is not None and not isinstance(path, str | Path):
-        raise InvalidInputError(f"chroma path must be a folder name, not {path!r}")
-    if url is not None and not isinstance(url, str):
-        raise InvalidInputError(
-            f"chroma url must be a string, not {url!r}", hint="e.g. http://127.0.0.1:8000"
-        )
-    if path is None and url is None:
-        if root is None:
-            raise InvalidInputError("chroma needs a 'path' (there is no workspace to keep it in)")
-        path = root / "chroma"
+    where = ChromaStore.place(config, collection=collection, dimension=dimension, root=root)
     hnsw: dict[str, int] = {}
     for key in _HNSW:
-        value = config.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InvalidInputError(f"chroma setting {key!r} must be a positive integer, not {value!r}")
-        hnsw[key] = value
-    return ChromaStore(
-        collection=collection,
-        dimension=dimension,
-        path=None if path is None else Path(path),
-        url=url,
-        hnsw=hnsw,
-    )
+        value = positive_int(config, key, store="chroma")
+        if value is not None:
+            hnsw[key] = value
+    return ChromaStore(where, hnsw=hnsw)
 
 
-class ChromaStore(VectorStore):
+class ChromaStore(ClientStore["ClientAPI"]):
     """One Chroma collection. Opening it connects (a server must be up) and creates the collection if
     needed; after `drop`, the next write creates it again."""
 
-    def __init__(
-        self,
-        *,
-        collection: str,
-        dimension: int,
-        path: Path | None = None,
-        url: str | None = None,
-        hnsw: Mapping[str, int] | None = None,
-    ) -> None:
-        if (path is None) == (url is None):
-            raise InvalidInputError("a chroma store needs exactly one of 'path' and 'url'")
-        self.name = collection_name(collection)
-        self.dimension = dimension
-        self.url = url
-        self.path = path
+    kind = "chroma"
+    example_url = "http://127.0.0.1:8000"
+
+    def __init__(self, place: Place, *, hnsw: Mapping[str, int] | None = None) -> None:
+        super().__init__(place)
+        self.path = place.path
         self._hnsw = dict(hnsw or {})
-        self._where = url or str(path)
-        self._client: ClientAPI | None = self._connect()
+        self._client = self._connect()
         self._collection: Collection | None = None
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
+        self._open_now()
 
-    # --- VectorStore -------------------------------------------------------------------------------
+    # --- ClientStore -------------------------------------------------------------------------------
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
-        array = check_vectors(vectors, len(chunks), self.dimension, store="chroma")
-        if not chunks:
-            return
-        chunks, array = last_wins(chunks, array)
+    def _upsert(self, chunks: list[Chunk], array: Vectors) -> None:
         collection = self._open()
         batch = self._batch_size()
         for start in range(0, len(chunks), batch):
@@ -120,26 +80,17 @@ class ChromaStore(VectorStore):
                     documents=[c.text for c in part],
                 )
 
-    def delete(self, chunk_ids: Sequence[str]) -> None:
-        ids = list(dict.fromkeys(chunk_ids))
-        if not ids:
-            return
+    def _delete(self, ids: list[str]) -> None:
         collection = self._open()
         batch = self._batch_size()
         for start in range(0, len(ids), batch):
             with self._errors():
                 collection.delete(ids=ids[start : start + batch])
 
-    def query(self, vector: Vectors, k: int, where: Where | None = None) -> list[tuple[str, float]]:
-        return self.query_many(check_vectors(vector, 1, self.dimension, store="chroma"), k, where)[0]
+    def _filter(self, where: Where | None) -> Any:
+        return chroma_where(where)
 
-    def query_many(
-        self, vectors: Vectors, k: int, where: Where | None = None
-    ) -> list[list[tuple[str, float]]]:
-        array = check_vectors(vectors, None, self.dimension, store="chroma")
-        translated = chroma_where(where)
-        if k <= 0 or translated is _NOTHING or len(array) == 0:
-            return [[] for _ in range(len(array))]
+    def _query_many(self, array: Vectors, k: int, translated: Any) -> list[list[tuple[str, float]]]:
         collection = self._open()
         out: list[list[tuple[str, float]]] = []
         batch = self._batch_size()
@@ -148,7 +99,7 @@ class ChromaStore(VectorStore):
                 result = collection.query(
                     query_embeddings=array[start : start + batch],
                     n_results=k,
-                    where=translated,  # type: ignore[arg-type]
+                    where=translated,
                     include=["distances"],
                 )
             distances = result["distances"] or []
@@ -195,7 +146,7 @@ class ChromaStore(VectorStore):
         parts = urlsplit(self.url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
             raise InvalidInputError(
-                f"chroma url {self.url!r} is not http(s)://host:port", hint="e.g. http://127.0.0.1:8000"
+                f"chroma url {self.url!r} is not http(s)://host:port", hint=f"e.g. {self.example_url}"
             )
         try:
             port = parts.port or (443 if parts.scheme == "https" else 8000)
@@ -228,20 +179,13 @@ class ChromaStore(VectorStore):
         """Refuse a collection made for another dimension or distance; apply a new `ef_search`."""
         have = (collection.metadata or {}).get(_DIMENSION_KEY)
         if have is not None and have != self.dimension:
-            raise RetrievalError(
-                f"chroma collection {self.name!r} holds {have}-dimensional vectors, "
-                f"the embedder makes {self.dimension}",
-                hint="the embedder changed: rebuild the index (or use the embedder it was built with)",
-            )
+            raise self._wrong_dimension(have)
         with warnings.catch_warnings():
             # Reading the configuration of a collection made without an embedding function warns.
             warnings.simplefilter("ignore", DeprecationWarning)
             config = dict(collection.configuration.get("hnsw") or {})
         if config.get("space", "cosine") != "cosine":
-            raise RetrievalError(
-                f"chroma collection {self.name!r} uses {config['space']!r} distance, not cosine",
-                hint="it was not made by honed: use another collection name or drop it",
-            )
+            raise self._wrong_distance(repr(config["space"]))
         for key in ("ef_construction", "max_neighbors"):
             want = self._hnsw.get(key)
             if want is not None and config.get(key) not in (None, want):
@@ -253,11 +197,6 @@ class ChromaStore(VectorStore):
         if ef_search is not None and config.get("ef_search") != ef_search:
             with self._errors():
                 collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
-
-    def _api(self) -> ClientAPI:
-        if self._client is None:
-            raise RetrievalError(f"chroma store {self._where} is closed", hint="open it again")
-        return self._client
 
     def _batch_size(self) -> int:
         with self._errors():
@@ -292,7 +231,7 @@ class ChromaStore(VectorStore):
 
 
 def chroma_where(where: Where | None) -> dict[str, Any] | object | None:
-    """A `honed.rag.index.filters` filter as Chroma's `where`: None for no filter, `_NOTHING` for one no chunk
+    """A `honed.rag.index.filters` filter as Chroma's `where`: None for no filter, `NOTHING` for one no chunk
     satisfies. Several conditions are wrapped in `$and`; `$in`/`$nin` lists of mixed types are split per
     type (Chroma wants one type per list), and empty ones are resolved here (Chroma rejects them)."""
     clauses: list[dict[str, Any]] = []
@@ -303,7 +242,7 @@ def chroma_where(where: Where | None) -> dict[str, Any] | object | None:
                 continue
             if not value:
                 if op == "$in":
-                    return _NOTHING
+                    return NOTHING
                 continue
             by_type: dict[type, list[Any]] = {}
             for item in map(_number, value):

@@ -18,14 +18,15 @@ import sqlite3
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from honed.errors import InvalidInputError, RetrievalError
 from honed.rag.index.filters import check
-from honed.rag.index.stores.registry import check_vectors, collection_name, last_wins, store_metadata
-from honed.rag.types import Chunk, Vectors, VectorStore, Where
+from honed.rag.index.stores.base import NOTHING, ClientStore, Place, positive_int
+from honed.rag.index.stores.registry import store_metadata
+from honed.rag.types import Chunk, Vectors, Where
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -37,49 +38,26 @@ ID_KEY = "_honed_id"
 TEXT_KEY = "_honed_text"
 _NAMESPACE = uuid.UUID("7b0c6f0e-4d2a-5c43-9a51-3f1c2b8e6d10")  # fixed forever: point ids depend on it
 _BATCH = 256
-_NOTHING: Final = object()
 
 
 def open_qdrant(
     config: Mapping[str, Any], *, collection: str, dimension: int, root: Path | None
 ) -> QdrantStore:
     """The `qdrant` factory: `url` for a server (or ":memory:"), else `path` (default `root/qdrant`)."""
-    url, path = config.get("url"), config.get("path")
-    if url is not None and path is not None:
-        raise InvalidInputError("qdrant settings 'url' and 'path' exclude each other", hint="keep one")
-    if path is not None and not isinstance(path, str | Path):
-        raise InvalidInputError(f"qdrant path must be a folder name, not {path!r}")
-    if url is not None and not isinstance(url, str):
-        raise InvalidInputError(
-            f"qdrant url must be a string, not {url!r}", hint="e.g. http://127.0.0.1:6333"
-        )
-    if url is None and path is None:
-        if root is None:
-            raise InvalidInputError("qdrant needs a 'path' (there is no workspace to keep it in)")
-        path = root / "qdrant"
+    where = QdrantStore.place(config, collection=collection, dimension=dimension, root=root)
     api_key: str | None = None
     env = config.get("api_key_env")
     if env is not None:
-        if not isinstance(env, str) or url in (None, MEMORY):
+        if not isinstance(env, str) or where.url in (None, MEMORY):
             raise InvalidInputError("qdrant 'api_key_env' names an environment variable, for a server url")
         api_key = os.environ.get(env)
         if not api_key:
             raise InvalidInputError(f"qdrant api_key_env: environment variable {env} is not set")
-    hnsw_ef = config.get("hnsw_ef")
-    if hnsw_ef is not None and (not isinstance(hnsw_ef, int) or isinstance(hnsw_ef, bool) or hnsw_ef <= 0):
-        raise InvalidInputError(f"qdrant setting 'hnsw_ef' must be a positive integer, not {hnsw_ef!r}")
+    hnsw_ef = positive_int(config, "hnsw_ef", store="qdrant")
     exact = config.get("exact", False)
     if not isinstance(exact, bool):
         raise InvalidInputError(f"qdrant setting 'exact' must be true or false, not {exact!r}")
-    return QdrantStore(
-        collection=collection,
-        dimension=dimension,
-        path=None if path is None else Path(path),
-        url=url,
-        api_key=api_key,
-        hnsw_ef=hnsw_ef,
-        exact=exact,
-    )
+    return QdrantStore(where, api_key=api_key, hnsw_ef=hnsw_ef, exact=exact)
 
 
 def point_id(chunk_id: str) -> str:
@@ -87,47 +65,29 @@ def point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, chunk_id))
 
 
-class QdrantStore(VectorStore):
+class QdrantStore(ClientStore["QdrantClient"]):
     """One Qdrant collection, created (cosine) on open if missing; after `drop`, the next write
     creates it again."""
 
+    kind = "qdrant"
+    example_url = "http://127.0.0.1:6333"
+
     def __init__(
-        self,
-        *,
-        collection: str,
-        dimension: int,
-        path: Path | None = None,
-        url: str | None = None,
-        api_key: str | None = None,
-        hnsw_ef: int | None = None,
-        exact: bool = False,
+        self, place: Place, *, api_key: str | None = None, hnsw_ef: int | None = None, exact: bool = False
     ) -> None:
-        if (path is None) == (url is None):
-            raise InvalidInputError("a qdrant store needs exactly one of 'path' and 'url'")
-        self.name = collection_name(collection)
-        self.dimension = dimension
-        self.url = url
-        self.path = None if path is None else path.resolve()
-        self._where = url or str(path)
-        self._server = url is not None and url != MEMORY
+        super().__init__(place)
+        self.path = None if place.path is None else place.path.resolve()
+        self._server = place.url is not None and place.url != MEMORY
         self._search = (hnsw_ef, exact)
-        self._client: QdrantClient | None = self._connect(api_key)
+        self._client = self._connect(api_key)
         self._ready = False
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
+        self._open_now()
 
-    # --- VectorStore -------------------------------------------------------------------------------
+    # --- ClientStore -------------------------------------------------------------------------------
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
+    def _upsert(self, chunks: list[Chunk], array: Vectors) -> None:
         from qdrant_client import models
 
-        array = check_vectors(vectors, len(chunks), self.dimension, store="qdrant")
-        if not chunks:
-            return
-        chunks, array = last_wins(chunks, array)
         client = self._open()
         for start in range(0, len(chunks), _BATCH):
             points = [
@@ -147,30 +107,22 @@ class QdrantStore(VectorStore):
             with self._errors():
                 client.upsert(self.name, points=points, wait=True)
 
-    def delete(self, chunk_ids: Sequence[str]) -> None:
+    def _delete(self, chunk_ids: list[str]) -> None:
         from qdrant_client import models
 
-        ids = [point_id(i) for i in dict.fromkeys(chunk_ids)]
-        if not ids:
-            return
+        ids = [point_id(i) for i in chunk_ids]
         client = self._open()
         for start in range(0, len(ids), _BATCH):
             selector = models.PointIdsList(points=list(ids[start : start + _BATCH]))
             with self._errors():
                 client.delete(self.name, points_selector=selector, wait=True)
 
-    def query(self, vector: Vectors, k: int, where: Where | None = None) -> list[tuple[str, float]]:
-        return self.query_many(check_vectors(vector, 1, self.dimension, store="qdrant"), k, where)[0]
+    def _filter(self, where: Where | None) -> Any:
+        return qdrant_filter(where)
 
-    def query_many(
-        self, vectors: Vectors, k: int, where: Where | None = None
-    ) -> list[list[tuple[str, float]]]:
+    def _query_many(self, array: Vectors, k: int, query_filter: Any) -> list[list[tuple[str, float]]]:
         from qdrant_client import models
 
-        array = check_vectors(vectors, None, self.dimension, store="qdrant")
-        query_filter = qdrant_filter(where)
-        if k <= 0 or query_filter is _NOTHING or len(array) == 0:
-            return [[] for _ in range(len(array))]
         assert query_filter is None or isinstance(query_filter, models.Filter)
         client = self._open()
         hnsw_ef, exact = self._search
@@ -227,11 +179,6 @@ class QdrantStore(VectorStore):
         # the clear error the first real request gives.
         return QdrantClient(url=self.url, api_key=api_key, check_compatibility=False, timeout=30)
 
-    def _api(self) -> QdrantClient:
-        if self._client is None:
-            raise RetrievalError(f"qdrant store {self._where} is closed", hint="open it again")
-        return self._client
-
     def _open(self) -> QdrantClient:
         from qdrant_client import models
 
@@ -251,16 +198,9 @@ class QdrantStore(VectorStore):
                 hint="it was not made by honed: use another collection name or drop it",
             )
         if params.size != self.dimension:
-            raise RetrievalError(
-                f"qdrant collection {self.name!r} holds {params.size}-dimensional vectors, "
-                f"the embedder makes {self.dimension}",
-                hint="the embedder changed: rebuild the index (or use the embedder it was built with)",
-            )
+            raise self._wrong_dimension(params.size)
         if params.distance != models.Distance.COSINE:
-            raise RetrievalError(
-                f"qdrant collection {self.name!r} uses {params.distance.value} distance, not cosine",
-                hint="it was not made by honed: use another collection name or drop it",
-            )
+            raise self._wrong_distance(params.distance.value)
         if self.path is not None:
             _fast_local_writes(client, self.name)
         self._ready = True
@@ -295,7 +235,7 @@ def _cause(exc: BaseException) -> str:
 
 
 def qdrant_filter(where: Where | None) -> qm.Filter | object | None:
-    """A `honed.rag.index.filters` filter as a Qdrant `Filter`: None for no filter, `_NOTHING` for one no
+    """A `honed.rag.index.filters` filter as a Qdrant `Filter`: None for no filter, `NOTHING` for one no
     chunk satisfies. `$ne`/`$nin` become must_not conditions, so a chunk without the field passes them, as in
     `filters.matches` (Qdrant's MatchExcept would drop such chunks)."""
     from qdrant_client import models
@@ -311,7 +251,7 @@ def qdrant_filter(where: Where | None) -> qm.Filter | object | None:
             elif op in ("$in", "$nin"):
                 if not value:
                     if op == "$in":
-                        return _NOTHING
+                        return NOTHING
                     continue
                 condition = _any_of(key, value)
                 (must if op == "$in" else must_not).append(condition)
