@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -179,13 +178,7 @@ class Honed:
             sample_index=sample_index,
         )
 
-        async def main() -> Completion:
-            try:
-                return await self.client.complete(request)
-            finally:
-                await self.client.aclose()
-
-        return asyncio.run(main())
+        return self.client.blocking(lambda: self.client.complete(request), flush=True)
 
     def close(self) -> None:
         """Write what is buffered (cache entries, queued logs) and close the store."""

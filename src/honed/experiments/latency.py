@@ -15,7 +15,6 @@ kept beside them (`IN_THE_RUN`).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -62,14 +61,7 @@ def summarise(times: Sequence[float], mode: str = IN_THE_RUN) -> Latency | None:
 
 def latency_probe(h: Workspace, exp: Experiment, calls: int, *, run_id: str) -> dict[str, list[float]]:
     """`aprobe` from synchronous code; closes the providers it opened."""
-
-    async def main() -> dict[str, list[float]]:
-        try:
-            return await aprobe(h, exp, calls, run_id=run_id)
-        finally:
-            await h.client.aclose_providers()
-
-    return asyncio.run(main())
+    return h.client.blocking(lambda: aprobe(h, exp, calls, run_id=run_id))
 
 
 async def aprobe(

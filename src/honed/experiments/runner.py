@@ -543,11 +543,6 @@ def run_experiment(
     latency_calls: int | None = None,
 ) -> Run:
     """Synchronous `arun` for the CLI and scripts."""
-
-    async def main() -> Run:
-        try:
-            return await arun(h, exp, new=new, progress=progress, force=force, latency_calls=latency_calls)
-        finally:
-            await h.client.aclose_providers()
-
-    return asyncio.run(main())
+    return h.client.blocking(
+        lambda: arun(h, exp, new=new, progress=progress, force=force, latency_calls=latency_calls)
+    )

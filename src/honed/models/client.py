@@ -20,8 +20,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from honed.config import EndpointConfig, Settings
 from honed.errors import (
@@ -51,6 +51,9 @@ block: `honed.logs.calls.CallLogger` queues a row for the background writer."""
 
 _FLUSH_EVERY = 64
 _FLUSH_SECONDS = 0.5
+
+
+T = TypeVar("T")
 
 
 class ModelClient:
@@ -223,11 +226,19 @@ class ModelClient:
         self, requests: Sequence[ChatRequest], *, on_result: OnResult | None = None
     ) -> list[Completion | HonedError]:
         """Synchronous `complete_many` for scripts and the CLI (not from inside a running event loop)."""
+        return self.blocking(lambda: self.complete_many(requests, on_result=on_result))
 
-        async def main() -> list[Completion | HonedError]:
+    def blocking(self, make: Callable[[], Awaitable[T]], *, flush: bool = False) -> T:
+        """Run `make()` to its end from synchronous code (not from inside a running event loop), then close
+        the providers it opened (their HTTP sessions belong to this loop) and, with `flush`, write the
+        buffered cache entries. Every synchronous wrapper of honed's async calls goes through here."""
+
+        async def main() -> T:
             try:
-                return await self.complete_many(requests, on_result=on_result)
+                return await make()
             finally:
+                if flush:
+                    await asyncio.to_thread(self.flush)
                 await self.aclose_providers()
 
         return asyncio.run(main())

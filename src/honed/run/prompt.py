@@ -233,10 +233,4 @@ def run_chain(
 
 
 def _sync(h: Workspace, make: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            return await make()
-        finally:
-            await h.client.aclose()
-
-    return asyncio.run(main())
+    return h.client.blocking(make, flush=True)

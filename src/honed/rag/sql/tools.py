@@ -128,13 +128,6 @@ def answer_with_sql_sync(
     max_rounds: int = 3,
 ) -> SqlAnswer:
     """`answer_with_sql` for scripts (not from inside a running event loop)."""
-
-    async def main() -> SqlAnswer:
-        try:
-            return await answer_with_sql(
-                client, question, source, model=model, system=system, max_rounds=max_rounds
-            )
-        finally:
-            await client.aclose_providers()
-
-    return asyncio.run(main())
+    return client.blocking(
+        lambda: answer_with_sql(client, question, source, model=model, system=system, max_rounds=max_rounds)
+    )
