@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 
-from honed.experiments import analyse
-from tests.ui.conftest import HOSTILE, Site, client
+from honed.datasets import Case, record_cases
+from honed.experiments import analyse, parse_spec, resolve, run_experiment
+from honed.experiments.crossrun import compare_runs
+from honed.testing import scripted
+from tests.ui.conftest import HOSTILE, Site, client, off_loop
 
 
 def test_the_list_links_each_run(site: Site) -> None:
@@ -85,3 +88,43 @@ def test_unknown_runs_and_cases_are_pages_not_tracebacks(site: Site) -> None:
     assert bad.status_code == 400 and "show=&#39;weird&#39;" in bad.text
     # The API keeps OpenAI's error shape.
     assert api.status_code == 404 and api.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_two_runs_of_one_dataset_compare_case_by_case(site: Site) -> None:
+    spec = {
+        "name": "capitals-again",
+        "dataset": "caps",
+        "variants": [{"prompt": "qa@v2", "model": "scripted/all-right"}],
+        "evaluators": [{"type": "exact"}],
+    }
+    h = site.h
+    with scripted("all-right", lambda r: str(r.messages[-1]["content"]).replace("country", "capital")):
+        second = off_loop(lambda: run_experiment(h, resolve(h, parse_spec(spec))).id)
+    with client(site) as http:
+        choices = http.get("/experiments/compare", params={"a": site.run_id}).text
+        page = http.get("/experiments/compare", params={"a": site.run_id, "b": second, "va": "qa@v2"})
+    assert f"b={second}" in choices
+    assert page.status_code == 200
+    text = page.text
+    result = compare_runs(h.store, site.run_id, second, variant_a="qa@v2")
+    assert f"<h1>{result.b.label} against {site.run_id}:qa@v2</h1>" in text
+    assert "B − A = +0.500" in text and 'class="v v-better">better' in text
+    assert "0 regressed, 15 improved" in text
+    # The same numbers as the domain function gives (what a script would read).
+    assert result.stats["exact"].comparisons[result.b.label].mean_diff == 0.5
+
+
+def test_runs_of_different_dataset_versions_are_not_paired(site: Site) -> None:
+    h = site.h
+    record_cases(h.store, "caps", [Case(id="x1", inputs={"country": "countryX"}, reference="capitalX")])
+    spec = {
+        "name": "other",
+        "dataset": "caps",
+        "variants": [{"prompt": "qa@v2"}],
+        "evaluators": [{"type": "exact"}],
+    }
+    with scripted("ui", lambda r: "capitalX"):
+        other = off_loop(lambda: run_experiment(h, resolve(h, parse_spec(spec))).id)
+    with client(site) as http:
+        page = http.get("/experiments/compare", params={"a": site.run_id, "b": other})
+    assert page.status_code == 400 and "ran different dataset versions (caps@v1 and caps@v2)" in page.text

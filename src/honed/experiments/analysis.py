@@ -113,16 +113,14 @@ def analyse(
     run = store.runs.get(run_ref)
     spec = run.spec
     variants = [v["id"] for v in spec["variants"]]
-    evaluators = [e["name"] for e in spec["evaluators"]]
-    # Scores added after the run (human labels from `honed review --run`) are reported like the others.
-    evaluators += sorted(store.runs.evaluators(run.id) - set(evaluators))
+    evaluators = run_evaluators(store, run)
     base = variants[0] if baseline is None else find_variant(store, run, baseline)
     repeats = int(spec["repeats"])
     with store.runs.snapshot(run.id) as snapshot:  # one transaction for every number
         case_ids = snapshot.case_ids()
         usage = _usage(snapshot, run, variants)
         matrices = {
-            (ev, v): _matrix(snapshot, ev, v, case_ids, repeats) for ev in evaluators for v in variants
+            (ev, v): score_matrix(snapshot, ev, v, case_ids, repeats) for ev in evaluators for v in variants
         }
     stats = {
         ev: many({v: matrices[ev, v] for v in variants}, base, n_boot=n_boot, n_perm=n_boot, seed=seed)
@@ -157,6 +155,13 @@ def analyse_latest(store: Store, run_ref: str, *, baseline: str | None = None) -
         while len(_REPORTS) > _KEEP:
             _REPORTS.popitem(last=False)
     return report
+
+
+def run_evaluators(store: Store, run: Run) -> list[str]:
+    """The evaluators of the run's spec, then those whose scores were added after the run (human labels
+    from `honed review --run` or a review queue), which are reported like the others."""
+    named = [str(e["name"]) for e in run.spec.get("evaluators", [])]
+    return named + sorted(store.runs.evaluators(run.id) - set(named))
 
 
 def find_variant(store: Store, run: Run, ref: str) -> str:
@@ -226,7 +231,7 @@ def _retrieval(store: Store, run: Run, evaluators: list[str]) -> tuple[str | Non
     return judge, out
 
 
-def _matrix(
+def score_matrix(
     snapshot: RunSnapshot, evaluator: str, variant: str, case_ids: list[str], repeats: int
 ) -> ScoreMatrix:
     """One variant's (cases x repeats) scores from one evaluator, NaN where there is none (an errored

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from honed.hashing import short
+from honed.reports import verdict_badge
 from honed.serve.auth import is_api
 from honed.ui.session import COOKIE, Sessions, Viewer
 
@@ -79,6 +80,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
+        verdict=lambda v: trusted(verdict_badge(str(v))),
         short=short, ago=_ago, num=_num, usd=_usd, latency=_latency, urlquote=lambda s: quote(str(s), safe="")
     )
     return env

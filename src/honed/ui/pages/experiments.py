@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from honed.errors import InvalidInputError
 from honed.experiments.analysis import analyse_latest
 from honed.experiments.cases import Changed, case_detail, list_cases
+from honed.experiments.crossrun import compare_runs
 from honed.experiments.report_html import report_sections
 from honed.store.runs import Run
 from honed.ui.web import page, trusted
@@ -49,6 +50,11 @@ class RunRow:
         return cls(run, str(dataset), [str(v.get("id")) for v in spec.get("variants", [])])
 
 
+def _dataset(run: Run) -> str | None:
+    found = (run.spec.get("dataset") or {}).get("hash")
+    return str(found) if found else None
+
+
 def _cursor(text: str | None) -> tuple[datetime, str] | None:
     if not text:
         return None
@@ -73,6 +79,18 @@ def router(h: Workspace) -> APIRouter:
         found, cursor = h.store.runs.page(RUNS_PER_PAGE, _cursor(after))
         more = None if cursor is None else f"{cursor[0].isoformat()}|{cursor[1]}"
         return page(request, "experiments/list.html", {"rows": [RunRow.of(r) for r in found], "more": more})
+
+    @api.get("/experiments/compare")
+    def compare_page(
+        request: Request, a: str, b: str | None = None, va: str | None = None, vb: str | None = None
+    ) -> Response:
+        """Two runs of the same dataset version compared; with `a` alone, the runs it can be compared to."""
+        first = h.store.runs.get(a)
+        if not b:
+            same = [r for r in h.store.runs.list(200) if r.id != first.id and _dataset(r) == _dataset(first)]
+            return page(request, "experiments/compare.html", {"a": first, "choices": same, "result": None})
+        result = compare_runs(h.store, a, b, variant_a=va or None, variant_b=vb or None)
+        return page(request, "experiments/compare.html", {"a": first, "choices": [], "result": result})
 
     @api.get("/experiments/{run_id}")
     def run_page(
