@@ -1,6 +1,7 @@
 """`honed kb` as a user runs it: the real console script in a subprocess, over one workspace per module
 with a small knowledge base built through the CLI itself (each subprocess costs seconds, so the tests read
-the same workspace and none of them changes what the others rely on).
+the same workspace and none of them changes what the others rely on), and one `honed serve` of it whose
+embedder the commands use instead of each loading torch and MiniLM.
 
 Covered: create, ingest (and the no-op re-ingest), list, show, search (table, JSON, `--where`), `eval`
 over a dataset imported with `honed datasets import`, one-line errors, and `honed prompts run` of a
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from honed.config import init_workspace
+from tests.serve.test_served import start_serve, stop
 from tests.support.cli import assert_one_line_error, honed
 from tests.support.stub_openai import stub_openai
 
@@ -92,8 +95,17 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return Built(init_workspace(tmp_path_factory.mktemp("kbcli")))
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    # One `honed serve` for the module: each command's dense search, ingest and eval sends its texts to
+    # the server's MiniLM (`honed.models.served`, same vectors: the identities must match) instead of
+    # loading torch and the model in every subprocess. tests/serve/test_served.py holds the served and
+    # in-process results equal; tests/rag/test_kb_import.py runs the local embedder in a command.
+    root = init_workspace(tmp_path_factory.mktemp("kbcli"))
+    server, _ = start_serve(root, "--no-warm")
+    try:
+        yield Built(root)
+    finally:
+        stop(server)
 
 
 def test_create_ingest_list_and_show(ws: Built) -> None:

@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from honed.config import init_workspace
 from tests.support.cli import assert_one_line_error, honed
 
 CASES = [
@@ -51,6 +54,14 @@ def _run(workspace: Path, cases: list[dict[str, object]] = CASES, **spec: object
     return str(json.loads(r.stdout)["run"]["id"])
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A workspace holding one run of `_run`'s default experiment, for the tests that only read it (each
+    `experiments run` costs seconds): (workspace, run id)."""
+    root = init_workspace(tmp_path_factory.mktemp("cases"))
+    return root, _run(root)
+
+
 def _cases(workspace: Path, run_id: str, *args: str) -> dict[str, object]:
     r = honed("experiments", "cases", run_id, *args, "--json", cwd=workspace)
     assert r.returncode == 0, r.stderr
@@ -62,8 +73,8 @@ def _ids(listing: dict[str, object]) -> list[str]:
     return [c["case_id"] for c in listing["cases"]]  # type: ignore[attr-defined]
 
 
-def test_cases_show_inputs_reference_outputs_scores_and_reasons(workspace: Path) -> None:
-    run_id = _run(workspace)
+def test_cases_show_inputs_reference_outputs_scores_and_reasons(shared: tuple[Path, str]) -> None:
+    workspace, run_id = shared
     listing = _cases(workspace, run_id)
     assert listing["variants"] == ["qa@v1", "qa@v2"] and listing["baseline"] == "qa@v1"
     assert _ids(listing) == ["c0", "c1", "c2", "c3"] and listing["matched"] == 4
@@ -94,8 +105,8 @@ def _listing(workspace: Path, run_id: str, **filters: Any) -> dict[str, object]:
         return list_cases(h.store, run_id, **filters).to_dict()
 
 
-def test_filters_select_the_cases_the_comparison_counted(workspace: Path) -> None:
-    run_id = _run(workspace)
+def test_filters_select_the_cases_the_comparison_counted(shared: tuple[Path, str]) -> None:
+    workspace, run_id = shared
     r = honed("experiments", "compare", run_id, "--json", cwd=workspace)
     exact = json.loads(r.stdout)["evaluators"]["exact"]["comparisons"]["qa@v2"]
     regressions = _ids(_listing(workspace, run_id, changed="regressions"))
@@ -153,8 +164,8 @@ def test_repeats_show_each_sample(workspace: Path) -> None:
     assert "qa@v2 · sample 0" in r.stdout and "qa@v2 · sample 1" in r.stdout
 
 
-def test_bad_requests_are_one_line_errors(workspace: Path) -> None:
-    run_id = _run(workspace)
+def test_bad_requests_are_one_line_errors(shared: tuple[Path, str]) -> None:
+    workspace, run_id = shared
     assert_one_line_error(
         honed("experiments", "cases", run_id, "--failed", "nope", cwd=workspace),
         "no evaluator 'nope'",
@@ -172,8 +183,8 @@ def test_bad_requests_are_one_line_errors(workspace: Path) -> None:
     )
 
 
-def test_show_and_compare_print_the_evaluator_errors_grouped(workspace: Path) -> None:
-    run_id = _run(workspace)
+def test_show_and_compare_print_the_evaluator_errors_grouped(shared: tuple[Path, str]) -> None:
+    workspace, run_id = shared
     for command in ("show", "compare"):
         r = honed("experiments", command, run_id, cwd=workspace)
         assert r.returncode == 0, r.stderr

@@ -21,7 +21,7 @@ def table_names(store: Store) -> set[str]:
 
 def test_opening_a_new_database_migrates_it_to_head(database_url: str) -> None:
     with Store.open(database_url) as store:
-        assert store.current_revision() == Store.head_revision() == "0008"
+        assert store.current_revision() == Store.head_revision() == "0009"
         assert {"objects", "response_cache", "alembic_version"} <= table_names(store)
 
 
@@ -120,7 +120,7 @@ def test_0006_and_0007_add_queue_time_and_the_latency_probe_keeping_rows(databas
             )
         assert "queue_s" not in _columns(store, "results") | _columns(store, "logs")
 
-        assert store.upgrade() == "0008"  # through 0008, which adds audit_events
+        assert store.upgrade() == "0009"  # through 0008 (audit_events) and 0009 (review queues)
         assert store.runs.get("r1").latency_probe is None  # 0007: no probe was made for an old run
         store.runs.set_latency_probe("r1", {"calls": 1, "variants": {"v": [0.25]}})
         assert store.runs.get("r1").latency_probe == {"calls": 1, "variants": {"v": [0.25]}}

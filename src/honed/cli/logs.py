@@ -22,7 +22,7 @@ from honed.cli.common import (
 )
 from honed.errors import InvalidInputError
 from honed.hashing import short
-from honed.logs.filters import build_filter, parse_thumbs
+from honed.logs.filters import build_filter
 
 if TYPE_CHECKING:
     from honed.api import Honed
@@ -312,36 +312,26 @@ def add_feedback(
       honed logs feedback log-1a2b --correction "Paris." --signal edited
     """
     from honed.api import record_hint
-    from honed.logs.record import FeedbackRecord
-    from honed.userfiles import validate
+    from honed.logs.feedback import feedback_rows, record_feedback
 
-    given: list[dict[str, Any]] = []
-    if thumbs is not None:
-        given.append({"kind": "thumbs", "value": float(parse_thumbs(thumbs) or 0)})
-    if rating is not None:
-        given.append({"kind": "rating", "value": rating})
-    if correction is not None:
-        given.append({"kind": "correction", "text": correction})
-    if comment is not None:
-        given.append({"kind": "comment", "text": comment})
-    if signal is not None:
-        given.append({"kind": signal})
-    if not given:
+    if (thumbs, rating, correction, comment, signal) == (None,) * 5:
         raise InvalidInputError(
             "no feedback given",
             hint="use --thumbs up|down, --rating N, --correction TEXT, --comment TEXT or --signal NAME",
         )
-    hint = record_hint("feedback")
-    rows = [
-        validate(
-            FeedbackRecord, {"log_id": log_id, "source": source, **g}, where="invalid feedback", hint=hint
-        ).row()
-        for g in given
-    ]
+    # Checked before a workspace is opened; the web UI's log page gives feedback through the same two calls.
+    rows = feedback_rows(
+        log_id,
+        thumbs=thumbs,
+        rating=rating,
+        correction=correction,
+        comment=comment,
+        signal=signal,
+        source=source,
+        hint=record_hint("feedback"),
+    )
     with open_honed(require_workspace=True) as h:
-        log_id = h.store.logs.resolve_id(log_id)
-        rows = [{**r, "log_id": log_id} for r in rows]
-        h.store.logs.add_feedback(rows)
+        log_id, rows = record_feedback(h.store, log_id, rows)
     if json_out:
         print_json(rows)
     else:

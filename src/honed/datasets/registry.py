@@ -15,6 +15,7 @@ reports that version (the name's latest does not move back: versions are numbere
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,3 +213,69 @@ def _cases(body: dict[str, Any], version: Version) -> tuple[Case, ...]:
         return tuple(Case.model_validate(raw) for raw in body["cases"])
     except ValidationError as exc:  # pragma: no cover - only bodies written by this module are stored
         raise StoreError(f"dataset version {short(version.hash)} is malformed: {describe(exc)}") from None
+
+
+#: The audit action of a case added or edited by a named user (see `honed.store.audit`).
+EDIT_ACTION = "dataset.edit"
+
+
+def save_case(
+    store: Store,
+    name: str,
+    case: Case,
+    *,
+    replaces: str | None = None,
+    based_on: int | None = None,
+    note: str | None = None,
+    by: str | None = None,
+) -> ImportResult:
+    """Record a new version of dataset `name` with `case` in it: in place of the case whose id is
+    `replaces` (an edit; the id itself may change), or added at the end (`replaces` None; a dataset that
+    does not exist yet is created). Earlier versions are never changed: they are content-addressed.
+
+    `based_on` is the version number the editor was looking at: when the dataset has moved on since, the
+    edit is refused rather than silently dropping the other change. With `by`, the change is recorded in
+    the audit log (who, which case, from which version to which)."""
+    history = store.names.history(KIND, name)
+    latest = get_dataset(store, name) if history else None
+    if based_on is not None and latest is not None and latest.number != based_on:
+        raise InvalidInputError(
+            f"dataset {name!r} changed since you opened v{based_on}: it is at v{latest.number} now",
+            hint=f"open {name}@v{latest.number} and make the change again",
+        )
+    cases = list(latest.cases) if latest is not None else []
+    if replaces is None:
+        if any(c.id == case.id for c in cases):
+            raise InvalidInputError(
+                f"dataset {name!r} already has a case {case.id!r}",
+                hint="give the new case another id, or edit that case",
+            )
+        cases.append(case)
+    else:
+        at = next((i for i, c in enumerate(cases) if c.id == replaces), None)
+        if at is None:
+            raise NotFoundError(f"dataset {name!r} has no case {replaces!r} in its latest version")
+        cases[at] = case
+    action = "add" if replaces is None else "edit"
+    result = record_cases(store, name, cases, note=note or f"{action} case {case.id}")
+    if by is not None and result.status == "new":
+        detail = {
+            "action": action,
+            "case": case.id,
+            **({"replaced": replaces} if replaces is not None and replaces != case.id else {}),
+            "from": None if latest is None else latest.number,
+            "to": result.dataset.number,
+        }
+        store.audit.record(by, EDIT_ACTION, KIND, name, detail)
+    return result
+
+
+def find_cases(dataset: DatasetVersion, text: str | None = None, *, split: str | None = None) -> list[Case]:
+    """The cases of `dataset` in `split` (all for None) whose id, inputs, reference or metadata contain
+    `text` (case-insensitive; all for an empty text), in dataset order."""
+    chosen: list[Case] = [c for c in dataset.cases if split is None or (c.split or UNASSIGNED) == split]
+    needle = (text or "").strip().casefold()
+    if not needle:
+        return chosen
+    # Searched as the stored JSON text, so a value matches whatever its type (a number, a nested list).
+    return [c for c in chosen if needle in json.dumps(c.to_dict(), ensure_ascii=False).casefold()]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from honed.datasets.case import Case
-from honed.datasets.registry import KIND, get_dataset, record_cases
+from honed.datasets.registry import KIND, ImportResult, get_dataset, record_cases
 from honed.datasets.splits import SplitPlan, assign_splits, parse_ratios
 from honed.errors import InvalidInputError, NotFoundError
 from honed.logs.dedupe import exact_duplicates, input_text, near_duplicates, nearest, normalise
@@ -394,3 +394,29 @@ def _where_they_went(report: CurationReport) -> str:
         f"{report.leakage_dropped} leaking into {report.leakage_against}",
     ]
     return ", ".join(parts)
+
+
+def add_log_to_dataset(store: Store, log_ref: str, name: str, *, by: str | None = None) -> ImportResult:
+    """Add one log to dataset `name` as a case, the way `curate_logs` makes it (a correction is the
+    reference, else the output), as a new version: the latest version's cases plus this one (replacing
+    a case of the same id, so adding a log twice changes nothing), or the dataset's first version. `by`
+    (a web UI user) is recorded in the audit log."""
+    check_name(KIND, name)
+    entry = store.logs.get(log_ref)
+    report = CurationReport()
+    case = _case(entry.log, entry.feedback, {s["evaluator"]: s for s in entry.scores}, report)
+    if case is None:
+        why = "it failed" if report.dropped_errors else "it has no output and no user input to ask again"
+        raise InvalidInputError(
+            f"log {entry.log['id']} cannot become a case: {why}",
+            hint="give it a correction (the output it should have been) first",
+        )
+    try:
+        cases = [c for c in get_dataset(store, name).cases if c.id != case.id]
+    except NotFoundError:
+        cases = []
+    result = record_cases(store, name, [*cases, case], note=f"added log {entry.log['id']}")
+    if by is not None:
+        detail = {"log_id": entry.log["id"], "version": result.dataset.number, "status": result.status}
+        store.audit.record(by, "dataset.add_log", KIND, name, detail)
+    return result

@@ -20,10 +20,14 @@ from honed.store.names import RESERVED_LABELS, Version, check_name
 
 if TYPE_CHECKING:
     from honed.store import Store
+    from honed.store.audit import AuditEvent
 
 PROMPT = "prompt"
 CHAIN = "chain"
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
+#: Audit actions recorded when a change names its author (`by`): see `honed.store.audit`.
+SAVE_ACTION = "prompt.save"
+LABEL_ACTION = "label.move"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +71,16 @@ def check_label(label: str) -> None:
 
 
 def push(
-    store: Store, items: Sequence[Prompt | Chain], *, note: str | None = None, label: str | None = None
+    store: Store,
+    items: Sequence[Prompt | Chain],
+    *,
+    note: str | None = None,
+    label: str | None = None,
+    by: str | None = None,
 ) -> list[Pushed]:
     """Record each item as a version of its name (a no-op for content the name already has) and, with
-    `label`, point that label at it."""
+    `label`, point that label at it. With `by` (a user), each new version and each label move is
+    recorded in the audit log under that user."""
     if label is not None:
         check_label(label)
     check_push(store, items)
@@ -78,8 +88,11 @@ def push(
     for item in items:
         kind = kind_of(item)
         version, created = store.names.record(kind, item.name, item.body(), note=note)
+        if by is not None and created:
+            detail = {"version": version.number, "hash": version.hash, "note": note}
+            store.audit.record(by, SAVE_ACTION, kind, item.name, detail)
         if label is not None:
-            version = store.names.set_label(kind, item.name, label, version.hash)
+            version = _move_label(store, kind, item.name, label, version.hash, by)
         out.append(Pushed(kind, version, created))
     return out
 
@@ -148,11 +161,43 @@ def list_all(store: Store, kinds: Sequence[str] = (PROMPT, CHAIN)) -> list[Summa
     return out
 
 
-def set_label(store: Store, ref: str, label: str) -> Version:
-    """Point `label` at the version `NAME@REF` names (moving it from wherever it was)."""
+def set_label(store: Store, ref: str, label: str, *, by: str | None = None) -> Version:
+    """Point `label` at the version `NAME@REF` names (moving it from wherever it was). With `by`, the move
+    is recorded in the audit log: who, and from which version to which."""
     check_label(label)
     name, at = parse_ref(ref)
-    return store.names.set_label(kind_named(store, name), name, label, at or "latest")
+    return _move_label(store, kind_named(store, name), name, label, at or "latest", by)
+
+
+def _move_label(store: Store, kind: str, name: str, label: str, ref: str, by: str | None) -> Version:
+    # The version the label left is read before the move: afterwards only the new one is known.
+    before = next((v for v in store.names.history(kind, name) if label in v.labels), None)
+    version = store.names.set_label(kind, name, label, ref)
+    if by is not None and (before is None or before.hash != version.hash):
+        detail = {
+            "label": label,
+            "from": None if before is None else before.number,
+            "from_hash": None if before is None else before.hash,
+            "to": version.number,
+            "to_hash": version.hash,
+        }
+        store.audit.record(by, LABEL_ACTION, kind, name, detail)
+    return version
+
+
+def label_moves(store: Store, name: str, *, limit: int = 100) -> list[AuditEvent]:
+    """The recorded label moves of prompt or chain `name`, newest first (at most `limit`): the audit
+    events of changes that named their author (the web UI's, `by=`), not those of the bare CLI."""
+    kind = kind_named(store, name)
+    moves: list[AuditEvent] = []
+    cursor = None
+    # The audit log is paged by (kind, name), not by action; saves are skipped page by page.
+    while len(moves) < limit:
+        events, cursor = store.audit.page(200, cursor, kind=kind, name=name)
+        moves += [e for e in events if e.action == LABEL_ACTION]
+        if cursor is None:
+            break
+    return moves[:limit]
 
 
 def remove_label(store: Store, ref: str, label: str) -> None:

@@ -195,12 +195,21 @@ class RequestGuard:
         )
 
     def _declared_types(self, scope: Scope) -> list[str]:
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                extra = getattr(route, "openapi_extra", None) or {}
-                return list(extra.get(BODY_TYPES_KEY, ()))
-        return []
+        return _declared_types(self.routes, scope)
+
+
+def _declared_types(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            # FastAPI (0.16x) includes a router as one route that wraps it (no prefixes here): the route
+            # that declares its body types is inside.
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                return _declared_types(inner.routes, scope)
+            extra = getattr(route, "openapi_extra", None) or {}
+            return list(extra.get(BODY_TYPES_KEY, ()))
+    return []
 
 
 class _BodyLimit:

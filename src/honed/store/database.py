@@ -25,6 +25,7 @@ from honed.store.kb import KnowledgeBaseRepository
 from honed.store.logs import LogRepository
 from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
+from honed.store.review import ReviewQueues
 from honed.store.runs import RunRepository
 from honed.store.tokens import TokenRepository
 
@@ -47,6 +48,7 @@ class Store:
         self.jobs = JobRepository(self)
         self.tokens = TokenRepository(self)
         self.audit = AuditLog(self)
+        self.review = ReviewQueues(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -388,3 +388,61 @@ def mask_errors(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     (results, scores, logs, log scores, jobs) writes through this, since an error may quote a key that a
     server echoed or a URL with its password."""
     return [{**r, "error": mask(r["error"])} if r.get("error") else dict(r) for r in rows]
+
+
+#: A review (annotation) queue: items chosen from a run (all its results, or its regressions) or from logs
+#: (a filter), to be labelled by people; see `honed.experiments.queues`. `source` says how the items were
+#: chosen.
+review_queues = Table(
+    "review_queues",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # run | logs
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), nullable=True),
+    Column("source", JSON, nullable=False),
+    Column("scale", String(20), nullable=False),  # pass_fail | 1-5: what the human score's value is
+    Column("assignee", String(200), nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
+)
+
+#: The items of a queue, in review order: a run's result (variant, case, sample) or a log, with the input,
+#: output and reference copied when the queue was made (a queue page reads one row, not the run).
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("queue_id", String(40), ForeignKey("review_queues.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("variant", String(100), nullable=True),
+    Column("case_id", String(200), nullable=True),
+    Column("sample_index", Integer, nullable=True),
+    Column("log_id", String(100), nullable=True),
+    Column("input", JSON, nullable=True),
+    Column("output", Text, nullable=True),
+    Column("reference", JSON, nullable=True),
+)
+
+#: Labels as events, append-only but for `undone_at`: each row is a reviewer's whole label of an item after
+#: a change (pass/fail, rating, correction, comment); a reviewer's current label of an item is their latest
+#: row not undone. Two reviewers never write the same row, so concurrent labelling loses nothing.
+review_labels = Table(
+    "review_labels",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("queue_id", String(40), ForeignKey("review_queues.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("passed", Boolean, nullable=True),
+    Column("rating", Integer, nullable=True),
+    Column("correction", Text, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column(
+        "feedback_ids", JSON, nullable=False
+    ),  # the log feedback rows this label added (undo removes them)
+    Column("at", UTCDateTime, nullable=False),
+    Column("undone_at", UTCDateTime, nullable=True),
+    Index(None, "queue_id", "position"),
+    Index(None, "queue_id", "reviewer", "at"),
+)

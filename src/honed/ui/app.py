@@ -11,7 +11,18 @@ from honed.errors import HonedError
 from honed.reports import CSS
 from honed.serve.responses import HttpError
 from honed.ui.forms import check_csrf
-from honed.ui.pages import experiments, signin
+from honed.ui.pages import (
+    datasets,
+    experiments,
+    finetune,
+    kb,
+    ladders,
+    logs,
+    playground,
+    prompts,
+    review,
+    signin,
+)
 from honed.ui.session import Sessions
 from honed.ui.web import ENV, HERE, UiMiddleware
 from honed.workspace import Workspace
@@ -27,9 +38,19 @@ def mount_ui(app: FastAPI, h: Workspace, sessions: Sessions) -> None:
         return Response(CSS, media_type="text/css")
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(signin.router(None if sessions.open else h.store, sessions))
+    # Every UI route, sign-in and sign-out included, gets the CSRF check (an anonymous visitor's only
+    # form, signing in, has no session to tie a token to: see check_csrf).
     pages = APIRouter(dependencies=[Depends(check_csrf)])
+    pages.include_router(signin.router(None if sessions.open else h.store, sessions))
     pages.include_router(experiments.router(h))
+    pages.include_router(review.router(h))
+    pages.include_router(logs.router(h))
+    pages.include_router(kb.router(h))
+    pages.include_router(finetune.router(h))
+    pages.include_router(ladders.router(h))
+    pages.include_router(playground.router(h))
+    pages.include_router(prompts.router(h))
+    pages.include_router(datasets.router(h))
     app.include_router(pages)
 
 

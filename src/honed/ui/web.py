@@ -81,7 +81,12 @@ def _environment() -> Environment:
     )
     env.filters.update(
         verdict=lambda v: trusted(verdict_badge(str(v))),
-        short=short, ago=_ago, num=_num, usd=_usd, latency=_latency, urlquote=lambda s: quote(str(s), safe="")
+        short=short,
+        ago=_ago,
+        num=_num,
+        usd=_usd,
+        latency=_latency,
+        urlquote=lambda s: quote(str(s), safe=""),
     )
     return env
 
