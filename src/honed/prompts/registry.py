@@ -187,7 +187,8 @@ def _move_label(store: Store, kind: str, name: str, label: str, ref: str, by: st
 
 def label_moves(store: Store, name: str, *, limit: int = 100) -> list[AuditEvent]:
     """The recorded label moves of prompt or chain `name`, newest first (at most `limit`): the audit
-    events of changes that named their author (the web UI's, `by=`), not those of the bare CLI."""
+    events of changes that named their author (the web UI's user, the CLI's system user; a library call
+    without `by=` is not recorded)."""
     kind = kind_named(store, name)
     moves: list[AuditEvent] = []
     cursor = None
