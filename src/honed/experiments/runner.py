@@ -23,6 +23,7 @@ from honed.evals.evaluators import EvalInput, Score
 from honed.experiments.latency import aprobe
 from honed.experiments.spec import Experiment, Variant
 from honed.logs.context import log_context
+from honed.models.client import synchronous
 from honed.models.types import ChatRequest, Completion, Params
 from honed.run.render import Renderer
 
@@ -533,16 +534,5 @@ async def _probe_latency(
     h.store.runs.set_latency_probe(run.id, body)
 
 
-def run_experiment(
-    h: Workspace,
-    exp: Experiment,
-    *,
-    new: bool = False,
-    progress: Progress | None = None,
-    force: bool = False,
-    latency_calls: int | None = None,
-) -> Run:
-    """Synchronous `arun` for the CLI and scripts."""
-    return h.client.blocking(
-        lambda: arun(h, exp, new=new, progress=progress, force=force, latency_calls=latency_calls)
-    )
+# For the CLI and scripts.
+run_experiment = synchronous(arun, lambda h: h.client, name="run_experiment")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from honed.config import EndpointConfig, Settings
 from honed.errors import (
@@ -54,6 +55,8 @@ _FLUSH_SECONDS = 0.5
 
 
 T = TypeVar("T")
+A = TypeVar("A")
+P = ParamSpec("P")
 
 
 class ModelClient:
@@ -389,3 +392,23 @@ def check_endpoint_options(endpoint_name: str, endpoint: EndpointConfig, allowed
             hint=f"provider {endpoint.provider!r} accepts: "
             + (", ".join(sorted(allowed)) or "no extra keys"),
         )
+
+
+def synchronous(
+    fn: Callable[Concatenate[A, P], Awaitable[T]],
+    client_of: Callable[[A], ModelClient],
+    *,
+    name: str,
+    flush: bool = False,
+) -> Callable[Concatenate[A, P], T]:
+    """The synchronous twin of the async `fn`, named `name`, whose first argument leads to its model
+    client (a workspace, or the client itself). Written once, as the async original, a twin cannot drift
+    from it in parameters or defaults; it runs through `ModelClient.blocking` (`flush` as there)."""
+
+    @functools.wraps(fn)
+    def twin(first: A, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return client_of(first).blocking(lambda: fn(first, *args, **kwargs), flush=flush)
+
+    twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = f"`{fn.__name__}`, synchronously (not from inside a running event loop)."
+    return twin

@@ -13,22 +13,21 @@ anything is timed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from honed.errors import HonedError
 from honed.logs.context import log_context
+from honed.models.client import ModelClient, synchronous
 from honed.models.types import ChatRequest, Completion
 from honed.prompts.chain import Chain
 from honed.prompts.inputs import check_chain_variables, resolve_steps
 from honed.prompts.spec import Prompt
 from honed.run.render import ParamsArg, Renderer
 from honed.workspace import Workspace
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +109,10 @@ def prompt_log_context(prompt: Prompt, inputs: Mapping[str, Any] | None) -> Abst
     return log_context(prompt=prompt.name, prompt_version=prompt.version(), inputs=dict(inputs or {}))
 
 
+def _client(h: Workspace) -> ModelClient:
+    return h.client
+
+
 def ready(h: Workspace, models: Sequence[str]) -> None:
     """Fail fast on an unknown model or a missing key, and load local weights before anything is timed
     (a call the response cache answers loads nothing)."""
@@ -143,17 +146,7 @@ async def arun_prompt(
     return PromptRun(prompt, request, completion, retrieved)
 
 
-def run_prompt(
-    h: Workspace,
-    prompt: Prompt,
-    variables: Mapping[str, Any] | None = None,
-    *,
-    model: str | None = None,
-    params: ParamsArg = None,
-    base: Path | None = None,
-) -> PromptRun:
-    """`arun_prompt`, synchronously (not from inside a running event loop)."""
-    return _sync(h, lambda: arun_prompt(h, prompt, variables, model=model, params=params, base=base))
+run_prompt = synchronous(arun_prompt, _client, name="run_prompt", flush=True)
 
 
 def run_prompt_many(
@@ -178,7 +171,7 @@ def run_prompt_many(
         return list(await asyncio.gather(*(one(v) for v in many)))
 
     with Renderer(h, base=base) as renderer:
-        return _sync(h, lambda: all_of_them(renderer))
+        return h.client.blocking(lambda: all_of_them(renderer), flush=True)
 
 
 async def arun_chain(
@@ -219,18 +212,4 @@ async def arun_chain(
     return ChainResult(chain.name, done)
 
 
-def run_chain(
-    h: Workspace,
-    chain: Chain,
-    inputs: Mapping[str, Any] | None = None,
-    *,
-    model: str | None = None,
-    params: ParamsArg = None,
-    base: Path | None = None,
-) -> ChainResult:
-    """`arun_chain`, synchronously (not from inside a running event loop)."""
-    return _sync(h, lambda: arun_chain(h, chain, inputs, model=model, params=params, base=base))
-
-
-def _sync(h: Workspace, make: Callable[[], Awaitable[T]]) -> T:
-    return h.client.blocking(make, flush=True)
+run_chain = synchronous(arun_chain, _client, name="run_chain", flush=True)

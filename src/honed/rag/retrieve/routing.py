@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Route", "RouteDecision", "Router", "RouterConfig", "evaluate_router"]
 
+M = TypeVar("M")
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Examples of each route shown to the llm router: enough to show the route's scope, few enough that a
 #: prompt over many routes stays short.
@@ -57,6 +59,15 @@ def _quote(value: object, limit: int = _QUOTE) -> str:
     """`repr(value)` cut to about `limit` characters: one line, however long the value."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _validated(handler: Callable[[Any], M], data: Any, where: str, hint: str) -> M:
+    """`handler(data)` (pydantic's own validation), its first error raised as one InvalidInputError that
+    names `where` and the field, in place of pydantic's multi-line report."""
+    try:
+        return handler(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, where, hint) from None
 
 
 def _validation_error(exc: ValidationError, where: str, hint: str) -> InvalidInputError:
@@ -98,17 +109,14 @@ class Route(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _as_honed_error(cls, data: Any, handler: Callable[[Any], Route]) -> Route:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            name = data.get("name") if isinstance(data, Mapping) else None
-            where = f"route {_quote(name, 40)}" if isinstance(name, str) else "route"
-            raise _validation_error(
-                exc,
-                where,
-                "a route has name (letters, digits, . _ -), kb (or null for no retrieval), "
-                "description and examples",
-            ) from None
+        name = data.get("name") if isinstance(data, Mapping) else None
+        return _validated(
+            handler,
+            data,
+            f"route {_quote(name, 40)}" if isinstance(name, str) else "route",
+            "a route has name (letters, digits, . _ -), kb (or null for no retrieval), "
+            "description and examples",
+        )
 
 
 class RouterConfig(BaseModel):
@@ -155,14 +163,12 @@ class RouterConfig(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _as_honed_error(cls, data: Any, handler: Callable[[Any], RouterConfig]) -> RouterConfig:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            raise _validation_error(
-                exc,
-                "router config",
-                "it has routes (two or more), method (embedding or llm), threshold, default, model, embedder",
-            ) from None
+        return _validated(
+            handler,
+            data,
+            "router config",
+            "it has routes (two or more), method (embedding or llm), threshold, default, model, embedder",
+        )
 
     def route(self, name: str) -> Route:
         return next(r for r in self.routes if r.name == name)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from honed.errors import HonedError, InvalidInputError, ModelError
+from honed.models.client import ModelClient, synchronous
 from honed.models.types import ChatRequest, Completion, Message
 from honed.rag.sql.results import SqlAnswer, SqlCall
 from honed.rag.sql.source import SqlSource
-
-if TYPE_CHECKING:
-    from honed.models.client import ModelClient
 
 _SCHEMA_CHARS = 12_000  # a tool description longer than this costs more prompt than it helps
 _DEFAULT_SYSTEM = (
@@ -118,16 +116,5 @@ async def answer_with_sql(
     )
 
 
-def answer_with_sql_sync(
-    client: ModelClient,
-    question: str,
-    source: SqlSource,
-    *,
-    model: str,
-    system: str | None = None,
-    max_rounds: int = 3,
-) -> SqlAnswer:
-    """`answer_with_sql` for scripts (not from inside a running event loop)."""
-    return client.blocking(
-        lambda: answer_with_sql(client, question, source, model=model, system=system, max_rounds=max_rounds)
-    )
+# For scripts.
+answer_with_sql_sync = synchronous(answer_with_sql, lambda client: client, name="answer_with_sql_sync")
