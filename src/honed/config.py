@@ -527,3 +527,14 @@ def mask_url(text: str) -> str:
     """`text` (a database URL, or a message quoting one) with its password (`user:***@`, `?password=***`)
     and any other secret masked, so it is fit to print."""
     return mask(text)
+
+
+def system_user() -> str:
+    """The name of the user running this process, for "who did it" records made outside the web UI (a
+    run's author, a label moved from the CLI); `unknown` where the system has no name for the uid."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

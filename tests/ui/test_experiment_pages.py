@@ -3,6 +3,7 @@ a case in full; untrusted outputs render as text."""
 
 from __future__ import annotations
 
+import getpass
 import re
 
 from honed.datasets import Case, record_cases
@@ -20,6 +21,7 @@ def test_the_list_links_each_run(site: Site) -> None:
     assert page.status_code == 200
     assert f'href="/experiments/{site.run_id}"' in page.text
     assert "capitals" in page.text and "caps" in page.text and "qa@v1, qa@v2" in page.text
+    assert f"<td>{getpass.getuser()}</td>" in page.text  # who ran it
 
 
 def test_a_run_page_shows_the_analysis_and_the_matrix(site: Site) -> None:

@@ -28,6 +28,7 @@ from honed.cli.common import (
     print_json,
     print_table,
 )
+from honed.config import system_user
 from honed.hashing import short
 from honed.models.types import Completion
 from honed.prompts import Chain, Prompt, diff_prompts, files, registry
@@ -54,7 +55,7 @@ def push(
     """
     items = files.load_files(paths)
     with open_honed() as h:
-        pushed = registry.push(h.store, items, note=note, label=label, by=_user())
+        pushed = registry.push(h.store, items, note=note, label=label, by=system_user())
     if json_out:
         print_json([{**_version_dict(p.version), "status": _status(p.created)} for p in pushed])
         return
@@ -196,7 +197,7 @@ def label(
             registry.remove_label(h.store, ref, name)
             console.print(f"removed label {name} from {registry.parse_ref(ref)[0]}", highlight=False)
             return
-        version = registry.set_label(h.store, ref, name, by=_user())
+        version = registry.set_label(h.store, ref, name, by=system_user())
     console.print(
         f"{name} -> {version.name} v{version.number} ({short(version.hash)})", markup=False, highlight=False
     )
@@ -272,16 +273,6 @@ def _print_chain(result: ChainResult, wall: float, json_out: bool) -> None:
         f"wall {fmt_latency(wall)}[/dim]",
         highlight=False,
     )
-
-
-def _user() -> str:
-    """Who the audit log names for a change made from the command line: the system user."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container): still say it came from the CLI
-        return "cli"
 
 
 def _stats(c: Completion) -> str:

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from honed.config import system_user
 from honed.errors import BudgetExceededError, HonedError, OutputParseError, RunInterrupted
 from honed.evals.evaluators import EvalInput, Score
 from honed.experiments.latency import aprobe
@@ -441,10 +442,11 @@ async def arun(
     progress: Progress | None = None,
     force: bool = False,
     latency_calls: int | None = None,
+    by: str | None = None,
 ) -> Run:
     """Run (or continue) `exp`. Returns the run with its final status. Variants on a model that batches
     then have `latency_calls` calls timed one at a time (default: `[local] latency_calls`; see
-    `honed.experiments.latency`)."""
+    `honed.experiments.latency`). `by` is who runs it (default: the system user)."""
     store = h.store
     run, done = _resume_point(store, exp, new=new)
     with Renderer(h, base=exp.base) as renderer:
@@ -470,7 +472,9 @@ async def arun(
     # Everything is checked (references, evaluators, every call rendered, the budget): now store.
     exp.store_prompts(h)
     if run is None:
-        run = store.runs.create(exp.body(), exp.hash, name=exp.spec.name, budget_usd=budget)
+        run = store.runs.create(
+            exp.body(), exp.hash, name=exp.spec.name, budget_usd=budget, created_by=by or system_user()
+        )
     else:
         store.runs.set_status(run.id, "running")
     finished = False

@@ -48,6 +48,8 @@ class Run:
     updated_at: datetime
     #: latencies timed one call at a time after the run (see `honed.experiments.latency`), or None
     latency_probe: dict[str, Any] | None = None
+    #: who ran it: a system user (the CLI, a script) or the web UI's user; None for older runs
+    created_by: str | None = None
 
 
 class RunRepository:
@@ -63,6 +65,7 @@ class RunRepository:
         *,
         name: str | None = None,
         budget_usd: float | None = None,
+        created_by: str | None = None,
     ) -> Run:
         now = utcnow()
         run_id = uuid.uuid4().hex[:12]
@@ -78,6 +81,7 @@ class RunRepository:
                     "budget_usd": budget_usd,
                     "created_at": now,
                     "updated_at": now,
+                    "created_by": created_by,
                 },
             )
         return self.get(run_id)

@@ -132,6 +132,7 @@ runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("latency_probe", JSON, nullable=True),  # see honed.experiments.latency
+    Column("created_by", String(200), nullable=True),  # who ran it (NULL: before revision 0010)
     Index(None, "spec_hash"),
 )
 
