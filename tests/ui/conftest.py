@@ -131,9 +131,11 @@ def workspace_path(ui_workspace: tuple[Honed, str]) -> Path:
     return ui_workspace[0].settings.root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (its own browser download cannot work offline)."""
+    """Debian's Chromium driven by Playwright (its own browser download cannot work offline). Per module,
+    not per session: Playwright's sync API keeps an event loop running on the test thread while it is
+    open, and a later test file on the same worker must be able to call honed's sync functions."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/test.sh installs it (apt-get install chromium)"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

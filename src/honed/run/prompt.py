@@ -174,6 +174,39 @@ def run_prompt_many(
         return h.client.blocking(lambda: all_of_them(renderer), flush=True)
 
 
+async def arun_prompt_grid(
+    h: Workspace,
+    prompt: Prompt,
+    models: Sequence[str],
+    variable_sets: Sequence[Mapping[str, Any]],
+) -> list[list[PromptRun | HonedError]]:
+    """`prompt` on each model for each set of variables, all calls at once (the playground's side by
+    side): one row per variable set, one result or failure per model, in order. A model that cannot be
+    made ready fails in its own column only; local weights load off the event loop (a server running
+    this keeps answering meanwhile). New cache entries are written at the end, so a rerun hits them."""
+    unready: dict[str, HonedError] = {}
+    for model in models:
+        try:
+            await asyncio.to_thread(ready, h, [model])
+        except HonedError as exc:
+            unready[model] = exc
+
+    async def one(renderer: Renderer, model: str, variables: Mapping[str, Any]) -> PromptRun | HonedError:
+        if model in unready:
+            return unready[model]
+        try:
+            return await arun_prompt(h, prompt, variables, model=model, renderer=renderer)
+        except HonedError as exc:
+            return exc
+
+    with Renderer(h) as renderer:
+        flat = await asyncio.gather(*(one(renderer, m, v) for v in variable_sets for m in models))
+    if h.client.use_cache:
+        await asyncio.to_thread(h.client.flush)
+    per = len(models)
+    return [list(flat[i * per : (i + 1) * per]) for i in range(len(variable_sets))]
+
+
 async def arun_chain(
     h: Workspace,
     chain: Chain,

@@ -15,7 +15,6 @@ prompt and the form, and no button that runs or changes anything.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -32,7 +31,7 @@ from honed.errors import HonedError, InvalidInputError
 from honed.logs.context import log_context
 from honed.prompts import get_prompt, push
 from honed.prompts.spec import Prompt
-from honed.run import PromptRun, Renderer, arun_prompt, ready
+from honed.run import PromptRun, arun_prompt_grid
 from honed.ui.forms import FORM, require
 from honed.ui.web import page
 from honed.workspace import Workspace
@@ -180,32 +179,10 @@ async def _run_grid(
     models: Sequence[str],
     sets: Sequence[tuple[str, str | None, Mapping[str, Any]]],
 ) -> list[Row]:
-    # Local weights load before the calls, off the event loop (the server keeps answering meanwhile);
-    # a model that cannot be made ready fails in its own column only.
-    unready: dict[str, HonedError] = {}
-    for model in models:
-        try:
-            await asyncio.to_thread(ready, h, [model])
-        except HonedError as exc:
-            unready[model] = exc
-
-    async def one(renderer: Renderer, model: str, variables: Mapping[str, Any]) -> PromptRun | HonedError:
-        if model in unready:
-            return unready[model]
-        try:
-            return await arun_prompt(h, prompt, variables, model=model, renderer=renderer)
-        except HonedError as exc:
-            return exc
-
-    with Renderer(h) as renderer:
-        results = await asyncio.gather(*(one(renderer, m, v) for _, _, v in sets for m in models))
-    if h.client.use_cache:
-        # The client writes cache entries in batches; a playground is rerun at once, so write them now.
-        await asyncio.to_thread(h.client.flush)
-    per = len(models)
+    grid = await arun_prompt_grid(h, prompt, models, [variables for _, _, variables in sets])
     return [
-        Row(label, case_id, variables, list(results[i * per : (i + 1) * per]))
-        for i, (label, case_id, variables) in enumerate(sets)
+        Row(label, case_id, variables, results)
+        for (label, case_id, variables), results in zip(sets, grid, strict=True)
     ]
 
 
