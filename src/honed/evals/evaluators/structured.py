@@ -13,9 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
-
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import NO_REFERENCE, EvalInput, Score, SyncEvaluator, binary
 
@@ -62,9 +59,14 @@ class JsonSchema(SyncEvaluator):
     kind = "json_schema"
     schema: dict[str, Any]
     allow_fence: bool = False
-    _validator: jsonschema.Draft202012Validator = field(init=False, repr=False)
+    # Any, not the jsonschema type: the evaluator registry reads these hints at run time.
+    _validator: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Imported here, as in honed.prompts.spec: jsonschema costs ~80 ms, and every command that
+        # reads a run imports the evaluators.
+        import jsonschema
+
         super().__post_init__()
         try:
             jsonschema.Draft202012Validator.check_schema(self.schema)
@@ -85,6 +87,8 @@ class JsonSchema(SyncEvaluator):
         errors = list(self._validator.iter_errors(doc))
         if not errors:
             return binary(True, "output conforms to the schema")
+        from jsonschema.exceptions import best_match
+
         first = best_match(errors)
         listed = [{"path": json_path(e.absolute_path), "message": e.message} for e in errors[:10]]
         reason = f"{len(errors)} schema error(s); at {json_path(first.absolute_path)}: {first.message}"
