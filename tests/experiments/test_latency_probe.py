@@ -48,6 +48,7 @@ def _spec(workspace: Path, **extra: object) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_local_run_reports_calls_timed_one_at_a_time(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import HONED, honed
 from tests.support.stub_openai import Reply, StubServer, free_port, stub_openai
 
@@ -82,6 +84,7 @@ def _repeated(stub: StubServer) -> int:
     return sum(n - 1 for n in seen.values())
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_calls_in_flight(workspace: Path) -> None:
     with stub_openai() as stub:
         stub.default_delay_s = 0.005  # fast calls: many finish between two writes of a buffering writer

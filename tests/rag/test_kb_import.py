@@ -56,6 +56,7 @@ def stubbed(workspace: Path, stub: StubServer) -> Path:
     return workspace
 
 
+@pytest.mark.slow
 def test_a_beir_folder_becomes_a_knowledge_base_and_a_dataset_kb_eval_reads(workspace: Path) -> None:
     folder = beir(workspace / "small")
 
@@ -122,6 +123,7 @@ FAQ = [
 ]
 
 
+@pytest.mark.slow
 def test_repeated_text_is_kept_by_default_and_dropped_with_dedupe(stubbed: Path) -> None:
     (stubbed / "faq.jsonl").write_text(jsonl(FAQ), encoding="utf-8")
     for kb in ("all", "deduped"):
@@ -214,6 +216,7 @@ variants:
 """
 
 
+@pytest.mark.slow
 def test_cisi_as_beir_in_one_command_scores_as_bm25s_and_as_search_serves(stubbed: Path) -> None:
     """Issue 16's check on a second collection: CISI converted to BEIR, loaded by one command, BM25 equal
     to a bm25s run file scored by trec_eval's code, and the hybrid that `kb eval` scored (here fusing

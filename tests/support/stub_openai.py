@@ -31,6 +31,9 @@ class Reply:
     gzip: bool = False  # Content-Encoding: gzip
     close: bool = False  # close the connection after the reply without saying so (an idle timeout)
     drop: bool = False  # close the connection without replying at all
+    #: server-sent events instead of one reply: each a JSON value, or bytes sent as they are (`[DONE]` is
+    #: added). None with `"stream": true` in the request: the echo, a word per event, with usage.
+    events: list[Any] | None = None
 
 
 def completion(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
@@ -42,6 +45,29 @@ def completion(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) ->
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 10},
     }
+
+
+def chunks(text: str, body: dict[str, Any]) -> list[Any]:
+    """The events a streaming OpenAI server sends for `text`: the role, a word per chunk, the finish
+    reason, and the usage when the request asked for it."""
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "model": "stub-model",
+            **extra,
+            "choices": choices,
+        }
+
+    words = text.split(" ")
+    pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+    out: list[Any] = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])]
+    out += [chunk([{"index": 0, "delta": {"content": p}, "finish_reason": None}]) for p in pieces]
+    out.append(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        out.append(chunk([], usage={"prompt_tokens": 7, "completion_tokens": len(pieces), "total_tokens": 0}))
+    return out
 
 
 def stub_vector(text: str, dimensions: int = 8) -> list[float]:
@@ -157,6 +183,13 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             if reply.drop:
                 self.close_connection = True
                 return
+            events = reply.events
+            if events is None and reply.body is None and reply.raw is None and body.get("stream"):
+                last = body.get("messages", [{}])[-1].get("content", "")
+                events = chunks(f"echo: {last}", body)
+            if events is not None and reply.status < 400:
+                self._stream(events, reply)
+                return
             if reply.raw is not None:
                 payload = reply.raw
             elif reply.body is None and self.path.rstrip("/").endswith("/embeddings"):
@@ -167,6 +200,19 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             else:
                 payload = json.dumps(reply.body).encode()
             self._send(reply.status, payload, reply.headers, reply)
+
+        def _stream(self, events: list[Any], reply: Reply) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            for event in [*events, b"[DONE]"]:
+                data = event if isinstance(event, bytes) else json.dumps(event).encode()
+                self.wfile.write(b"data: " + data + b"\n\n")
+                self.wfile.flush()
+            self.close_connection = True
 
     return Handler
 

@@ -21,7 +21,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from honed.config import EndpointConfig, Settings
@@ -151,19 +151,10 @@ class ModelClient:
         key: str,
         cached: dict[str, dict[str, Any]] | None,
     ) -> Completion:
-        if self.use_cache:
-            hit = cached.get(key) if cached is not None else None
-            if hit is None and cached is None:
-                assert self.store is not None
-                hit = self.store.cache.get(key)
-            if hit is not None:
-                return self._from_cache(request, key, hit)
-        if request.tools and not provider.supports_tools:
-            raise InvalidInputError(
-                f"{request.model} cannot call tools "
-                f"(its provider {endpoint.provider!r} does not support them)",
-                hint="drop `tools` from the prompt or use a model behind an OpenAI-compatible endpoint",
-            )
+        hit = self._cached(request, key, cached)
+        if hit is not None:
+            return hit
+        _check_tools(request, provider, endpoint)
         waiting = time.perf_counter()
         async with self._semaphore(ref.endpoint, provider, endpoint):
             started = time.perf_counter()
@@ -173,7 +164,72 @@ class ModelClient:
                 if self.log_sink is not None:
                     self.log_sink(request, exc, time.perf_counter() - started)
                 raise
-        completion = self._completion(request, key, result, latency, started - waiting + queued)
+        return await self._record(request, key, result, latency, started - waiting + queued)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
+        """Run one request, yielding its text in pieces as the model writes them, then the `Completion`.
+
+        The same cache, limits, logging and cost as `complete` (a cached answer comes as one piece). A
+        failure before the first piece is retried as any call is; after it, the error is raised, since
+        the caller has already shown part of an answer that a retry would not continue."""
+        provider, ref, endpoint = self.resolve(request.model)
+        key = self.cache_key(request, endpoint, provider, ref.model)
+        hit = self._cached(request, key, None)
+        if hit is not None:
+            if hit.text:
+                yield hit.text
+            yield hit
+            return
+        _check_tools(request, provider, endpoint)
+        policy = self.settings.retry
+        waiting = time.perf_counter()
+        async with self._semaphore(ref.endpoint, provider, endpoint):
+            started, began, attempt, sent = time.perf_counter(), time.monotonic(), 0, False
+            result: ProviderResult | None = None
+            try:
+                while result is None:
+                    t0 = time.perf_counter()
+                    try:
+                        async for item in provider.stream(ref.model, request):
+                            if isinstance(item, str):
+                                sent = True
+                                yield item
+                            else:
+                                result = item
+                        if result is None:
+                            raise ProviderError(
+                                f"{request.model}: the stream ended without a result", provider=ref.endpoint
+                            )
+                    except ProviderError as exc:
+                        if sent:
+                            raise
+                        attempt += 1
+                        await asyncio.sleep(retry_delay(policy, exc, attempt, began))
+            except HonedError as exc:
+                if self.log_sink is not None:
+                    self.log_sink(request, exc, time.perf_counter() - started)
+                raise
+        took = time.perf_counter() - t0
+        inside = min(took, max(0.0, result.queue_s or 0.0))
+        yield await self._record(request, key, result, took - inside, t0 - waiting + inside)
+
+    def _cached(
+        self, request: ChatRequest, key: str, cached: dict[str, dict[str, Any]] | None
+    ) -> Completion | None:
+        """The cached completion of `request` (from `cached` when a batch looked them up), or None."""
+        if not self.use_cache:
+            return None
+        hit = cached.get(key) if cached is not None else None
+        if hit is None and cached is None:
+            assert self.store is not None
+            hit = self.store.cache.get(key)
+        return None if hit is None else self._from_cache(request, key, hit)
+
+    async def _record(
+        self, request: ChatRequest, key: str, result: ProviderResult, latency: float, queued: float
+    ) -> Completion:
+        """The completion of a call that reached the model: logged, cached, parsed."""
+        completion = self._completion(request, key, result, latency, queued)
         if self.log_sink is not None:
             completion = dataclasses.replace(completion, log_id=self.log_sink(request, completion, latency))
         if self.use_cache:
@@ -352,6 +408,14 @@ class ModelClient:
     async def aclose(self) -> None:
         await asyncio.to_thread(self.flush)
         await self.aclose_providers()
+
+
+def _check_tools(request: ChatRequest, provider: Provider, endpoint: EndpointConfig) -> None:
+    if request.tools and not provider.supports_tools:
+        raise InvalidInputError(
+            f"{request.model} cannot call tools (its provider {endpoint.provider!r} does not support them)",
+            hint="drop `tools` from the prompt or use a model behind an OpenAI-compatible endpoint",
+        )
 
 
 def with_parsed(request: ChatRequest, completion: Completion) -> Completion:

@@ -11,7 +11,7 @@ point group. The built-in `openai`, `local` and `scripted` providers register ex
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,16 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:
         """Run `request` with `model` (the part of the reference after `endpoint/`)."""
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[str | ProviderResult]:
+        """Run `request`, yielding the text as it is generated, then the whole `ProviderResult` last.
+
+        The pieces joined are the result's text. Default: the whole text as one piece, once `complete`
+        returns (a provider that cannot stream still serves a streaming caller)."""
+        result = await self.complete(model, request)
+        if result.text:
+            yield result.text
+        yield result
 
     def count_tokens(self, model: str, messages: tuple[Message, ...] | list[Message]) -> int:
         """Prompt tokens for `messages`, offline. Default: tiktoken's o200k/cl100k encodings."""

@@ -5,6 +5,7 @@ of it, through this. Requests go through the same `ModelClient` as everything el
 batching in the local provider), without the response cache: an inference server must not replay answers.
 Each generation is logged with source "serve" (and the caller's `X-Honed-Session-Id` / `X-Honed-Trace-Id`)
 and its log id comes back in `X-Honed-Log-Id`, so an app can attach feedback to it via `/v1/feedback`.
+`stream: true` answers with server-sent events (honed.serve.streaming).
 `/v1/embeddings` (the local embedders) and the routes other honed processes of the workspace use instead
 of loading their own models are in `honed.serve.local_api`.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
@@ -35,6 +37,7 @@ from honed.serve.guard import RequestGuard, RequestPolicy
 from honed.serve.ingest import ingest_router
 from honed.serve.local_api import local_router
 from honed.serve.responses import HttpError, error_for, error_response
+from honed.serve.streaming import stream_response
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -93,6 +96,7 @@ class ChatCompletionIn(BaseModel):
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=16)
     stream: bool = False
+    stream_options: dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
 
@@ -232,13 +236,6 @@ def create_app(
     async def chat(request: Request) -> Any:
         raw = await request.body()
         body = await run_in_threadpool(_chat_body, raw, limits.max_json_depth)
-        if body.stream:
-            return error_response(
-                400,
-                "streaming is not supported by honed serve yet; send stream=false",
-                "invalid_request_error",
-                param="stream",
-            )
         session_id = _header_id(request, "X-Honed-Session-Id")
         trace_id = _header_id(request, "X-Honed-Trace-Id")
         ref = ref_for(body.model)
@@ -263,8 +260,19 @@ def create_app(
             ChatRequest.of(ref, messages, params, response_schema=schema, sample_index=i, tools=body.tools)
             for i in range(body.n)
         ]
+
+        def context() -> AbstractContextManager[Any]:
+            return log_context(source="serve", session_id=session_id, trace_id=trace_id)
+
+        if body.stream:
+            if body.n != 1:
+                raise HttpError("stream=true takes n=1 (one choice)", status=400, param="n")
+            include_usage = bool((body.stream_options or {}).get("include_usage"))
+            return await stream_response(
+                client, requests[0], body.model, include_usage=include_usage, context=context
+            )
         # The tasks gather() makes copy this context, so each sample is logged with the caller's ids.
-        with log_context(source="serve", session_id=session_id, trace_id=trace_id):
+        with context():
             results = await asyncio.gather(*(_complete(client, r) for r in requests))
         usage_in = results[0].usage.input_tokens
         usage_out = sum(r.usage.output_tokens for r in results)

@@ -9,7 +9,8 @@ mode and two per-row hooks do the rest:
   a row's random stream is its own, a seeded request gives the same output whether it runs alone or in a
   batch (up to the tiny float differences left padding can cause, as for greedy rows).
 - `RowStops` (a stopping criterion) ends a row at its own max_tokens or when its text contains one of its
-  stop strings; `generate` then pads that row, and the whole batch ends once every row is done.
+  stop strings; `generate` then pads that row, and the whole batch ends once every row is done. It also
+  hands a streaming row's text so far to the row's job after each step.
 
 This module imports torch and transformers at the top: only the engine thread imports it.
 """
@@ -77,6 +78,9 @@ class RowStops(StoppingCriteria):
         for i, job in enumerate(self.jobs):
             if self.done[i]:
                 continue
+            if job.on_text is not None:
+                row = generated[i].tolist()
+                job.on_text(self.decode(row[: row.index(self.eos_id)] if self.eos_id in row else row))
             if n >= job.max_tokens or int(generated[i, -1]) == self.eos_id:
                 self.done[i] = True
             elif job.stop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from honed.models.local.adapters import AdapterRef
@@ -26,6 +27,9 @@ class Job:
     top_p: float | None = None
     seed: int | None = None
     adapter: AdapterRef | None = None
+    #: called on the engine thread after each decoding step with the row's text so far (eos and padding
+    #: left out, stop strings not yet cut), for a caller that streams; it must not block
+    on_text: Callable[[str], None] | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, messages: tuple[Message, ...], params: Params, adapter: AdapterRef | None = None) -> Job:

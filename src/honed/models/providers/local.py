@@ -11,11 +11,15 @@ module imports neither torch nor transformers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from honed.models import served
 from honed.models.local import BASE_MODEL, AdapterResolver, Job, LocalModel, split_model_name
+from honed.models.local.jobs import Generation
 from honed.models.provider import Provider
 from honed.models.types import ChatRequest, Message, ProviderResult, Usage
 
@@ -99,8 +103,43 @@ class LocalProvider(Provider):
                 self._server = None
                 served.forget(self.settings)
                 await server.aclose()
+        return self._result(model, await self.model.generate(self.job(model, request)))
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[str | ProviderResult]:
+        """The text as the engine decodes it (in this process; through a running `honed serve` of the
+        workspace it comes whole), then the result. A piece is only sent once no later token can change
+        it: text that could still become a stop string, a trailing space or a half-decoded character
+        waits, so the pieces always add up to the result's text."""
+        server = self._served() if self._probed else await asyncio.to_thread(self._served)
+        if server is not None:
+            async for item in super().stream(model, request):
+                yield item
+            return
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Queue[str | None] = asyncio.Queue()
         job = self.job(model, request)
-        out = await self.model.generate(job)
+
+        def on_text(text: str) -> None:  # the engine thread: never raise there, it would fail the batch
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
+                loop.call_soon_threadsafe(seen.put_nowait, text)
+
+        task = asyncio.ensure_future(self.model.generate(dataclasses.replace(job, on_text=on_text)))
+        task.add_done_callback(lambda _: seen.put_nowait(None))
+        sent = ""
+        try:
+            while (text := await seen.get()) is not None:
+                settled = _settled(text, job.stop)
+                if len(settled) > len(sent) and settled.startswith(sent):
+                    yield settled[len(sent) :]
+                    sent = settled
+            out = task.result()
+        finally:
+            task.cancel()  # a caller that stops reading drops the job if it has not started
+        if out.text.startswith(sent) and len(out.text) > len(sent):
+            yield out.text[len(sent) :]
+        yield self._result(model, out)
+
+    def _result(self, model: str, out: Generation) -> ProviderResult:
         return ProviderResult(
             text=out.text,
             usage=Usage(input_tokens=out.input_tokens, output_tokens=out.output_tokens),
@@ -131,3 +170,17 @@ class LocalProvider(Provider):
 
     def _split(self, model: str) -> str | None:
         return split_model_name(self.endpoint, model, self._available)
+
+
+def _settled(text: str, stop: tuple[str, ...]) -> str:
+    """The part of a row's text so far that the finished text will begin with: cut at a stop string,
+    short of any tail that could grow into one, and without a trailing space or replacement character
+    (the tokenizer may still join them with the next token)."""
+    for s in stop:
+        at = text.find(s)
+        if at >= 0:
+            text = text[:at]
+    hold = max((len(s) - 1 for s in stop), default=0)
+    if hold:
+        text = text[: max(0, len(text) - hold)]
+    return text.rstrip().rstrip("\ufffd").rstrip()

@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from honed.errors import ProviderError
 from honed.models import endpoints
 from honed.models.provider import Provider
 from honed.models.providers.openai_wire import (
+    ChunkAssembler,
     Failures,
     error_text,
     parse_chat_response,
     request_body,
     retry_after_seconds,
 )
-from honed.models.types import ChatRequest, ProviderResult
+from honed.models.types import ChatRequest, ProviderResult, Usage
 
 if TYPE_CHECKING:
     import aiohttp
@@ -198,6 +201,78 @@ class OpenAICompatProvider(Provider):
         except ValueError as exc:
             raise self.failures.not_json(status) from exc
         return parse_chat_response(self.name, data)
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[str | ProviderResult]:
+        """`stream: true` with `stream_options.include_usage`: the content deltas of the server-sent
+        events as they arrive, then the result they add up to. The `sdk` transport, and a server that
+        answers with one JSON reply instead, give the whole text as one piece."""
+        if self.transport == "sdk":
+            async for item in super().stream(model, request):
+                yield item
+            return
+        if not self._http_url:
+            raise self.failures.bad_url()
+        body = {**request_body(model, request), "stream": True, "stream_options": {"include_usage": True}}
+        session, proxy = self._session()
+        import aiohttp
+
+        assembler = ChunkAssembler()
+        try:
+            async with session.post(
+                self._url(model), data=json.dumps(body).encode(), headers=self._headers(), proxy=proxy
+            ) as response:
+                if response.status >= 400:
+                    detail = error_text(response.status, (await response.read()).decode("utf-8", "replace"))
+                    raise self.failures.status(response.status, response.headers, detail, model)
+                if response.content_type != "text/event-stream":
+                    raw = await response.read()
+                    try:
+                        result = parse_chat_response(self.name, json.loads(raw))
+                    except ValueError as exc:
+                        raise self.failures.not_json(response.status) from exc
+                    if result.text:
+                        yield result.text
+                    yield result
+                    return
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, comments (keep-alives), `event:` lines
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        break
+                    piece = self._chunk(assembler, payload, response.status)
+                    if piece:
+                        yield piece
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self.failures.from_aiohttp(exc) from exc
+        result = parse_chat_response(self.name, assembler.completion())
+        if result.usage == Usage(0, 0):
+            # A server that ignores include_usage: count offline, as for a prompt's budget estimate.
+            result = dataclasses.replace(
+                result,
+                usage=Usage(
+                    self.count_tokens(model, request.messages), self.count_text_tokens(model, result.text)
+                ),
+            )
+        yield result
+
+    def _chunk(self, assembler: ChunkAssembler, payload: bytes, status: int) -> str:
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise self.failures.not_json(status) from exc
+        if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+            # An error after the stream began (OpenAI and vLLM send it as an event): not retried here.
+            message = str(chunk["error"].get("message") or chunk["error"])[:300]
+            raise ProviderError(f"endpoint {self.name!r} failed mid-stream: {message}", provider=self.name)
+        try:
+            return assembler.add(chunk)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderError(
+                f"endpoint {self.name!r} sent a chunk that is not a chat completion chunk: "
+                f"{str(chunk)[:200]}",
+                provider=self.name,
+            ) from exc
 
     async def _complete_sdk(self, body: dict[str, Any]) -> ProviderResult:
         import openai

@@ -101,6 +101,54 @@ def parse_chat_response(endpoint: str, data: Any) -> ProviderResult:
         ) from exc
 
 
+class ChunkAssembler:
+    """Folds a stream of `chat.completion.chunk` objects (the first choice's) into the `chat.completion`
+    they stand for: the content pieces joined, tool calls put together from their fragments by index,
+    the finish reason, and the usage chunk that `stream_options.include_usage` asks for."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._model: str | None = None
+
+    def add(self, chunk: Any) -> str:
+        """Take one chunk; return the text it adds (may be empty). A chunk of another shape raises
+        TypeError, KeyError or ValueError, as `parse_chat_response` would."""
+        if not isinstance(chunk, dict):
+            raise TypeError(f"a chunk is a JSON object, not {type(chunk).__name__}")
+        self._model = chunk.get("model") or self._model
+        if chunk.get("usage"):
+            self._usage = dict(chunk["usage"])
+        piece = ""
+        for choice in chunk.get("choices") or ():
+            if int(choice.get("index") or 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            piece += delta.get("content") or ""
+            for call in delta.get("tool_calls") or ():
+                slot = self._calls.setdefault(
+                    int(call.get("index") or 0), {"id": None, "function": {"name": "", "arguments": ""}}
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["function"]["name"] += function.get("name") or ""
+                slot["function"]["arguments"] += function.get("arguments") or ""
+            self._finish = choice.get("finish_reason") or self._finish
+        self._text.append(piece)
+        return piece
+
+    def completion(self) -> dict[str, Any]:
+        calls = [self._calls[i] for i in sorted(self._calls)]
+        message = {"content": "".join(self._text), "tool_calls": calls or None}
+        return {
+            "model": self._model,
+            "choices": [{"message": message, "finish_reason": self._finish}],
+            "usage": self._usage or {},
+        }
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Retry-After as seconds (it may be a number or an HTTP date); `retry-after-ms` where given."""
     ms = headers.get("retry-after-ms")
