@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from honed.datasets import get_dataset
 from honed.models.types import ChatRequest
 from honed.prompts.registry import SAVE_ACTION
-from honed.testing import scripted
+from honed.testing import Paced, scripted
 from tests.support.cli import honed
 from tests.ui.conftest import HOSTILE, Site, client
 from tests.ui.test_prompts_pages import csrf_of, root_of
@@ -103,6 +103,27 @@ def test_save_a_run_as_a_prompt_version_in_the_browser(
     events, _ = site.h.store.audit.page(10, kind="prompt", name="qa")
     saved = [e for e in events if e.action == SAVE_ACTION]
     assert saved[0].user == "local" and saved[0].detail["note"] == "one word"
+
+
+def test_outputs_stream_into_the_page_as_the_models_write_them(site: Site, tab: Page) -> None:
+    words = "Santiago is the capital of Chile <b>bold</b> not markup"
+    with scripted("pg-slow", lambda _: Paced(words, 0.25)) as slow:
+        tab.goto(f"{site.url}/playground?prompt=qa@v2")
+        tab.fill("input[aria-label='model 1']", slow)
+        tab.fill("textarea[name='var.country']", "Chile")
+        tab.click("#run")
+        cell = tab.locator("#cell-0-0")
+        # Part of the answer is on the page while the model is still writing the rest.
+        expect(cell).to_contain_text("Santiago is")
+        assert len(cell.inner_text()) < len(words)
+        expect(tab.locator("#grid .stats.pending")).to_have_count(1)
+        # Then the finished grid: the whole output, as text, with its tokens, latency and cost.
+        expect(tab.locator("#grid pre.out").first).to_have_text(words, timeout=10_000)
+        expect(tab.locator("#grid .stats")).to_contain_text("out tokens")
+        assert tab.locator("#grid b").count() == 0
+    site.h.flush_logs()
+    [logged] = [r for r in site.h.store.logs.query() if r["output"] == words]
+    assert logged["metadata"]["playground"] is True and logged["metadata"]["user"] == "local"
 
 
 def test_add_an_output_as_a_dataset_case(site: Site, models: tuple[str, str], tab: Page) -> None:

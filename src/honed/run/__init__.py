@@ -12,11 +12,15 @@ print(run_prompt(h, prompt, {"question": "Why is the sky blue?"}).text)
 
 from honed.run.prompt import (
     ChainResult,
+    Grid,
+    Piece,
     PromptRun,
     StepResult,
     arun_chain,
     arun_prompt,
     arun_prompt_grid,
+    astream_prompt,
+    astream_prompt_grid,
     prompt_log_context,
     ready,
     run_chain,
@@ -27,6 +31,8 @@ from honed.run.render import Rendered, Renderer
 
 __all__ = [
     "ChainResult",
+    "Grid",
+    "Piece",
     "PromptRun",
     "Rendered",
     "Renderer",
@@ -34,6 +40,8 @@ __all__ = [
     "arun_chain",
     "arun_prompt",
     "arun_prompt_grid",
+    "astream_prompt",
+    "astream_prompt_grid",
     "prompt_log_context",
     "ready",
     "run_chain",

@@ -13,7 +13,7 @@ anything is timed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +132,46 @@ async def arun_prompt(
 ) -> PromptRun:
     """Render and run `prompt` once. `base` is the folder of the prompt's file (its `file` resources are
     relative to it); `renderer` shares an open one across calls."""
+    request, retrieved = _prepare(h, prompt, variables, model, params, base, renderer)
+    with prompt_log_context(prompt, variables):
+        completion = await h.client.complete(request)
+    return PromptRun(prompt, request, completion, retrieved)
+
+
+async def astream_prompt(
+    h: Workspace,
+    prompt: Prompt,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: ParamsArg = None,
+    base: Path | None = None,
+    renderer: Renderer | None = None,
+) -> AsyncIterator[str | PromptRun]:
+    """`arun_prompt`, yielding the output in pieces as the model writes them, then the `PromptRun`.
+    Drive it from one task: the log context it sets spans its pieces."""
+    request, retrieved = _prepare(h, prompt, variables, model, params, base, renderer)
+    completion: Completion | None = None
+    with prompt_log_context(prompt, variables):
+        async for item in h.client.stream(request):
+            if isinstance(item, str):
+                yield item
+            else:
+                completion = item
+    assert completion is not None  # the client's stream always ends with its completion
+    yield PromptRun(prompt, request, completion, retrieved)
+
+
+def _prepare(
+    h: Workspace,
+    prompt: Prompt,
+    variables: Mapping[str, Any] | None,
+    model: str | None,
+    params: ParamsArg,
+    base: Path | None,
+    renderer: Renderer | None,
+) -> tuple[ChatRequest, list[dict[str, Any]] | None]:
+    """The request to send (rendered, retrieval included) with what was retrieved, the model made ready."""
     own = renderer is None
     rend = renderer if renderer is not None else Renderer(h, base=base)
     try:
@@ -141,9 +181,7 @@ async def arun_prompt(
             rend.close()
     ready(h, [request.model])
     h.client.warm([request])
-    with prompt_log_context(prompt, variables):
-        completion = await h.client.complete(request)
-    return PromptRun(prompt, request, completion, retrieved)
+    return request, retrieved
 
 
 run_prompt = synchronous(arun_prompt, _client, name="run_prompt", flush=True)
@@ -174,37 +212,81 @@ def run_prompt_many(
         return h.client.blocking(lambda: all_of_them(renderer), flush=True)
 
 
-async def arun_prompt_grid(
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Text that the model of `column` wrote for variable set `row` of a grid run, as it arrived."""
+
+    row: int
+    column: int
+    text: str
+
+
+Grid = list[list[PromptRun | HonedError]]
+"""One row per variable set, one run or failure per model, in order."""
+
+
+async def astream_prompt_grid(
     h: Workspace,
     prompt: Prompt,
     models: Sequence[str],
     variable_sets: Sequence[Mapping[str, Any]],
-) -> list[list[PromptRun | HonedError]]:
+) -> AsyncIterator[Piece | Grid]:
     """`prompt` on each model for each set of variables, all calls at once (the playground's side by
-    side): one row per variable set, one result or failure per model, in order. A model that cannot be
+    side), yielding each output's pieces as they arrive, then the whole `Grid`. A model that cannot be
     made ready fails in its own column only; local weights load off the event loop (a server running
-    this keeps answering meanwhile). New cache entries are written at the end, so a rerun hits them."""
+    this keeps answering meanwhile). New cache entries are written at the end, so a rerun hits them.
+    A caller that stops reading cancels the calls still running."""
     unready: dict[str, HonedError] = {}
     for model in models:
         try:
             await asyncio.to_thread(ready, h, [model])
         except HonedError as exc:
             unready[model] = exc
+    pieces: asyncio.Queue[Piece | None] = asyncio.Queue()
 
-    async def one(renderer: Renderer, model: str, variables: Mapping[str, Any]) -> PromptRun | HonedError:
+    async def one(renderer: Renderer, row: int, column: int) -> PromptRun | HonedError:
+        model = models[column]
         if model in unready:
             return unready[model]
+        run: PromptRun | HonedError | None = None
         try:
-            return await arun_prompt(h, prompt, variables, model=model, renderer=renderer)
+            async for item in astream_prompt(h, prompt, variable_sets[row], model=model, renderer=renderer):
+                if isinstance(item, str):
+                    pieces.put_nowait(Piece(row, column, item))
+                else:
+                    run = item
         except HonedError as exc:
-            return exc
+            run = exc
+        assert run is not None
+        return run
 
     with Renderer(h) as renderer:
-        flat = await asyncio.gather(*(one(renderer, m, v) for v in variable_sets for m in models))
+        cells = [(r, c) for r in range(len(variable_sets)) for c in range(len(models))]
+        everything = asyncio.gather(*(one(renderer, r, c) for r, c in cells))
+        everything.add_done_callback(lambda _: pieces.put_nowait(None))
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield piece
+            flat = everything.result()
+        finally:
+            everything.cancel()
     if h.client.use_cache:
         await asyncio.to_thread(h.client.flush)
     per = len(models)
-    return [list(flat[i * per : (i + 1) * per]) for i in range(len(variable_sets))]
+    yield [list(flat[i * per : (i + 1) * per]) for i in range(len(variable_sets))]
+
+
+async def arun_prompt_grid(
+    h: Workspace,
+    prompt: Prompt,
+    models: Sequence[str],
+    variable_sets: Sequence[Mapping[str, Any]],
+) -> Grid:
+    """`astream_prompt_grid`'s grid, for a caller that shows the outputs only when all are done."""
+    async for event in astream_prompt_grid(h, prompt, models, variable_sets):
+        if not isinstance(event, Piece):
+            return event
+    raise AssertionError("the grid's stream ended without its grid")
 
 
 async def arun_chain(

@@ -97,8 +97,7 @@ ENV = _environment()
 def page(request: Request, template: str, context: Mapping[str, Any], *, status: int = 200) -> HTMLResponse:
     """A template rendered for the request's viewer (`viewer` and `csrf` are in every template's context;
     an htmx request for a fragment gets the same template's `fragment` block when it has one)."""
-    viewer: Viewer = request.state.viewer
-    values = {"viewer": viewer, "csrf": viewer.csrf, "path": request.url.path, **context}
+    values = _values(request, context)
     tmpl = ENV.get_template(template)
     if request.headers.get("hx-request") and "fragment" in tmpl.blocks:
         ctx = tmpl.new_context(values)
@@ -106,6 +105,16 @@ def page(request: Request, template: str, context: Mapping[str, Any], *, status:
     else:
         text = tmpl.render(values)
     return HTMLResponse(text, status_code=status)
+
+
+def fragment(request: Request, template: str, context: Mapping[str, Any]) -> str:
+    """A template rendered for the request's viewer, as text to send inside another response."""
+    return ENV.get_template(template).render(_values(request, context))
+
+
+def _values(request: Request, context: Mapping[str, Any]) -> dict[str, Any]:
+    viewer: Viewer = request.state.viewer
+    return {"viewer": viewer, "csrf": viewer.csrf, "path": request.url.path, **context}
 
 
 def trusted(markup: str) -> Markup:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from honed.errors import UnknownModelError
@@ -22,7 +23,16 @@ if TYPE_CHECKING:
     from honed.config import EndpointConfig, Settings
     from honed.models.registry import Registry
 
-Reply = str | BaseException | ProviderResult
+
+@dataclass(frozen=True)
+class Paced:
+    """A reply written a word at a time, `delay_s` apart: a slow model, for tests of streaming."""
+
+    text: str
+    delay_s: float
+
+
+Reply = str | BaseException | ProviderResult | Paced
 Script = Sequence[Reply] | Callable[[ChatRequest], Reply]
 
 _scripts: dict[str, Script] = {}
@@ -89,28 +99,48 @@ class ScriptedProvider(Provider):
         )
 
     async def complete(self, model: str, request: ChatRequest) -> ProviderResult:
+        reply = await self._reply(model, request)
+        if isinstance(reply, Paced):
+            await asyncio.sleep(reply.delay_s * len(reply.text.split(" ")))
+        return await self._result(model, request, reply)
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[str | ProviderResult]:
+        """A `Paced` reply word by word; any other reply whole."""
+        reply = await self._reply(model, request)
+        result = await self._result(model, request, reply)
+        if isinstance(reply, Paced):
+            words = result.text.split(" ")
+            for i, word in enumerate(words):
+                await asyncio.sleep(reply.delay_s)
+                yield word if i == 0 else f" {word}"
+        elif result.text:
+            yield result.text
+        yield result
+
+    async def _reply(self, model: str, request: ChatRequest) -> Reply:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         key = f"{self.endpoint}/{model}"
         script = _scripts.get(model) or _scripts.get(key)
         if script is not None:
-            reply = _next(model, script, request)
-        elif self.replies is not None:
-            reply = _next(key, self.replies, request)
-        elif model == "echo":
+            return _next(model, script, request)
+        if self.replies is not None:
+            return _next(key, self.replies, request)
+        if model == "echo":
             users = [m["content"] for m in request.messages if m["role"] == "user"]
-            reply = users[-1] if users else ""
-        else:
-            raise UnknownModelError(
-                f"scripted model {model!r} has no script",
-                hint="register one with honed.testing.scripted(...) or set replies under "
-                f"[endpoints.{self.endpoint}] in honed.toml; `scripted/echo` echoes the last user message",
-            )
+            return users[-1] if users else ""
+        raise UnknownModelError(
+            f"scripted model {model!r} has no script",
+            hint="register one with honed.testing.scripted(...) or set replies under "
+            f"[endpoints.{self.endpoint}] in honed.toml; `scripted/echo` echoes the last user message",
+        )
+
+    async def _result(self, model: str, request: ChatRequest, reply: Reply) -> ProviderResult:
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, ProviderResult):
             return reply
-        text = reply
+        text = reply.text if isinstance(reply, Paced) else reply
         finish = "stop"
         if request.params.max_tokens is not None:
             words = text.split(" ")

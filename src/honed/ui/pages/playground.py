@@ -16,13 +16,13 @@ prompt and the form, and no button that runs or changes anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import FormData
 
 from honed.datasets.case import case_from_fields
@@ -31,9 +31,9 @@ from honed.errors import HonedError, InvalidInputError
 from honed.logs.context import log_context
 from honed.prompts import get_prompt, push
 from honed.prompts.spec import Prompt
-from honed.run import PromptRun, arun_prompt_grid
+from honed.run import Piece, PromptRun, arun_prompt_grid, astream_prompt_grid
 from honed.ui.forms import FORM, require
-from honed.ui.web import page
+from honed.ui.web import fragment, page
 from honed.workspace import Workspace
 
 MAX_MODELS = 4
@@ -141,6 +141,13 @@ def _int(field_name: str, text: str, default: int) -> int:
         raise InvalidInputError(f"{field_name} must be a whole number, not {text!r}") from None
 
 
+VariableSet = tuple[str, str | None, Mapping[str, Any]]
+"""A row's label, its case id (None for values typed by hand), and the variables."""
+
+Cell = PromptRun | HonedError | None
+"""A model's run for a row, its failure, or None while it runs."""
+
+
 @dataclass(frozen=True)
 class Row:
     """One set of variables (a case, or the values typed by hand) and each model's run or failure."""
@@ -148,16 +155,14 @@ class Row:
     label: str
     case_id: str | None
     variables: Mapping[str, Any]
-    results: list[PromptRun | HonedError]
+    results: list[Cell]
 
     @property
     def inputs_json(self) -> str:
         return json.dumps(dict(self.variables), ensure_ascii=False)
 
 
-def _variable_sets(
-    h: Workspace, draft: Draft, prompt: Prompt
-) -> list[tuple[str, str | None, Mapping[str, Any]]]:
+def _variable_sets(h: Workspace, draft: Draft, prompt: Prompt) -> list[VariableSet]:
     """What to run the prompt on: cases of the dataset version the form names, else the typed values."""
     if not draft.dataset:
         needed = prompt.variables()
@@ -173,17 +178,15 @@ def _variable_sets(
     return [(c.id, c.id, c.inputs) for c in cases]
 
 
-async def _run_grid(
-    h: Workspace,
-    prompt: Prompt,
-    models: Sequence[str],
-    sets: Sequence[tuple[str, str | None, Mapping[str, Any]]],
-) -> list[Row]:
-    grid = await arun_prompt_grid(h, prompt, models, [variables for _, _, variables in sets])
+def _rows(sets: Sequence[VariableSet], grid: Sequence[Sequence[Cell]]) -> list[Row]:
     return [
-        Row(label, case_id, variables, results)
+        Row(label, case_id, variables, list(results))
         for (label, case_id, variables), results in zip(sets, grid, strict=True)
     ]
+
+
+def _line(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False).encode() + b"\n"
 
 
 def router(h: Workspace) -> APIRouter:
@@ -225,20 +228,55 @@ def router(h: Workspace) -> APIRouter:
         draft.dataset = dataset or ""
         return render(request, draft)
 
-    @api.post("/playground/run", openapi_extra=FORM)
-    async def run(request: Request) -> Response:
-        viewer = require(request, "write")
+    async def planned(request: Request) -> tuple[Draft, Prompt, list[str], list[VariableSet]] | Response:
+        """What a run posts: the draft, its prompt, models and variable sets; or the form, refused."""
         draft = Draft.parse(await request.form())
         try:
             prompt = draft.prompt(h)
-            models = draft.check_models()
-            sets = _variable_sets(h, draft, prompt)
+            return draft, prompt, draft.check_models(), _variable_sets(h, draft, prompt)
         except HonedError as exc:
             return render(request, draft, error=exc.one_line(), status=400)
+
+    @api.post("/playground/run", openapi_extra=FORM)
+    async def run(request: Request) -> Response:
+        viewer = require(request, "write")
+        plan = await planned(request)
+        if isinstance(plan, Response):
+            return plan
+        draft, prompt, models, sets = plan
         # The calls' log entries say they came from the playground and whose run it was.
         with log_context(metadata={"playground": True, "user": viewer.user}):
-            rows = await _run_grid(h, prompt, models, sets)
-        return render(request, draft, rows=rows, columns=models)
+            grid = await arun_prompt_grid(h, prompt, models, [variables for _, _, variables in sets])
+        return render(request, draft, rows=_rows(sets, grid), columns=models)
+
+    @api.post("/playground/stream", openapi_extra=FORM)
+    async def stream(request: Request) -> Response:
+        """The run for the page's script: lines of JSON, first the grid with empty cells, then each
+        output's pieces as `{"cell", "text"}`, then the whole grid again, done. A refused form is the
+        page with its error, as from /playground/run."""
+        viewer = require(request, "write")
+        plan = await planned(request)
+        if isinstance(plan, Response):
+            return plan
+        draft, prompt, models, sets = plan
+
+        def grid_html(grid: Sequence[Sequence[Cell]]) -> str:
+            context = {"draft": draft, "rows": _rows(sets, grid), "columns": models}
+            return fragment(request, "playground/_results.html", context)
+
+        async def lines() -> AsyncIterator[bytes]:
+            yield _line({"html": grid_html([[None] * len(models) for _ in sets])})
+            # One task drives this generator, so the log context holds for every call it makes.
+            with log_context(metadata={"playground": True, "user": viewer.user}):
+                async for event in astream_prompt_grid(
+                    h, prompt, models, [variables for _, _, variables in sets]
+                ):
+                    if isinstance(event, Piece):
+                        yield _line({"cell": f"cell-{event.row}-{event.column}", "text": event.text})
+                    else:
+                        yield _line({"html": grid_html(event), "done": True})
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @api.post("/playground/save", openapi_extra=FORM)
     async def save(request: Request) -> Response:
