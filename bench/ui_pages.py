@@ -219,7 +219,7 @@ def log_pages(n: int, repeats: int, url: str | None) -> list[dict[str, Any]]:
                 pages = {
                     f"log list ({n:,} logs, PostgreSQL)": "/logs",
                     "log list, one prompt": "/logs?prompt=prompt-7",
-                    "log list, errors only": "/logs?errors=true",
+                    "log list, errors only": "/logs?errors=only",
                     "log list, 20 pages in": deep,
                 }
                 for name, path in pages.items():

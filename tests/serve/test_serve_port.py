@@ -22,6 +22,7 @@ from honed.config import init_workspace
 from honed.models import served
 from tests.serve.test_served import start_serve, stop
 from tests.support.cli import HONED, assert_one_line_error, honed
+from tests.support.stub_openai import free_port
 
 
 def test_a_second_serve_on_a_taken_port_fails_and_leaves_the_first_one_announced(tmp_path: Path) -> None:
@@ -111,3 +112,33 @@ def _dead_pid() -> int:
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     return int(done.stdout)
+
+
+def test_honed_ui_opens_the_browser_at_the_ui_once_it_answers(workspace: Path, tmp_path: Path) -> None:
+    # Python's webbrowser runs $BROWSER with the URL: here a script that writes down what it was given.
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONED_") or k == "HONED_MODEL_CACHE"}
+    proc = subprocess.Popen(
+        [HONED, "ui", "--port", str(port)],
+        cwd=workspace,
+        env={**env, "BROWSER": str(browser)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not opened.exists() or not opened.read_text().strip():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "honed ui opened no browser"
+            time.sleep(0.1)
+        url = opened.read_text().strip()
+        assert url == f"http://127.0.0.1:{port}/"
+        page = httpx.get(url, follow_redirects=True, timeout=10)
+        assert page.status_code == 200 and "Experiments" in page.text
+    finally:
+        stop(proc)

@@ -50,6 +50,11 @@ COMMANDS = (
         "/v1/logs and /v1/feedback so applications in any language can log generations and feedback.",
     ),
     Entry(
+        "ui",
+        "honed.cli.serve:ui",
+        "Open the web UI: honed serve --open --no-warm on 127.0.0.1.",
+    ),
+    Entry(
         "review",
         "honed.cli.review:review",
         "Label model outputs by hand in the terminal, from a JSONL file or an experiment run (--run).",

@@ -53,6 +53,9 @@ def serve(
         help="Largest request body, in bytes (default 8 MiB; or serve.max_body_bytes, "
         "HONED_SERVE_MAX_BODY_BYTES).",
     ),
+    open_browser: bool = typer.Option(
+        False, "--open", help="Open the web UI in a browser once the server answers."
+    ),
 ) -> None:
     """Serve /v1/models and /v1/chat/completions so any OpenAI client can use honed's models, and
     /v1/logs and /v1/feedback so applications in any language can log generations and feedback.
@@ -94,7 +97,9 @@ def serve(
         # address is printed or the discovery file of the server that holds it is replaced.
         sockets = listen(host, port, data_folder=data_folder)
         try:
-            _serve(h, client, sockets, host, endpoint, warm=warm, gate=gate, store=store)
+            _serve(
+                h, client, sockets, host, endpoint, warm=warm, gate=gate, store=store, open_ui=open_browser
+            )
         finally:
             for sock in sockets:
                 sock.close()
@@ -112,6 +117,7 @@ def _serve(
     warm: bool,
     gate: TokenGate | None,
     store: Store | None,
+    open_ui: bool = False,
 ) -> None:
     """Load, announce and serve on `sockets` (already listening) until stopped."""
     import uvicorn
@@ -154,6 +160,8 @@ def _serve(
             err_console.print(f"online evaluation every {online.interval_s:g} s: {names}", markup=False)
         _exit_on_sigterm()
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        if open_ui:
+            _open_when_started(server, f"http://{address}:{port}/")
         # Ctrl-C ends the server as uvicorn.run does: quietly, once it has shut down.
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=sockets)
@@ -162,6 +170,47 @@ def _serve(
             served.withdraw(published)
         if online is not None:
             online.stop()
+
+
+def ui(
+    port: int = typer.Option(
+        8000, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one, printed)."
+    ),
+) -> None:
+    """Open the web UI: `honed serve --open --no-warm` on 127.0.0.1 (the local model loads on first use).
+
+    Example: cd my-project && honed ui, then the browser shows the experiments, review queues, the
+    playground, prompts, datasets, logs, knowledge bases, fine-tuning jobs and ladders of this workspace.
+    """
+    serve(
+        host="127.0.0.1",
+        port=port,
+        endpoint=["local"],
+        warm=False,
+        require_token=False,
+        allow_origin=[],
+        allowed_host=[],
+        max_body_bytes=None,
+        open_browser=True,
+    )
+
+
+def _open_when_started(server: Any, url: str) -> None:
+    """Open `url` in the user's browser (Python's `webbrowser`: $BROWSER, else the desktop's) once
+    `server` answers; where there is none (a machine without a desktop), say where to point one."""
+    import threading
+    import time
+    import webbrowser
+
+    def wait_then_open() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        if not webbrowser.open(url):
+            err_console.print(f"no browser to open here: open {url}", markup=False, soft_wrap=True)
+
+    threading.Thread(target=wait_then_open, name="honed-open-ui", daemon=True).start()
 
 
 def _exit_on_sigterm() -> None:
