@@ -256,6 +256,15 @@ def cases(
     search: str | None = typer.Option(
         None, "--search", "-s", help="Only cases whose id, inputs, reference or an output contains this."
     ),
+    flaky: bool = typer.Option(
+        False, "--flaky", help="Only cases whose pass/fail differs between repeats (runs with --repeats)."
+    ),
+    order: str | None = typer.Option(
+        None,
+        "--order",
+        help="case (the dataset's order), change (the biggest change first) or score (the lowest first); "
+        "default: the dataset's order, or the biggest change first with --regressions/--improvements.",
+    ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many cases."),
     full: bool = typer.Option(False, "--full", help="Show outputs and inputs whole, not cut."),
     json_out: bool = JsonOption,
@@ -267,6 +276,7 @@ def cases(
       honed experiments cases 3f2a9c --regressions --variant qa@v2
       honed experiments cases nightly --failed exact --limit 5 --full
       honed experiments cases 3f2a9c --errors --json
+      honed experiments cases nightly --order score --limit 10
     """
     if regressions and improvements:
         raise InvalidInputError(
@@ -283,6 +293,8 @@ def cases(
         failed=failed,
         errors=errors,
         search=search,
+        flaky=flaky,
+        order=order,  # type: ignore[arg-type]  # list_cases checks it
         limit=limit,
     )
     h.close()

@@ -11,6 +11,7 @@ here is one that `experiments compare` counted.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -68,6 +69,14 @@ class CaseSample:
             "cached": self.cached,
             "scores": [s.to_dict() for s in self.scores],
         }
+
+
+Order = Literal["case", "change", "score"]
+ORDERS: dict[str, str] = {
+    "case": "in the dataset's order",
+    "change": "the biggest change first",
+    "score": "the lowest score first",
+}
 
 
 @dataclass(frozen=True)
@@ -159,12 +168,17 @@ def list_cases(
     failed: str | None = None,
     errors: bool = False,
     search: str | None = None,
+    flaky: bool = False,
+    order: Order | None = None,
     limit: int | None = None,
     offset: int = 0,
     report: RunReport | None = None,
 ) -> CaseListing:
-    """The cases of a run that pass every filter given, in the dataset's order (changed cases: the
-    biggest change first), with at most `limit` of them filled in.
+    """The cases of a run that pass every filter given, with at most `limit` of them filled in. `order`:
+    "case" the dataset's order, "change" the biggest change against the baseline first, "score" the
+    lowest mean score of the selected variants first; by default the dataset's order, or the biggest
+    change first when `changed` selects changed cases. `flaky`: cases whose pass/fail differs between
+    repeats under one of the selected variants, by any evaluator.
 
     `variants` (ids or prompt references) are the variants whose changes, failures, errors and outputs
     select a case (default: all); the baseline's outputs are always shown beside theirs. `report` is the run's
@@ -201,12 +215,36 @@ def list_cases(
         erring = store.runs.erroring_cases(run.id, ctx.selected, ignore=ABSENT)
         ids = [i for i in ids if i in erring]
         words.append("with errors")
+    if flaky:
+        unstable = {
+            case_id
+            for ev in report.evaluators
+            for v, summary in report.stats[ev].summaries.items()
+            if v in ctx.selected
+            for case_id in summary.flaky
+        }
+        ids = [i for i in ids if i in unstable]
+        words.append("flaky")
     if search:
         found = store.runs.cases_with_output(run.id, search, ctx.selected)
         needle = search.lower()
         ids = [i for i in ids if i in found or needle in _case_text(ctx.dataset[i])]
         words.append(f"containing {search!r}")
+    if order is not None and order not in ORDERS:
+        raise InvalidInputError(f"unknown order {order!r}", hint=f"one of {', '.join(ORDERS)}")
+    if order == "case":
+        position = {case_id: i for i, case_id in enumerate(ctx.dataset)}
+        ids.sort(key=position.__getitem__)
+    elif order == "change":
+        moved = ctx.changed("either", ids)
+        kept = set(moved)
+        ids = moved + [i for i in ids if i not in kept]  # then the unchanged, in the dataset's order
+    elif order == "score":
+        means = store.runs.case_means(run.id, ctx.selected)
+        ids.sort(key=lambda i: means.get(i, math.inf))  # stable: ties keep their order; unscored last
     selection = " ".join(["cases", *words]) if len(words) < 2 else "cases " + ", ".join(words)
+    if order is not None:
+        selection += f", {ORDERS[order]}"
     return ctx.listing(store, selection, ids, limit, offset)
 
 

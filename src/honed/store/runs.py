@@ -312,6 +312,18 @@ class RunRepository:
         with self._store.read() as conn:
             return set(conn.execute(stmt.distinct()).scalars())
 
+    def case_means(self, run_id: str, variants: Collection[str]) -> dict[str, float]:
+        """Each case's mean score over the results of `variants`, every evaluator and sample (cases
+        without a score are absent)."""
+        c = scores.c
+        stmt = (
+            select(c.case_id, func.avg(c.value))
+            .where(c.run_id == run_id, c.variant.in_(list(variants)), c.value.is_not(None))
+            .group_by(c.case_id)
+        )
+        with self._store.read() as conn:
+            return {str(case_id): float(mean) for case_id, mean in conn.execute(stmt)}
+
     def erroring_cases(
         self, run_id: str, variants: Collection[str], *, ignore: Collection[str] = ()
     ) -> set[str]:

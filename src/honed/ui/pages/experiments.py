@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from honed.errors import InvalidInputError
 from honed.experiments.analysis import analyse_latest
-from honed.experiments.cases import Changed, case_detail, list_cases
+from honed.experiments.cases import ORDERS, Changed, case_detail, list_cases
 from honed.experiments.crossrun import compare_runs
 from honed.experiments.report_html import report_sections
 from honed.store.runs import Run
@@ -31,6 +31,7 @@ SHOW = {
     "regressions": "regressions",
     "improvements": "improvements",
     "either": "changed",
+    "flaky": "flaky (pass/fail differs between repeats)",
     "errors": "with errors",
 }
 
@@ -100,6 +101,7 @@ def router(h: Workspace) -> APIRouter:
         show: str = "all",
         failed: str | None = None,
         q: str | None = None,
+        order: str = "",
         offset: int = 0,
     ) -> Response:
         report = analyse_latest(h.store, run_id, baseline=baseline)
@@ -115,7 +117,9 @@ def router(h: Workspace) -> APIRouter:
             changed=changed,
             failed=failed or None,
             errors=show == "errors",
+            flaky=show == "flaky",
             search=q or None,
+            order=order or None,  # type: ignore[arg-type]  # list_cases checks it
             limit=CASES_PER_PAGE,
             offset=max(offset, 0),
             report=report,
@@ -125,6 +129,7 @@ def router(h: Workspace) -> APIRouter:
             "show": show,
             "failed": failed or "",
             "q": q or "",
+            "order": order,
         }
         return page(
             request,
@@ -135,6 +140,7 @@ def router(h: Workspace) -> APIRouter:
                 "listing": listing,
                 "query": query,
                 "shows": SHOW,
+                "orders": ORDERS,
                 "per_page": CASES_PER_PAGE,
             },
         )
