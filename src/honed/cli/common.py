@@ -18,6 +18,7 @@ from rich.text import Text
 
 from honed.api import Honed
 from honed.config import load_settings
+from honed.errors import InvalidInputError
 
 # Piped output (CI logs, `| less`) has no terminal width; rich would fall back to 80 columns, which folds a
 # table of model outputs into slivers. COLUMNS still wins when set.
@@ -36,6 +37,14 @@ def open_honed(*, no_cache: bool = False, require_workspace: bool = False, **fla
         overrides["cache"] = False
     settings = load_settings(overrides, require_workspace=require_workspace)
     return Honed(settings)
+
+
+def parse_json_option(text: str, what: str, example: str) -> Any:
+    """`text` (an option's value) parsed as JSON; bad JSON is a usage error naming `what`, with `example`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{what} is not valid JSON ({exc.msg})", hint=f"e.g. {example}") from None
 
 
 def print_json(data: Any) -> None:

@@ -10,42 +10,20 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from honed.cli.common import JsonOption, open_honed, print_json, print_table
-from honed.cli.logs import (
-    ApprovedOpt,
-    FeedbackOpt,
-    MinScoreOpt,
-    ModelOpt,
-    PromptOpt,
-    SessionOpt,
-    SinceOpt,
-    SourceOpt,
-    ThumbsOpt,
-    TraceOpt,
-    UntilOpt,
-)
+from honed.cli.logs import LOG_FILTERS
 from honed.errors import InvalidInputError
 from honed.hashing import short
-from honed.logs.filters import build_filter
 
 if TYPE_CHECKING:
     from honed.logs.curate import CurationReport
+    from honed.store.logs import LogFilter
 
 
+@LOG_FILTERS.without("errors").into("where")
 def curate(
     name: str = typer.Argument(..., help="Dataset to record the curated cases as, e.g. support-train."),
-    prompt: str | None = PromptOpt,
-    prompt_version: str | None = typer.Option(None, "--prompt-version", help="Only logs of this version."),
-    model: str | None = ModelOpt,
-    source: str | None = SourceOpt,
-    since: str | None = SinceOpt,
-    until: str | None = UntilOpt,
-    feedback: str | None = FeedbackOpt,
-    thumbs: str | None = ThumbsOpt,
-    approved: bool = ApprovedOpt,
-    min_rating: float | None = typer.Option(None, "--min-rating", help="Only logs rated at least this."),
-    min_score: list[str] | None = MinScoreOpt,
-    session: str | None = SessionOpt,
-    trace: str | None = TraceOpt,
+    *,
+    where: LogFilter,
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most the newest N logs."),
     dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Drop exact and near duplicates."),
     near: float = typer.Option(0.95, "--near", help="Cosine similarity at which inputs are near duplicates."),
@@ -83,21 +61,7 @@ def curate(
     """
     from honed.logs.curate import curate_logs
 
-    where = build_filter(
-        prompt=prompt,
-        model=model,
-        source=source,
-        since=since,
-        until=until,
-        feedback=feedback,
-        thumbs=thumbs,
-        approved=approved,
-        min_score=min_score,
-        session=session,
-        trace=trace,
-        limit=limit,
-    )
-    where = dataclasses.replace(where, prompt_version=prompt_version, min_rating=min_rating)
+    where = dataclasses.replace(where, limit=limit)
     with open_honed(require_workspace=True) as h:
         report = curate_logs(
             h.store,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,14 +117,8 @@ def create(
             backend=backend, base_model=model, training="", hyperparameters=hp, suffix=suffix, source=source
         )
         job = create_job(h, spec, training, validation)
-        if not json_out:
-            console.print(f"created fine-tuning job {job.id} ({backend}, {model}); worker pid {job.pid}")
-        if wait:
-            _follow(job, quiet=json_out)
-        if json_out:
-            print_json(job.refresh().summary())
-        if wait:
-            job.result()  # a failed or cancelled job is an error (and a non-zero exit)
+        said = f"created fine-tuning job {job.id} ({backend}, {model}); worker pid {job.pid}"
+        _started(job, said, wait=wait, json_out=json_out)
 
 
 @app.command("list")
@@ -176,10 +172,7 @@ def list_(
 @app.command("show")
 def show(job_id: str = JobArgument, json_out: bool = JsonOption) -> None:
     """Show a job: status, model, and a summary of its loss curve (`--json` adds every event)."""
-    from honed.finetune.jobs import get_job
-
-    with open_honed() as h:
-        job = get_job(h, job_id)
+    with _open_job(job_id) as job:
         summary = job.summary()
         if json_out:
             print_json({**summary, "events": job.events()})
@@ -214,10 +207,7 @@ def show(job_id: str = JobArgument, json_out: bool = JsonOption) -> None:
 @app.command("cancel")
 def cancel(job_id: str = JobArgument, json_out: bool = JsonOption) -> None:
     """Cancel a job: a running worker stops at its next step; a remote job is cancelled remotely."""
-    from honed.finetune.jobs import get_job
-
-    with open_honed() as h:
-        job = get_job(h, job_id)
+    with _open_job(job_id) as job:
         asked = job.cancel()
         if json_out:
             print_json({"id": job.id, "status": job.status, "cancel_requested": asked})
@@ -234,18 +224,9 @@ def resume(
     json_out: bool = JsonOption,
 ) -> None:
     """Start an interrupted (or failed) job again; it continues from its last checkpoint."""
-    from honed.finetune.jobs import get_job
-
-    with open_honed() as h:
-        job = get_job(h, job_id).resume()
-        if not json_out:
-            console.print(f"resumed job {job.id}; worker pid {job.pid}")
-        if wait:
-            _follow(job, quiet=json_out)
-        if json_out:
-            print_json(job.refresh().summary())
-        if wait:
-            job.result()
+    with _open_job(job_id) as stopped:
+        job = stopped.resume()
+        _started(job, f"resumed job {job.id}; worker pid {job.pid}", wait=wait, json_out=json_out)
 
 
 @app.command("wait")
@@ -255,10 +236,7 @@ def wait_(
     json_out: bool = JsonOption,
 ) -> None:
     """Wait for a job, printing its progress; exits non-zero unless it succeeded."""
-    from honed.finetune.jobs import get_job
-
-    with open_honed() as h:
-        job = get_job(h, job_id)
+    with _open_job(job_id) as job:
         _follow(job, quiet=json_out, timeout=timeout)
         if json_out:
             print_json(job.refresh().summary())
@@ -268,6 +246,29 @@ def wait_(
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _open_job(job_id: str) -> Iterator[FinetuneJob]:
+    """The job `job_id` (or a unique prefix), with its workspace open while the block runs."""
+    from honed.finetune.jobs import get_job
+
+    with open_honed() as h:
+        yield get_job(h, job_id)
+
+
+def _started(job: FinetuneJob, said: str, *, wait: bool, json_out: bool) -> None:
+    """What `create` and `resume` do once a worker runs the job: say `said`, follow it with --wait, print
+    its summary with --json."""
+    if not json_out:
+        console.print(said)
+    if wait:
+        _follow(job, quiet=json_out)
+    if json_out:
+        print_json(job.refresh().summary())
+    if wait:
+        job.result()  # a failed or cancelled job is an error (and a non-zero exit)
+
 
 _LOSSES = ("first_loss", "last_loss", "best_loss")
 

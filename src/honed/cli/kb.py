@@ -4,15 +4,24 @@ work is in `honed.rag` (eval and results: `honed.cli.kb_eval`)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.text import Text
 
-from honed.cli.common import JsonOption, err_console, open_honed, print_json, print_table, progress_bars
+from honed.cli.common import (
+    JsonOption,
+    err_console,
+    open_honed,
+    parse_json_option,
+    print_json,
+    print_table,
+    progress_bars,
+)
 from honed.cli.kb_eval import eval_, results
-from honed.errors import InvalidInputError
+from honed.cli.option_sets import OptionSet, unset
 from honed.hashing import short
 
 app = typer.Typer(
@@ -23,61 +32,81 @@ app = typer.Typer(
 NameArgument = typer.Argument(..., help="Knowledge base name, e.g. docs.")
 
 
-def _config_options(
-    base: Any,
-    *,
-    description: str | None,
-    chunking: str | None,
-    chunk_size: int | None,
-    chunk_overlap: int | None,
-    embedder: str | None,
-    store: str | None,
-    store_url: str | None,
-    store_path: Path | None,
-    ef_search: int | None = None,
-) -> Any:
-    from honed.rag.index.kb import KnowledgeBaseConfig
-    from honed.rag.ingest.chunking import ChunkingConfig
+@dataclass(frozen=True)
+class _ConfigChanges:
+    """What `kb create|config` were told to set; `None` keeps the base config's value."""
 
-    data = base.model_dump() if base is not None else KnowledgeBaseConfig().model_dump()
-    if description is not None:
-        data["description"] = description
-    chunk = dict(data["chunking"])
-    for key, value in (("strategy", chunking), ("size", chunk_size), ("overlap", chunk_overlap)):
-        if value is not None:
-            chunk[key] = value
-    data["chunking"] = ChunkingConfig.model_validate(chunk).model_dump() if chunk else chunk
-    if embedder is not None:
-        data["embedder"] = embedder
-    if store is not None or store_url is not None or store_path is not None:
-        spec: dict[str, Any] = {"type": store or data["store"].get("type", "chroma")}
-        if store_url is not None:
-            spec["url"] = store_url
-        if store_path is not None:
-            spec["path"] = str(store_path.resolve())
-        data["store"] = spec
-    if ef_search is not None:
-        data["store"] = {**data["store"], "ef_search": ef_search}
-    return KnowledgeBaseConfig.parse(data)
+    description: str | None = None
+    chunking: str | None = None
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    embedder: str | None = None
+    store: str | None = None
+    store_url: str | None = None
+    store_path: Path | None = None
+    ef_search: int | None = None
+
+    def apply(self, base: Any) -> Any:
+        """`base` (a `KnowledgeBaseConfig`, or `None` for the defaults) with these changes, validated."""
+        from honed.rag.index.kb import KnowledgeBaseConfig
+        from honed.rag.ingest.chunking import ChunkingConfig
+
+        data = base.model_dump() if base is not None else KnowledgeBaseConfig().model_dump()
+        if self.description is not None:
+            data["description"] = self.description
+        chunk = dict(data["chunking"])
+        for key, value in (
+            ("strategy", self.chunking),
+            ("size", self.chunk_size),
+            ("overlap", self.chunk_overlap),
+        ):
+            if value is not None:
+                chunk[key] = value
+        data["chunking"] = ChunkingConfig.model_validate(chunk).model_dump() if chunk else chunk
+        if self.embedder is not None:
+            data["embedder"] = self.embedder
+        if self.store is not None or self.store_url is not None or self.store_path is not None:
+            spec: dict[str, Any] = {"type": self.store or data["store"].get("type", "chroma")}
+            if self.store_url is not None:
+                spec["url"] = self.store_url
+            if self.store_path is not None:
+                spec["path"] = str(self.store_path.resolve())
+            data["store"] = spec
+        if self.ef_search is not None:
+            data["store"] = {**data["store"], "ef_search": self.ef_search}
+        return KnowledgeBaseConfig.parse(data)
 
 
-ChunkingOption = typer.Option(
-    None, "--chunking", help="recursive (default), tokens, sentences, or document (one chunk each)."
+#: The options of `kb create` and `kb config`, gathered into a `_ConfigChanges`.
+CONFIG_OPTIONS = OptionSet(
+    {
+        "description": unset("--description", "What it holds."),
+        "chunking": unset(
+            "--chunking", "recursive (default), tokens, sentences, or document (one chunk each)."
+        ),
+        "chunk_size": unset("--chunk-size", "Max tokens per chunk (default 256).", int | None),
+        "chunk_overlap": unset(
+            "--chunk-overlap", "Tokens shared by neighbouring chunks (default 32).", int | None
+        ),
+        "embedder": unset(
+            "--embedder", "local/all-MiniLM-L6-v2 (default), local/NAME (fine-tuned), ENDPOINT/MODEL."
+        ),
+        "store": unset("--store", "chroma (default, embedded in the workspace) or qdrant."),
+        "store_url": unset("--store-url", "A Chroma or Qdrant server, e.g. http://127.0.0.1:8000."),
+        "store_path": unset(
+            "--store-path", "Folder of an embedded store (default: the workspace).", Path | None
+        ),
+        "ef_search": unset(
+            "--ef-search",
+            "HNSW search breadth (Chroma). Above the number of chunks the dense search is in effect exact "
+            "and the same after every reload; the default (100) is approximate.",
+            int | None,
+            min=1,
+        ),
+    },
+    _ConfigChanges,
 )
-SizeOption = typer.Option(None, "--chunk-size", help="Max tokens per chunk (default 256).")
-OverlapOption = typer.Option(
-    None, "--chunk-overlap", help="Tokens shared by neighbouring chunks (default 32)."
-)
-EmbedderOption = typer.Option(
-    None, "--embedder", help="local/all-MiniLM-L6-v2 (default), local/NAME (fine-tuned), ENDPOINT/MODEL."
-)
-StoreOption = typer.Option(None, "--store", help="chroma (default, embedded in the workspace) or qdrant.")
-StoreUrlOption = typer.Option(
-    None, "--store-url", help="A Chroma or Qdrant server, e.g. http://127.0.0.1:8000."
-)
-StorePathOption = typer.Option(
-    None, "--store-path", help="Folder of an embedded store (default: the workspace)."
-)
+
 DedupeOption = typer.Option(
     False,
     "--dedupe",
@@ -93,35 +122,13 @@ EfSearchOption = typer.Option(
 
 
 @app.command("create")
-def create(
-    name: str = NameArgument,
-    description: str | None = typer.Option(None, "--description", help="What it holds."),
-    chunking: str | None = ChunkingOption,
-    chunk_size: int | None = SizeOption,
-    chunk_overlap: int | None = OverlapOption,
-    embedder: str | None = EmbedderOption,
-    store: str | None = StoreOption,
-    store_url: str | None = StoreUrlOption,
-    store_path: Path | None = StorePathOption,
-    ef_search: int | None = EfSearchOption,
-    json_out: bool = JsonOption,
-) -> None:
+@CONFIG_OPTIONS.into("changes")
+def create(name: str = NameArgument, *, changes: _ConfigChanges, json_out: bool = JsonOption) -> None:
     """Create an empty knowledge base with its chunking, embedder and vector store."""
     from honed.rag.index.kb import create_kb
 
     h = open_honed(require_workspace=True)
-    config = _config_options(
-        None,
-        description=description,
-        chunking=chunking,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        embedder=embedder,
-        store=store,
-        store_url=store_url,
-        store_path=store_path,
-        ef_search=ef_search,
-    )
+    config = changes.apply(None)
     version = create_kb(h.store, name, config)
     if json_out:
         print_json({"kb": name, "version": version.hash, "config": config.body()})
@@ -130,37 +137,15 @@ def create(
 
 
 @app.command("config")
-def config_(
-    name: str = NameArgument,
-    description: str | None = typer.Option(None, "--description", help="What it holds."),
-    chunking: str | None = ChunkingOption,
-    chunk_size: int | None = SizeOption,
-    chunk_overlap: int | None = OverlapOption,
-    embedder: str | None = EmbedderOption,
-    store: str | None = StoreOption,
-    store_url: str | None = StoreUrlOption,
-    store_path: Path | None = StorePathOption,
-    ef_search: int | None = EfSearchOption,
-    json_out: bool = JsonOption,
-) -> None:
+@CONFIG_OPTIONS.into("changes")
+def config_(name: str = NameArgument, *, changes: _ConfigChanges, json_out: bool = JsonOption) -> None:
     """Change how a knowledge base is chunked, embedded or stored (a new version; the next ingest
     builds the new index from the stored documents)."""
     from honed.rag.index.kb import get_kb, set_config
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
-    config = _config_options(
-        kb.config,
-        description=description,
-        chunking=chunking,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        embedder=embedder,
-        store=store,
-        store_url=store_url,
-        store_path=store_path,
-        ef_search=ef_search,
-    )
+    config = changes.apply(kb.config)
     version = set_config(h.store, name, config)
     if json_out:
         print_json({"kb": name, "version": version.hash, "config": config.body()})
@@ -381,12 +366,7 @@ def search(
     kb = get_kb(h.store, h.settings, name)
     filt: dict[str, Any] | None = None
     if where is not None:
-        try:
-            filt = json.loads(where)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"--where is not valid JSON ({exc.msg})", hint='e.g. {"source": "faq.md"}'
-            ) from None
+        filt = parse_json_option(where, "--where", '{"source": "faq.md"}')
     reranker = None
     if rerank_model:
         from honed.rag.retrieve.rerank import build_reranker  # imports the evaluators: only when asked for

@@ -16,10 +16,12 @@ from honed.cli.common import (
     fmt_cost,
     fmt_latency,
     open_honed,
+    parse_json_option,
     print_json,
     print_table,
     short_ids,
 )
+from honed.cli.option_sets import OptionSet, unset
 from honed.errors import InvalidInputError
 from honed.hashing import short
 from honed.logs.filters import build_filter
@@ -27,28 +29,41 @@ from honed.logs.filters import build_filter
 if TYPE_CHECKING:
     from honed.api import Honed
     from honed.logs.online import OnlineEvalResult
+    from honed.store.logs import LogFilter
 
 app = typer.Typer(
     help="Logged generations: list and filter them, add feedback, score them with evaluators.",
     no_args_is_help=True,
 )
 
-PromptOpt = typer.Option(None, "--prompt", help="Only logs of this prompt.")
-ModelOpt = typer.Option(None, "--model", help="Only logs of this model reference.")
-SourceOpt = typer.Option(None, "--source", help="Only logs from app, serve, experiment, api or judge.")
-SinceOpt = typer.Option(None, "--since", help="Logged at or after: ISO time or a span back (1h, 7d).")
-UntilOpt = typer.Option(None, "--until", help="Logged before: ISO time or a span back (1h, 7d).")
-FeedbackOpt = typer.Option(None, "--feedback", help="Only logs with feedback of this kind (e.g. correction).")
-ThumbsOpt = typer.Option(None, "--thumbs", help="Only logs whose latest thumbs is up or down.")
-ApprovedOpt = typer.Option(
-    False, "--approved", help="Only logs a person vouched for: latest thumbs up, or corrected."
+
+#: The log filters of `logs list|eval` and `logs curate`, parsed by `build_filter` as the web UI's are.
+LOG_FILTERS = OptionSet(
+    {
+        "prompt": unset("--prompt", "Only logs of this prompt."),
+        "prompt_version": unset("--prompt-version", "Only logs of this version."),
+        "model": unset("--model", "Only logs of this model reference."),
+        "source": unset("--source", "Only logs from app, serve, experiment, api or judge."),
+        "since": unset("--since", "Logged at or after: ISO time or a span back (1h, 7d)."),
+        "until": unset("--until", "Logged before: ISO time or a span back (1h, 7d)."),
+        "feedback": unset("--feedback", "Only logs with feedback of this kind (e.g. correction)."),
+        "thumbs": unset("--thumbs", "Only logs whose latest thumbs is up or down."),
+        "approved": (
+            bool,
+            typer.Option(
+                False, "--approved", help="Only logs a person vouched for: latest thumbs up, or corrected."
+            ),
+        ),
+        "min_rating": unset("--min-rating", "Only logs rated at least this.", float | None),
+        "min_score": unset(
+            "--min-score", "EVALUATOR=X: only logs it scored at least X (repeatable).", list[str] | None
+        ),
+        "session": unset("--session", "Only logs of this session id."),
+        "trace": unset("--trace", "Only logs of this trace id."),
+        "errors": unset("--errors/--no-errors", "Only failed calls / only successful ones.", bool | None),
+    },
+    build_filter,
 )
-MinScoreOpt = typer.Option(
-    None, "--min-score", help="EVALUATOR=X: only logs it scored at least X (repeatable)."
-)
-SessionOpt = typer.Option(None, "--session", help="Only logs of this session id.")
-TraceOpt = typer.Option(None, "--trace", help="Only logs of this trace id.")
-ErrorsOpt = typer.Option(None, "--errors/--no-errors", help="Only failed calls / only successful ones.")
 
 
 def _short(text: Any, width: int = 60) -> str:
@@ -57,18 +72,9 @@ def _short(text: Any, width: int = 60) -> str:
 
 
 @app.command("list")
+@LOG_FILTERS.without("prompt_version", "approved", "min_rating").into("where")
 def list_logs(
-    prompt: str | None = PromptOpt,
-    model: str | None = ModelOpt,
-    source: str | None = SourceOpt,
-    since: str | None = SinceOpt,
-    until: str | None = UntilOpt,
-    feedback: str | None = FeedbackOpt,
-    thumbs: str | None = ThumbsOpt,
-    min_score: list[str] | None = MinScoreOpt,
-    session: str | None = SessionOpt,
-    trace: str | None = TraceOpt,
-    errors: bool | None = ErrorsOpt,
+    where: LogFilter,
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many, newest first."),
     wide: bool = WideOption,
     json_out: bool = JsonOption,
@@ -81,20 +87,7 @@ def list_logs(
       honed logs list --min-score helpfulness=4 --no-errors
       honed logs list --wide | less -S     # full ids, every column, whole outputs
     """
-    where = build_filter(
-        prompt=prompt,
-        model=model,
-        source=source,
-        since=since,
-        until=until,
-        feedback=feedback,
-        thumbs=thumbs,
-        min_score=min_score,
-        session=session,
-        trace=trace,
-        errors=errors,
-        limit=limit,
-    )
+    where = replace(where, limit=limit)
     with open_honed(require_workspace=True) as h:
         rows = h.store.logs.query(where)
         # A full page may be the limit's doing: count what matched, to say how much is not shown.
@@ -339,6 +332,9 @@ def add_feedback(
 
 
 @app.command("eval")
+@LOG_FILTERS.without("prompt_version", "thumbs", "approved", "min_rating", "min_score", "errors").into(
+    "where"
+)
 def evaluate(
     evaluator: str = typer.Argument(
         ..., help='An evaluator type (e.g. "exact") or a JSON spec as in eval specs.'
@@ -346,14 +342,8 @@ def evaluate(
     sample: float = typer.Option(
         1.0, "--sample", help="Fraction of matching logs to score (same logs each run)."
     ),
-    prompt: str | None = PromptOpt,
-    model: str | None = ModelOpt,
-    source: str | None = SourceOpt,
-    since: str | None = SinceOpt,
-    until: str | None = UntilOpt,
-    feedback: str | None = FeedbackOpt,
-    session: str | None = SessionOpt,
-    trace: str | None = TraceOpt,
+    *,
+    where: LogFilter,
     json_out: bool = JsonOption,
 ) -> None:
     """Score a deterministic sample of logged generations with an evaluator; logs this evaluator version
@@ -371,22 +361,7 @@ def evaluate(
 
     spec: str | dict[str, Any] = evaluator
     if evaluator.lstrip().startswith("{"):
-        try:
-            spec = json.loads(evaluator)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"evaluator spec is not valid JSON ({exc.msg})", hint='e.g. {"type": "exact"}'
-            ) from None
-    where = build_filter(
-        prompt=prompt,
-        model=model,
-        source=source,
-        since=since,
-        until=until,
-        feedback=feedback,
-        session=session,
-        trace=trace,
-    )
+        spec = parse_json_option(evaluator, "evaluator spec", '{"type": "exact"}')
     with open_honed(require_workspace=True) as h:
         result = evaluate_logs(h, spec, where=where, sample=sample)
     if json_out:

@@ -177,9 +177,9 @@ def ui(
         8000, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one, printed)."
     ),
 ) -> None:
-    """Open the web UI: `honed serve --open --no-warm` on 127.0.0.1 (the local model loads on first use).
+    """Open the web UI: honed serve --open --no-warm on 127.0.0.1.
 
-    Example: cd my-project && honed ui, then the browser shows the experiments, review queues, the
+    The local model loads on first use. Example: cd my-project && honed ui, then the browser shows the experiments, review queues, the
     playground, prompts, datasets, logs, knowledge bases, fine-tuning jobs and ladders of this workspace.
     """
     serve(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 import numpy as np
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BASELINE",
     "CANDIDATE",
+    "Comparison",
     "FinetuneComparison",
     "Side",
     "compare_finetune",
@@ -146,35 +147,46 @@ def job_models(h: Workspace, job_id: str) -> tuple[str, str]:
     return job.model, job.spec.base_model
 
 
-def comparison_experiment(
-    h: Workspace,
-    *,
-    dataset: str,
-    candidate_model: str,
-    baseline_model: str,
-    baseline_prompt: str,
-    candidate_prompt: str | None = None,
-    split: str | None = None,
-    evaluators: Sequence[Mapping[str, Any]] = ({"type": "exact"},),
-    name: str | None = None,
-) -> Experiment:
+class Comparison(TypedDict, total=False):
+    """What to compare, the keywords of `comparison_experiment` and `compare_finetune`: the dataset
+    (NAME[@REF]), each side's model, the baseline's prompt and the candidate's (default: the baseline's),
+    the split, the evaluator specs (default: exact) and the run's name."""
+
+    dataset: Required[str]
+    candidate_model: Required[str]
+    baseline_model: Required[str]
+    baseline_prompt: Required[str]
+    candidate_prompt: str | None
+    split: str | None
+    evaluators: Sequence[Mapping[str, Any]]
+    name: str | None
+
+
+def comparison_experiment(h: Workspace, **what: Unpack[Comparison]) -> Experiment:
     """The comparison as a resolved experiment: the dataset pinned, the split (default: `test` when the
     dataset has one, else every case: an eval set kept apart needs no split), prompts and evaluators
     checked, before any call is made."""
+    evaluators = what.get("evaluators", ({"type": "exact"},))
+    baseline_prompt = what["baseline_prompt"]
     if not evaluators:
         raise InvalidInputError("no evaluators given", hint="e.g. --evaluator exact")
-    pinned = get_dataset(h.store, dataset)  # the version as of now: every side sees the same cases
+    pinned = get_dataset(h.store, what["dataset"])  # the version as of now: every side sees the same cases
+    split = what.get("split")
     if split is None and "test" in pinned.split_counts():
         split = "test"
     spec = parse_spec(
         {
-            "name": name or f"finetune-compare-{pinned.name}",
+            "name": what.get("name") or f"finetune-compare-{pinned.name}",
             "dataset": pinned.ref,
             "split": split,
             "repeats": 1,
             "variants": [
-                {"id": BASELINE, "prompt": baseline_prompt, "model": baseline_model},
-                {"id": CANDIDATE, "prompt": candidate_prompt or baseline_prompt, "model": candidate_model},
+                {"id": BASELINE, "prompt": baseline_prompt, "model": what["baseline_model"]},
+                {
+                    "id": CANDIDATE,
+                    "prompt": what.get("candidate_prompt") or baseline_prompt,
+                    "model": what["candidate_model"],
+                },
             ],
             "evaluators": [dict(e) for e in evaluators],
         },
@@ -217,32 +229,15 @@ def run_comparison(
 def compare_finetune(
     h: Workspace,
     *,
-    dataset: str,
-    candidate_model: str,
-    baseline_model: str,
-    baseline_prompt: str,
-    candidate_prompt: str | None = None,
-    split: str | None = None,
-    evaluators: Sequence[Mapping[str, Any]] = ({"type": "exact"},),
     prices: Mapping[str, Price] | None = None,
-    name: str | None = None,
     new: bool = False,
     progress: Progress | None = None,
     n_boot: int = 10_000,
     latency_calls: int = 10,
+    **what: Unpack[Comparison],
 ) -> FinetuneComparison:
     """The fine-tuned model (candidate) against the base (baseline) on one frozen split: see the module."""
-    exp = comparison_experiment(
-        h,
-        dataset=dataset,
-        candidate_model=candidate_model,
-        baseline_model=baseline_model,
-        baseline_prompt=baseline_prompt,
-        candidate_prompt=candidate_prompt,
-        split=split,
-        evaluators=evaluators,
-        name=name,
-    )
+    exp = comparison_experiment(h, **what)
     return run_comparison(
         h, exp, prices=prices, new=new, progress=progress, n_boot=n_boot, latency_calls=latency_calls
     )

@@ -55,6 +55,7 @@ def parse_thumbs(value: str | None) -> int | None:
 def build_filter(
     *,
     prompt: str | None = None,
+    prompt_version: str | None = None,
     model: str | None = None,
     source: str | None = None,
     since: str | None = None,
@@ -62,6 +63,7 @@ def build_filter(
     feedback: str | None = None,
     thumbs: str | None = None,
     approved: bool = False,
+    min_rating: float | None = None,
     min_score: list[str] | None = None,
     session: str | None = None,
     trace: str | None = None,
@@ -72,6 +74,7 @@ def build_filter(
     span back (`7d`), thumbs as up/down, scores as `EVALUATOR=X`; a bad one is a one-line error."""
     return LogFilter(
         prompt=prompt,
+        prompt_version=prompt_version,
         model=model,
         source=source,
         since=parse_time(since) if since else None,
@@ -82,6 +85,7 @@ def build_filter(
         feedback=feedback,
         thumbs=parse_thumbs(thumbs),
         approved=approved,
+        min_rating=min_rating,
         min_scores=_min_scores(min_score or []),
         limit=limit,
     )

@@ -10,7 +10,7 @@ and writing them must not stall the event loop that serves chat completions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
@@ -73,28 +73,38 @@ def ingest_router(store: Store | None, *, max_json_depth: int = 64) -> APIRouter
 def ingest_logs(store: Store, body: Any) -> dict[str, Any]:
     """Validate and write a batch of logs (all or none); the `{"accepted", "ids"}` answer."""
     records = _validate(_items(body, "logs"), LogRecord, "logs")
-    ids = [r.id for r in records]
-    _check_unique(ids, "logs", "log")
-    _check_new(store.logs.existing_log_ids, ids, "logs", "log")
-    try:
-        store.logs.insert_many([r.row() for r in records])
-    except StoreError:
-        # Another writer stored one of these ids since the check: say which, as the check would have.
-        _check_new(store.logs.existing_log_ids, ids, "logs", "log")
-        raise
-    return {"accepted": len(ids), "ids": ids}
+    return _write(records, "logs", "log", store.logs.existing_log_ids, store.logs.insert_many)
 
 
 def ingest_feedback(store: Store, body: Any) -> dict[str, Any]:
     """Validate and write a batch of feedback (all or none); unknown log ids are a 404 naming one."""
     records = _validate(_items(body, "feedback"), FeedbackRecord, "feedback")
+    return _write(records, "feedback", "feedback", store.logs.existing_feedback_ids, store.logs.add_feedback)
+
+
+class _Record(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def row(self) -> dict[str, Any]: ...
+
+
+def _write(
+    records: Sequence[_Record],
+    key: str,
+    what: str,
+    existing: Callable[[Sequence[str]], set[str]],
+    write: Callable[[list[dict[str, Any]]], None],
+) -> dict[str, Any]:
+    """Write validated `records` once their ids are unique in the batch and new to the store."""
     ids = [r.id for r in records]
-    _check_unique(ids, "feedback", "feedback")
-    _check_new(store.logs.existing_feedback_ids, ids, "feedback", "feedback")
+    _check_unique(ids, key, what)
+    _check_new(existing, ids, key, what)
     try:
-        store.logs.add_feedback([r.row() for r in records])
+        write([r.row() for r in records])
     except StoreError:
-        _check_new(store.logs.existing_feedback_ids, ids, "feedback", "feedback")
+        # Another writer stored one of these ids since the check: say which, as the check would have.
+        _check_new(existing, ids, key, what)
         raise
     return {"accepted": len(ids), "ids": ids}
 
