@@ -21,7 +21,7 @@ def table_names(store: Store) -> set[str]:
 
 def test_opening_a_new_database_migrates_it_to_head(database_url: str) -> None:
     with Store.open(database_url) as store:
-        assert store.current_revision() == Store.head_revision() == "0010"
+        assert store.current_revision() == Store.head_revision() == "0011"
         assert {"objects", "response_cache", "alembic_version"} <= table_names(store)
 
 
@@ -120,8 +120,8 @@ def test_0006_and_0007_add_queue_time_and_the_latency_probe_keeping_rows(databas
             )
         assert "queue_s" not in _columns(store, "results") | _columns(store, "logs")
 
-        # through 0008 (audit_events), 0009 (review queues) and 0010 (runs.created_by)
-        assert store.upgrade() == "0010"
+        # through 0008 (audit_events), 0009 (review queues), 0010 (runs.created_by) and 0011 (spans)
+        assert store.upgrade() == "0011"
         assert store.runs.get("r1").created_by is None  # 0010: an old run's author is unknown
         assert store.runs.get("r1").latency_probe is None  # 0007: no probe was made for an old run
         store.runs.set_latency_probe("r1", {"calls": 1, "variants": {"v": [0.25]}})

@@ -179,8 +179,9 @@ def ui(
 ) -> None:
     """Open the web UI: honed serve --open --no-warm on 127.0.0.1.
 
-    The local model loads on first use. Example: cd my-project && honed ui, then the browser shows the experiments, review queues, the
-    playground, prompts, datasets, logs, knowledge bases, fine-tuning jobs and ladders of this workspace.
+    The local model loads on first use. Example: cd my-project && honed ui, then the browser shows the
+    experiments, review queues, the playground, prompts, datasets, logs, knowledge bases, fine-tuning
+    jobs and ladders of this workspace.
     """
     serve(
         host="127.0.0.1",

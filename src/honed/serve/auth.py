@@ -9,6 +9,7 @@ anything written. Only `honed.serve.guard` runs before it (Host, Origin, body ty
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import threading
 import time
@@ -33,7 +34,12 @@ PATH_SCOPES: tuple[tuple[str, str], ...] = (
     ("/v1/honed", "inference"),
     ("/v1/logs", "ingest"),
     ("/v1/feedback", "ingest"),
+    ("/v1/traces", "ingest"),
+    ("/api/public/otel", "ingest"),
 )
+#: Paths that also take HTTP Basic auth, as Langfuse's SDK sends it: the password is the API token and the
+#: user name (Langfuse's "public key") must be the token's name.
+BASIC_PREFIXES = ("/api/public/",)
 _CREATE_HINT = "create one with `honed tokens create NAME --scope inference --scope ingest`"
 
 
@@ -92,14 +98,23 @@ class TokenGate:
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, authorization: str | None, scope: str | None) -> ApiToken:
-        """The token allowed to make this request; HttpError 401 (no valid token) or 403 (wrong scope)."""
+    def check(self, authorization: str | None, scope: str | None, *, basic: bool = False) -> ApiToken:
+        """The token allowed to make this request; HttpError 401 (no valid token) or 403 (wrong scope).
+        With `basic`, `Authorization: Basic base64(NAME:TOKEN)` is taken too (NAME: the token's name)."""
         scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        name = None
+        if basic and scheme.lower() == "basic":
+            name, value = _basic(value)
+        elif scheme.lower() != "bearer" or not value.strip():
             raise _unauthorized("this server needs an API token: send `Authorization: Bearer <token>`")
         token = self._store.tokens.verify(value.strip())
         if token is None:
             raise _unauthorized("the API token is not valid (unknown, malformed or revoked)")
+        if name is not None and name not in (token.name, token.id):
+            raise _unauthorized(
+                f"the public key {name!r} is not the name of the token given as the secret key",
+                hint=f"set the public key (LANGFUSE_PUBLIC_KEY) to {token.name!r}",
+            )
         if scope is not None and scope not in token.scopes:
             raise HttpError(
                 f"the API token {token.id} ({token.name}) lacks the {scope!r} scope this endpoint needs",
@@ -141,7 +156,10 @@ class AuthMiddleware:
             return
         header = _header(scope, b"authorization")
         try:
-            token = await run_in_threadpool(self.gate.check, header, scope_for(scope["path"]))
+            basic = scope["path"].startswith(BASIC_PREFIXES)
+            token = await run_in_threadpool(
+                lambda: self.gate.check(header, scope_for(scope["path"]), basic=basic)
+            )
         except (HttpError, StoreError) as exc:
             await error_for(exc)(scope, receive, send)
             return
@@ -157,11 +175,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _unauthorized(message: str) -> HttpError:
+def _basic(value: str) -> tuple[str, str]:
+    """(user, password) of a Basic credential; 401 when it is not one."""
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        sep, user, password = "", "", ""
+    if not sep or not password:
+        raise _unauthorized("the Basic credential is not base64 of PUBLIC_KEY:SECRET_KEY")
+    return user, password
+
+
+def _unauthorized(message: str, hint: str = _CREATE_HINT) -> HttpError:
     return HttpError(
         message,
         status=401,
         code="invalid_api_key",
-        hint=_CREATE_HINT,
+        hint=hint,
         headers={"WWW-Authenticate": "Bearer"},
     )

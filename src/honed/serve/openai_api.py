@@ -38,6 +38,7 @@ from honed.serve.ingest import ingest_router
 from honed.serve.local_api import local_router
 from honed.serve.responses import HttpError, error_for, error_response
 from honed.serve.streaming import stream_response
+from honed.serve.traces import traces_router
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -182,6 +183,7 @@ def create_app(
     policy = RequestPolicy.for_server(host, limits)
     app.add_middleware(RequestGuard, policy=policy, routes=app.router.routes)
     app.include_router(ingest_router(store, max_json_depth=limits.max_json_depth))
+    app.include_router(traces_router(store, client.prices, max_body_bytes=limits.max_body_bytes))
     # /v1/embeddings (local embedders) and what other honed processes of the workspace use instead of
     # loading their own models (see honed.models.served).
     app.include_router(local_router(client, served_endpoints))

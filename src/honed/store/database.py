@@ -27,6 +27,7 @@ from honed.store.names import NamedVersions
 from honed.store.objects import ObjectRepository
 from honed.store.review import ReviewQueues
 from honed.store.runs import RunRepository
+from honed.store.spans import SpanRepository
 from honed.store.tokens import TokenRepository
 
 
@@ -49,6 +50,7 @@ class Store:
         self.tokens = TokenRepository(self)
         self.audit = AuditLog(self)
         self.review = ReviewQueues(self)
+        self.spans = SpanRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -270,6 +270,39 @@ logs = Table(
     Index(None, "session_id"),
 )
 
+#: The spans of traces that instrumented applications send (OTLP ingestion, `honed.logs.otlp`): every span
+#: of a trace, so the trace is a tree; a generation span also has its log (`log_id`). `kind` is what the
+#: span was read as (generation, tool, retrieval, agent, embedding, chain, span); `attributes` keeps what
+#: the span carried beyond that (its attributes, events, resource).
+spans = Table(
+    "spans",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", String(300), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("status", String(10), nullable=False),  # unset | ok | error
+    Column("status_message", Text, nullable=True),
+    Column("log_id", String(100), nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Index(None, "started_at"),
+)
+
+
+def insert_new(table: Table, key: Sequence[str], dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO NOTHING, in the dialect's own syntax: rows already stored stay."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(key))
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
 #: Explicit feedback (thumbs, rating, correction, comment) and implicit signals (copied, regenerated,
 #: edited) on one logged generation. `value` is numeric where the kind has one (thumbs: 1 up / 0 down).
 feedback = Table(
