@@ -4,6 +4,7 @@ untrusted log text renders as text."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,6 +219,48 @@ def test_a_trace_is_drawn_as_a_tree(site: Site, logged: Logged) -> None:
     parsed.feed(page.text)
     assert parsed.links == [(logged.root, 1), (logged.tool, 2), (logged.llm, 3)]
     assert missing.status_code == 404 and "no logs in trace" in missing.text
+
+
+def test_an_ingested_otlp_trace_is_a_tree_of_its_spans(site: Site) -> None:
+    from tests.serve.test_traces import _otlp_json, _span
+
+    trace = "7e" * 16
+    root, llm, tool = "01" * 8, "02" * 8, "03" * 8
+    spans = [
+        _span(root, name="agent step", trace_id=trace, attributes={"openinference.span.kind": "AGENT"}),
+        _span(
+            llm,
+            parent=root,
+            trace_id=trace,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.output.messages": json.dumps(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": "<b>x</b>"}]}]
+                ),
+            },
+        ),
+        _span(
+            tool,
+            name="lookup",
+            parent=llm,
+            trace_id=trace,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.call.arguments": '{"city": "<i>P</i>"}',
+            },
+        ),
+    ]
+    with client(site) as http:
+        sent = http.post("/v1/traces", json=_otlp_json(spans))
+        page = http.get(f"/traces/{trace}")
+    assert sent.status_code == 200 and page.status_code == 200
+    assert "3 span(s)" in page.text
+    tree = page.text.split('<ul class="trace">')[1]
+    # agent step, then its generation (a link to the log), then the tool call under the generation
+    assert tree.index("agent step") < tree.index(f"/logs/span-{trace}-{llm}") < tree.index("lookup")
+    assert tree.count("<ul>") == 2 and "kind-agent" in tree and "kind-tool" in tree
+    assert "<b>" not in tree and "<i>" not in tree  # outputs and arguments are text
 
 
 def test_unknown_logs_are_pages(site: Site) -> None:

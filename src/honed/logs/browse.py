@@ -3,10 +3,12 @@
 A page is keyset-paginated (`store.logs.page`); its cursor travels in a link as `ISO-TIME|LOG-ID`, so a
 page costs the same however deep it is and a log written meanwhile never shifts a row onto the next page.
 
-A trace is every log with one `trace_id`. Logs carry their span ids in their metadata, as OTLP ingestion
-and instrumented apps write them: `span_id` (else the log's own id is its span id) and `parent_span_id`
-(or `parent_id`). A span whose parent is not in the trace is a root, so a trace whose logs name no parents
-is a flat list of roots in time order, and a parent chain that loops is cut where it loops back.
+A trace is every span stored for one trace id (OTLP ingestion keeps them all: generations, tool calls,
+retrievals, agent steps) and every log with that `trace_id`. A generation span shows its log; a log that
+came without spans (the Python API, `/v1/logs`) is a span of its own, named in its metadata as apps write
+it: `span_id` (else the log's own id is its span id) and `parent_span_id` (or `parent_id`). A span whose
+parent is not in the trace is a root, so a trace whose logs name no parents is a flat list of roots in
+time order, and a parent chain that loops is cut where it loops back.
 """
 
 from __future__ import annotations
@@ -70,14 +72,32 @@ def log_page(store: Store, where: LogFilter, *, limit: int, after: str | None = 
 
 @dataclass(slots=True)
 class Span:
-    """One log in a trace, with the spans whose parent it is (in time order)."""
+    """One span of a trace, with the spans whose parent it is (in time order): a generation's log, a
+    stored span (`row`: a tool call, a retrieval, an agent step), or both for a generation span."""
 
-    log: dict[str, Any]
+    log: dict[str, Any] | None
     id: str
     parent: str | None
-    #: seconds from the trace's first log to this one's
+    #: seconds from the trace's first span to this one's start
     offset_s: float
+    row: dict[str, Any] | None = None
     children: list[Span] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        if self.row is not None:
+            return str(self.row["name"])
+        return str(self.log["model"]) if self.log is not None else self.id
+
+    @property
+    def kind(self) -> str:
+        return str(self.row["kind"]) if self.row is not None else "generation"
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.row is not None:
+            return float((self.row["ended_at"] - self.row["started_at"]).total_seconds())
+        return None if self.log is None else self.log.get("latency_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +122,28 @@ def _meta(log: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 def trace_tree(store: Store, trace_id: str) -> TraceTree:
-    """The logs of `trace_id` as a tree of spans (see the module docstring); NotFoundError when none."""
-    rows = store.logs.query(LogFilter(trace_id=trace_id, newest_first=False, limit=MAX_SPANS + 1))
-    if not rows:
+    """The spans and logs of `trace_id` as a tree (see the module docstring); NotFoundError when none."""
+    rows = store.spans.for_trace(trace_id, MAX_SPANS + 1)
+    logs = store.logs.query(LogFilter(trace_id=trace_id, newest_first=False, limit=MAX_SPANS + 1))
+    if not rows and not logs:
         raise NotFoundError(f"no logs in trace {trace_id!r}", hint="see `honed logs list` for trace ids")
-    truncated = len(rows) > MAX_SPANS
-    rows = rows[:MAX_SPANS]
-    start = rows[0]["created_at"]
+    truncated = len(rows) > MAX_SPANS or len(logs) > MAX_SPANS
+    by_id = {log["id"]: log for log in logs}
+    # (start, span id, parent, log, row), from the stored spans, then the logs no span stands for.
+    found: list[tuple[datetime, str, str | None, dict[str, Any] | None, dict[str, Any] | None]] = [
+        (r["started_at"], r["span_id"], r["parent_span_id"], by_id.pop(r["log_id"], None), r)
+        for r in rows[:MAX_SPANS]
+    ]
+    for unspanned in list(by_id.values())[: MAX_SPANS - len(found)]:
+        own = _meta(unspanned, SPAN_KEYS) or unspanned["id"]
+        found.append((unspanned["created_at"], own, _meta(unspanned, PARENT_KEYS), unspanned, None))
+    found.sort(key=lambda f: f[0])
+    start = found[0][0]
     spans: dict[str, Span] = {}
-    for log in rows:
-        span_id = _meta(log, SPAN_KEYS) or log["id"]
-        if span_id in spans:  # two logs claim one span id: the later one keeps its own id
+    for at, span_id, parent, log, row in found:
+        if span_id in spans and log is not None:  # two logs claim one span id: the later keeps its own
             span_id = log["id"]
-        offset = (log["created_at"] - start).total_seconds()
-        spans[span_id] = Span(log, span_id, _meta(log, PARENT_KEYS), offset)
+        spans[span_id] = Span(log, span_id, parent, (at - start).total_seconds(), row)
     for span in spans.values():
         if span.parent not in spans or span.parent == span.id:
             span.parent = None
@@ -128,7 +156,7 @@ def trace_tree(store: Store, trace_id: str) -> TraceTree:
             seen.add(node.parent)
             node = spans[node.parent]
     roots: list[Span] = []
-    for span in spans.values():  # rows are oldest first, so children and roots come in time order
+    for span in spans.values():  # in start order, so children and roots come in time order
         (roots if span.parent is None else spans[span.parent].children).append(span)
-    end = max((s.offset_s + (s.log.get("latency_s") or 0.0)) for s in spans.values())
+    end = max(s.offset_s + (s.duration_s or 0.0) for s in spans.values())
     return TraceTree(trace_id, roots, len(spans), truncated, start, end)
