@@ -277,24 +277,11 @@ def list_(json_out: bool = JsonOption) -> None:
 @app.command("show")
 def show(name: str = NameArgument, json_out: bool = JsonOption) -> None:
     """A knowledge base's config, versions and indexes."""
-    from honed.rag.index.kb import KIND, documents_hash, get_kb, index_id_for
+    from honed.rag.index.kb import KIND, get_kb, index_states
 
     h = open_honed(require_workspace=True)
     kb = get_kb(h.store, h.settings, name)
-    current = documents_hash(h.store.kb.document_hashes(name))
-    own = index_id_for(name, kb.config)
-    indexes = [
-        {
-            "id": i.id,
-            "config": i.config,
-            "chunks": i.chunks,
-            "state": "current"
-            if i.content_hash == current
-            else ("incomplete" if i.content_hash is None else "out of date"),
-            "default": i.id == own,
-        }
-        for i in h.store.kb.indexes(name)
-    ]
+    indexes = [state.to_dict() for state in index_states(h.store, kb)]
     history = h.store.names.history(KIND, name)
     versions = [
         {"n": v.number, "hash": v.hash, "note": v.note, "at": str(v.created_at)[:19]} for v in history

@@ -383,6 +383,43 @@ def index_id_for(kb: str, config: KnowledgeBaseConfig) -> str:
     )
 
 
+@dataclass(frozen=True)
+class IndexState:
+    """An index of a knowledge base and where it stands: `current` (built over the documents as they are
+    now), `out of date` (over other documents) or `incomplete` (never finished); `default` when the
+    knowledge base's config builds it."""
+
+    row: IndexRow
+    state: Literal["current", "out of date", "incomplete"]
+    default: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "id": row.id,
+            "config": row.config,
+            "chunks": row.chunks,
+            "state": self.state,
+            "default": self.default,
+        }
+
+
+def index_states(store: Store, kb: KnowledgeBase) -> list[IndexState]:
+    """Every index of `kb`, with its state (what `honed kb show` and the web UI list)."""
+    current = documents_hash(store.kb.document_hashes(kb.name))
+    own = index_id_for(kb.name, kb.config)
+    return [
+        IndexState(
+            i,
+            "current"
+            if i.content_hash == current
+            else ("incomplete" if i.content_hash is None else "out of date"),
+            i.id == own,
+        )
+        for i in store.kb.indexes(kb.name)
+    ]
+
+
 def _document(row: tuple[str, str, str, dict[str, Any]]) -> Document:
     return Document(row[0], row[2], row[3])
 

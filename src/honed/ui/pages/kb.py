@@ -7,29 +7,18 @@ search`, prompts that retrieve and `kb eval`, so the chunks a person sees here a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from honed.rag.index.kb import KIND, documents_hash, get_kb, index_id_for, list_kbs
+from honed.rag.index.kb import KIND, get_kb, index_states, list_kbs
 from honed.rag.types import Hit
-from honed.store.kb import IndexRow
 from honed.ui.web import page
 from honed.workspace import Workspace
 
 METHODS = ("hybrid", "bm25", "dense")
 LEVELS = ("chunk", "doc")
-
-
-@dataclass(frozen=True)
-class IndexState:
-    """An index as `honed kb show` lists it: built for the current documents, not, or never finished."""
-
-    row: IndexRow
-    state: str
-    default: bool
 
 
 def router(h: Workspace) -> APIRouter:
@@ -51,26 +40,13 @@ def router(h: Workspace) -> APIRouter:
                 hits = kb.search(q, k=k, method=method, level=level)  # type: ignore[arg-type]  # rank checks
         finally:
             kb.close()  # the embedder and the vector store's client, opened only by a dense search
-        # The states `honed kb show` gives its indexes.
-        current = documents_hash(h.store.kb.document_hashes(name))
-        own = index_id_for(name, kb.config)
-        indexes = [
-            IndexState(
-                i,
-                "current"
-                if i.content_hash == current
-                else ("incomplete" if i.content_hash is None else "out of date"),
-                i.id == own,
-            )
-            for i in h.store.kb.indexes(name)
-        ]
         context: dict[str, Any] = {
             "name": name,
             "kb": kb,
             "config": json.dumps(kb.config.body(), indent=2, ensure_ascii=False),
             "documents": h.store.kb.document_count(name),
             "versions": list(reversed(h.store.names.history(KIND, name))),
-            "indexes": indexes,
+            "indexes": index_states(h.store, kb),
             "hits": hits,
             "query": {"q": q, "method": method, "k": k, "level": level},
             "methods": METHODS,
