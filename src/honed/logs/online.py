@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from honed.config import OnlineEvalRule, Settings
 from honed.errors import HonedError, InvalidInputError
 from honed.evals.evaluators import BuildContext, EvalInput, Evaluator, Score, build_evaluator
-from honed.evals.evaluators.base import NO_REFERENCE
+from honed.evals.evaluators.agent import TRACE_KINDS
+from honed.evals.evaluators.base import NO_REFERENCE, Trajectory
 from honed.evals.evaluators.human import NOT_LABELLED
+from honed.logs.trajectory import ends_of_traces
 from honed.store.logs import LogFilter
 
 if TYPE_CHECKING:
@@ -139,7 +141,9 @@ def evaluator_from(h: Workspace, evaluator: str | Mapping[str, Any] | Evaluator)
     return build_evaluator(spec, context=BuildContext(client=h.client, root=root))
 
 
-def _eval_input(log: dict[str, Any], feedback: list[dict[str, Any]]) -> EvalInput:
+def _eval_input(
+    log: dict[str, Any], feedback: list[dict[str, Any]], trace: Trajectory | None = None
+) -> EvalInput:
     corrections = [f["text"] for f in feedback if f["kind"] == "correction" and f.get("text")]
     inputs = log.get("inputs")
     if not inputs and log.get("messages"):
@@ -153,6 +157,7 @@ def _eval_input(log: dict[str, Any], feedback: list[dict[str, Any]]) -> EvalInpu
         metadata=metadata,
         id=log["id"],
         tool_calls=metadata.get("tool_calls"),
+        trace=trace,
     )
 
 
@@ -184,6 +189,10 @@ async def aevaluate_logs(
     store = h.store
     where = replace(where or LogFilter(), has_error=False)
     logs = await asyncio.to_thread(store.logs.query, where)
+    traces: dict[str, Trajectory] = {}
+    if ev.kind in TRACE_KINDS:
+        # A trace is scored once, on the generation that ends it (see honed.logs.trajectory).
+        logs, traces = await asyncio.to_thread(ends_of_traces, store, logs)
     picked = [log for log in logs if in_sample(log["id"], sample)]
     have = await asyncio.to_thread(store.logs.scores_for, [log["id"] for log in picked])
     todo = [log for log in picked if have[log["id"]].get(ev.name, {}).get("evaluator_version") != ev.version]
@@ -194,7 +203,9 @@ async def aevaluate_logs(
         for start in range(0, len(todo), _CHUNK):
             chunk = todo[start : start + _CHUNK]
             feedback = await asyncio.to_thread(store.logs.feedback_for, [log["id"] for log in chunk])
-            scores = await ev.evaluate_many([_eval_input(log, feedback[log["id"]]) for log in chunk])
+            scores = await ev.evaluate_many(
+                [_eval_input(log, feedback[log["id"]], traces.get(log["id"])) for log in chunk]
+            )
             rows = [_score_row(log["id"], ev, s) for log, s in zip(chunk, scores, strict=True)]
             await asyncio.to_thread(store.logs.put_scores, rows)
             scored += len(rows)

@@ -86,6 +86,18 @@ class Score:
 
 
 @dataclass(frozen=True, slots=True)
+class Trajectory:
+    """What an agent did over a trace: the tool calls its model steps asked for, in order (`{"id",
+    "name", "arguments"}`), the number of model calls (steps), their tokens, and the final answer."""
+
+    tool_calls: tuple[dict[str, Any], ...]
+    steps: int
+    input_tokens: int | None
+    output_tokens: int | None
+    final_output: str
+
+
+@dataclass(frozen=True, slots=True)
 class EvalInput:
     """What an evaluator sees of one case.
 
@@ -93,6 +105,7 @@ class EvalInput:
     number or any JSON value. `parsed` is the output's JSON when the call asked for structured output.
     `baseline` is the other output for pairwise judges (the baseline run's answer to the same case).
     `tool_calls` are the tools the model asked to call ({"id", "name", "arguments"}), when it had tools.
+    `latency_s` (time in the model) and `cost_usd` describe the call that produced the output, where known.
     """
 
     output: str
@@ -104,6 +117,11 @@ class EvalInput:
     id: str | None = None
     baseline: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    #: the whole trace the output ends (an agent's steps), where the output is a logged trace's last
+    #: generation; None for one call, which trace evaluators read as a trajectory of one step
+    trace: Trajectory | None = None
 
     def references(self) -> list[str] | None:
         """The reference as a list of strings, or None when the case has none."""

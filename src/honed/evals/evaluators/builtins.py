@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from honed.evals.evaluators.agent import AGENT_EVALUATORS
 from honed.evals.evaluators.base import Evaluator
 from honed.evals.evaluators.human import Human
 from honed.evals.evaluators.judge import LLMJudge
@@ -32,6 +33,7 @@ BUILTINS: tuple[type[Evaluator], ...] = (
     PairwiseJudge,
     Human,
     *RAG_EVALUATORS,
+    *AGENT_EVALUATORS,
 )
 
 
