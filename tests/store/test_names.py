@@ -38,8 +38,12 @@ def test_references_latest_ordinal_prefix_and_label(store: Store) -> None:
     assert r("prompt", "qa", v1.hash).hash == v1.hash
     store.names.set_label("prompt", "qa", "production", "v1")
     assert r("prompt", "qa", "production").hash == v1.hash
-    moved = store.names.set_label("prompt", "qa", "production", "v2")
-    assert moved.labels == ("production",) and r("prompt", "qa", "production").hash == v2.hash
+    before, moved = store.names.set_label("prompt", "qa", "production", "v2")
+    assert (
+        before == v1.hash
+        and moved.labels == ("production",)
+        and r("prompt", "qa", "production").hash == v2.hash
+    )
     assert store.names.history("prompt", "qa")[0].labels == ()
     version, body = store.names.get("prompt", "qa", "production")
     assert body == {"t": "two"} and version.number == 2

@@ -4,6 +4,7 @@ text."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -80,6 +81,30 @@ def test_move_a_label_in_the_browser(site: Site, tab: Page) -> None:
     assert qa["labels"] == {"production": 2}
     shown = honed("prompts", "show", "qa@production", cwd=root_of(site))
     assert shown.returncode == 0 and "capital only" in shown.stdout
+
+
+def test_a_label_moved_by_someone_else_meanwhile_is_not_moved_again(site: Site) -> None:
+    with client(site) as http, client(site) as other:
+        http.post("/prompts/qa/labels", data={"csrf": csrf_of(http), "label": "staging", "version": "1"})
+        mine, theirs = http.get("/prompts/qa").text, other.get("/prompts/qa").text  # both: staging -> v1
+        first = other.post(
+            "/prompts/qa/labels",
+            data={"csrf": csrf_of(other), "label": "staging", "version": "2", "seen": _seen(theirs)},
+        )
+        late = http.post(
+            "/prompts/qa/labels",
+            data={"csrf": csrf_of(http), "label": "staging", "version": "1", "seen": _seen(mine)},
+        )
+    assert first.status_code == 303
+    assert late.status_code == 400 and "changed since you looked" in late.text
+    [staging] = [v.number for v in site.h.store.names.history("prompt", "qa") if "staging" in v.labels]
+    assert staging == 2  # the first move stands; the late one did not overwrite it unseen
+
+
+def _seen(page: str) -> str:
+    found = re.search(r'name="seen" value="([^"]*)"', page)
+    assert found is not None
+    return html.unescape(found.group(1))
 
 
 def test_a_bad_label_or_a_missing_csrf_token_changes_nothing(site: Site) -> None:

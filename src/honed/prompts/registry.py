@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from honed.errors import InvalidInputError, NotFoundError
 from honed.prompts.chain import Chain
 from honed.prompts.spec import Prompt
-from honed.store.names import RESERVED_LABELS, Version, check_name
+from honed.store.names import ANY, RESERVED_LABELS, Version, check_name
 
 if TYPE_CHECKING:
     from honed.store import Store
@@ -161,23 +161,29 @@ def list_all(store: Store, kinds: Sequence[str] = (PROMPT, CHAIN)) -> list[Summa
     return out
 
 
-def set_label(store: Store, ref: str, label: str, *, by: str | None = None) -> Version:
+def set_label(
+    store: Store, ref: str, label: str, *, by: str | None = None, expect: str | None | object = ANY
+) -> Version:
     """Point `label` at the version `NAME@REF` names (moving it from wherever it was). With `by`, the move
-    is recorded in the audit log: who, and from which version to which."""
+    is recorded in the audit log: who, and from which version to which. With `expect` (the hash the label
+    pointed at when the caller looked, None when it did not exist), a label someone moved since is not
+    moved again: InvalidInputError says where it is now."""
     check_label(label)
     name, at = parse_ref(ref)
-    return _move_label(store, kind_named(store, name), name, label, at or "latest", by)
+    return _move_label(store, kind_named(store, name), name, label, at or "latest", by, expect)
 
 
-def _move_label(store: Store, kind: str, name: str, label: str, ref: str, by: str | None) -> Version:
-    # The version the label left is read before the move: afterwards only the new one is known.
-    before = next((v for v in store.names.history(kind, name) if label in v.labels), None)
-    version = store.names.set_label(kind, name, label, ref)
-    if by is not None and (before is None or before.hash != version.hash):
+def _move_label(
+    store: Store, kind: str, name: str, label: str, ref: str, by: str | None, expect: object = ANY
+) -> Version:
+    # The version the label left is read in the move's transaction, so the audit says where it was.
+    before, version = store.names.set_label(kind, name, label, ref, expect=expect)
+    if by is not None and before != version.hash:
+        numbers = {v.hash: v.number for v in store.names.history(kind, name)}
         detail = {
             "label": label,
-            "from": None if before is None else before.number,
-            "from_hash": None if before is None else before.hash,
+            "from": None if before is None else numbers.get(before),
+            "from_hash": before,
             "to": version.number,
             "to_hash": version.hash,
         }

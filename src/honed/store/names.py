@@ -53,6 +53,10 @@ def check_name(kind: str, name: str) -> None:
         )
 
 
+#: `set_label(expect=ANY)`: move the label wherever it points now.
+ANY = object()
+
+
 class NamedVersions:
     """The `versions` and `labels` tables. Safe to share between threads (it holds no connection)."""
 
@@ -164,23 +168,34 @@ class NamedVersions:
         version = self.resolve(kind, name, ref, noun=noun)
         return version, self._store.objects.get(version.hash)
 
-    def set_label(self, kind: str, name: str, label: str, ref: str) -> Version:
-        """Point `label` at the version `ref` names (moving it if it pointed elsewhere)."""
+    def set_label(
+        self, kind: str, name: str, label: str, ref: str, *, expect: str | None | object = ANY
+    ) -> tuple[str | None, Version]:
+        """Point `label` at the version `ref` names (moving it if it pointed elsewhere). Returns the hash
+        it pointed at before (None: it was new), read in the same transaction as the move. With `expect`
+        (a hash, or None for "no such label yet"), the move is refused if the label points elsewhere:
+        someone moved it since the caller looked."""
         if not _LABEL.match(label) or label in RESERVED_LABELS or _ORDINAL.match(label):
             raise InvalidInputError(
                 f"{label!r} cannot be a label",
                 hint="start with a letter; use letters, digits, '.', '_', '-'; not 'latest' or vN",
             )
         version = self.resolve(kind, name, ref)
+        where = (labels.c.kind == kind, labels.c.name == name, labels.c.label == label)
         with self._store.write() as conn:
-            conn.execute(
-                delete(labels).where(labels.c.kind == kind, labels.c.name == name, labels.c.label == label)
-            )
+            before = conn.execute(select(labels.c.hash).where(*where)).scalar_one_or_none()
+            if expect is not ANY and before != expect:
+                now = "was removed" if before is None else f"now points at {short(before)}"
+                raise InvalidInputError(
+                    f"label {label!r} of {name} changed since you looked: it {now}",
+                    hint="reload to see where it is, then move it again",
+                )
+            conn.execute(delete(labels).where(*where))
             conn.execute(
                 labels.insert(),
                 {"kind": kind, "name": name, "label": label, "hash": version.hash, "updated_at": utcnow()},
             )
-        return self.resolve(kind, name, version.hash)
+        return before, self.resolve(kind, name, version.hash)
 
     def remove_label(self, kind: str, name: str, label: str) -> None:
         with self._store.write() as conn:

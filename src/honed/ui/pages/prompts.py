@@ -7,6 +7,7 @@ label moved here names its mover (`by=`), so `label_moves` can show who moved it
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from honed.errors import InvalidInputError, NotFoundError
 from honed.prompts import diff_prompts, get_item, history, list_all, set_label, to_yaml
 from honed.prompts.registry import kind_named, label_moves
-from honed.store.names import Version
+from honed.store.names import ANY, Version
 from honed.ui.forms import FORM, require
 from honed.ui.web import page
 from honed.workspace import Workspace
@@ -47,6 +48,9 @@ def router(h: Workspace) -> APIRouter:
         shown = _pick(versions, v, -1)
         _, item = get_item(h.store, f"{name}@{shown.hash}")
         labels = {label: ver.number for ver in versions for label in ver.labels}
+        # Where each label points as this page shows it: a move posted from it is refused if the label
+        # has moved since (someone else moved it meanwhile).
+        seen = {label: ver.hash for ver in versions for label in ver.labels}
         return page(
             request,
             "prompts/prompt.html",
@@ -57,6 +61,7 @@ def router(h: Workspace) -> APIRouter:
                 "shown": shown,
                 "text": to_yaml(item),
                 "labels": dict(sorted(labels.items())),
+                "seen": json.dumps(seen, sort_keys=True),
                 "moves": label_moves(h.store, name, limit=50),
             },
         )
@@ -89,13 +94,24 @@ def router(h: Workspace) -> APIRouter:
 
     @api.post("/prompts/{name}/labels", openapi_extra=FORM)
     def move_label(
-        request: Request, name: str, label: Annotated[str, Form()], version: Annotated[int, Form()]
+        request: Request,
+        name: str,
+        label: Annotated[str, Form()],
+        version: Annotated[int, Form()],
+        seen: Annotated[str, Form()] = "",
     ) -> Response:
         viewer = require(request, "write")
         label = label.strip()
         if not label:
             raise InvalidInputError("give the label a name", hint="e.g. production, staging")
-        set_label(h.store, f"{name}@v{version}", label, by=viewer.user)
+        expect: object = ANY
+        if seen:
+            try:
+                where = json.loads(seen)
+            except ValueError:
+                raise InvalidInputError("the form is damaged: reload the page") from None
+            expect = where.get(label) if isinstance(where, dict) else ANY
+        set_label(h.store, f"{name}@v{version}", label, by=viewer.user, expect=expect)
         return RedirectResponse(f"/prompts/{name}#labels", status_code=303)
 
     return api
