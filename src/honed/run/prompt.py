@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from honed.errors import HonedError
 from honed.logs.context import log_context
@@ -28,6 +28,17 @@ from honed.prompts.inputs import check_chain_variables, resolve_steps
 from honed.prompts.spec import Prompt
 from honed.run.render import ParamsArg, Renderer
 from honed.workspace import Workspace
+
+
+class RunOptions(TypedDict, total=False):
+    """How to run a prompt, every key optional: `model` (else the prompt's `model:`, else the workspace's
+    default), `params` over the prompt's, `base` (the folder of the prompt's file: its `file` resources
+    are relative to it) and `renderer` (an open one shared across calls)."""
+
+    model: str | None
+    params: ParamsArg
+    base: Path | None
+    renderer: Renderer | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +135,11 @@ async def arun_prompt(
     h: Workspace,
     prompt: Prompt,
     variables: Mapping[str, Any] | None = None,
-    *,
-    model: str | None = None,
-    params: ParamsArg = None,
-    base: Path | None = None,
-    renderer: Renderer | None = None,
+    **options: Unpack[RunOptions],
 ) -> PromptRun:
     """Render and run `prompt` once. `base` is the folder of the prompt's file (its `file` resources are
     relative to it); `renderer` shares an open one across calls."""
-    request, retrieved = _prepare(h, prompt, variables, model, params, base, renderer)
+    request, retrieved = _prepare(h, prompt, variables, options)
     with prompt_log_context(prompt, variables):
         completion = await h.client.complete(request)
     return PromptRun(prompt, request, completion, retrieved)
@@ -142,15 +149,11 @@ async def astream_prompt(
     h: Workspace,
     prompt: Prompt,
     variables: Mapping[str, Any] | None = None,
-    *,
-    model: str | None = None,
-    params: ParamsArg = None,
-    base: Path | None = None,
-    renderer: Renderer | None = None,
+    **options: Unpack[RunOptions],
 ) -> AsyncIterator[str | PromptRun]:
     """`arun_prompt`, yielding the output in pieces as the model writes them, then the `PromptRun`.
     Drive it from one task: the log context it sets spans its pieces."""
-    request, retrieved = _prepare(h, prompt, variables, model, params, base, renderer)
+    request, retrieved = _prepare(h, prompt, variables, options)
     completion: Completion | None = None
     with prompt_log_context(prompt, variables):
         async for item in h.client.stream(request):
@@ -163,19 +166,16 @@ async def astream_prompt(
 
 
 def _prepare(
-    h: Workspace,
-    prompt: Prompt,
-    variables: Mapping[str, Any] | None,
-    model: str | None,
-    params: ParamsArg,
-    base: Path | None,
-    renderer: Renderer | None,
+    h: Workspace, prompt: Prompt, variables: Mapping[str, Any] | None, options: RunOptions
 ) -> tuple[ChatRequest, list[dict[str, Any]] | None]:
     """The request to send (rendered, retrieval included) with what was retrieved, the model made ready."""
+    renderer, base = options.get("renderer"), options.get("base")
     own = renderer is None
     rend = renderer if renderer is not None else Renderer(h, base=base)
     try:
-        request, retrieved = rend.request(prompt, variables, model=model, params=params, base=base)
+        request, retrieved = rend.request(
+            prompt, variables, model=options.get("model"), params=options.get("params"), base=base
+        )
     finally:
         if own:
             rend.close()

@@ -64,6 +64,16 @@ def _expected(given: list[Any] | None, item: EvalInput) -> list[Any] | None:
     return found if isinstance(found, list) else None
 
 
+def _calls(
+    given: list[Any] | None, item: EvalInput
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | Score:
+    """(expected calls, calls made), or the error score of an item with no expected calls."""
+    raw = _expected(given, item)
+    if raw is None:
+        return Score.failed(NO_EXPECTED)
+    return [_call(c) for c in raw], list(trajectory_of(item).tool_calls)
+
+
 def _arguments(value: Any) -> Any:
     """A call's arguments as data: the JSON text a model wrote, parsed (text that is not JSON stays)."""
     if isinstance(value, str):
@@ -132,11 +142,10 @@ class ToolCalls(SyncEvaluator):
     allow_extra: bool = True
 
     def score(self, item: EvalInput) -> Score:
-        raw = _expected(self.expected, item)
-        if raw is None:
-            return Score.failed(NO_EXPECTED)
-        want = [_call(c) for c in raw]
-        actual = list(trajectory_of(item).tool_calls)
+        calls = _calls(self.expected, item)
+        if isinstance(calls, Score):
+            return calls
+        want, actual = calls
         found, used = _pair(want, actual, self.arguments)
         missing = [_label(w) for w, hit in zip(want, found, strict=True) if hit is None]
         extra = [_label(a) for i, a in enumerate(actual) if i not in used]
@@ -161,11 +170,10 @@ class TrajectoryMatch(SyncEvaluator):
     arguments: ArgumentsMode = "ignore"
 
     def score(self, item: EvalInput) -> Score:
-        raw = _expected(self.expected, item)
-        if raw is None:
-            return Score.failed(NO_EXPECTED)
-        want = [_call(c) for c in raw]
-        actual = list(trajectory_of(item).tool_calls)
+        calls = _calls(self.expected, item)
+        if isinstance(calls, Score):
+            return calls
+        want, actual = calls
         ok = self._match(want, actual)
         shown = " -> ".join(str(a.get("name")) for a in actual) or "no tool calls"
         expected = " -> ".join(str(w["name"]) for w in want) or "none"

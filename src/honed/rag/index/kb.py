@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,8 +38,7 @@ if TYPE_CHECKING:
     from honed.config import Settings
     from honed.rag.index.lexical import BM25Index
     from honed.rag.ingest.loaders import LoadLimits, LoadResult
-    from honed.rag.retrieve.rank import Level
-    from honed.rag.retrieve.rerank import Reranker
+    from honed.rag.retrieve.rank import SearchOptions
     from honed.store import Store
     from honed.store.kb import IndexRow
     from honed.store.names import Version
@@ -352,29 +351,9 @@ class KnowledgeBase:
 
     # -- search -------------------------------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = 5,
-        method: Method = "hybrid",
-        alpha: float = 0.5,
-        where: Where | None = None,
-        candidates: int | None = None,
-        reranker: Reranker | None = None,
-        level: Level = "chunk",
-    ) -> list[Hit]:
+    def search(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
         """The `k` best chunks (or documents) for `query` from the knowledge base's own index."""
-        return self.index().search_many(
-            [query],
-            k=k,
-            method=method,
-            alpha=alpha,
-            where=where,
-            candidates=candidates,
-            reranker=reranker,
-            level=level,
-        )[0]
+        return self.index().search_many([query], **options)[0]
 
 
 def index_id_for(kb: str, config: KnowledgeBaseConfig) -> str:
@@ -604,31 +583,8 @@ class Index:
                 self._bm25 = BM25Index.build(ids, [chunks[i].text for i in ids])
             return self._bm25
 
-    def search_many(
-        self,
-        queries: Sequence[str],
-        *,
-        k: int = 5,
-        method: Method = "hybrid",
-        alpha: float = 0.5,
-        where: Where | None = None,
-        candidates: int | None = None,
-        reranker: Reranker | None = None,
-        level: Level = "chunk",
-        cache_queries: bool = True,
-    ) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[str], **options: Unpack[SearchOptions]) -> list[list[Hit]]:
         """The `k` best chunks (or documents) for each query: `honed.rag.retrieve.rank` on this index."""
         from honed.rag.retrieve.rank import rank
 
-        return rank(
-            self,
-            queries,
-            k=k,
-            method=method,
-            alpha=alpha,
-            where=where,
-            candidates=candidates,
-            reranker=reranker,
-            level=level,
-            cache_queries=cache_queries,
-        )
+        return rank(self, queries, **options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 from honed.errors import InvalidInputError
 from honed.rag.index import filters
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from honed.rag.index.kb import Index, Method
     from honed.rag.retrieve.rerank import Reranker
 
-__all__ = ["DEFAULT_CANDIDATES", "Level", "pool_size", "rank", "trec_order"]
+__all__ = ["DEFAULT_CANDIDATES", "Level", "SearchOptions", "pool_size", "rank", "trec_order"]
 
 #: Chunks each retriever hands to fusion and reranking unless the retrieval config says otherwise.
 DEFAULT_CANDIDATES = 100
@@ -42,23 +42,28 @@ def pool_size(k: int, candidates: int | None) -> int:
     return max(k, candidates or DEFAULT_CANDIDATES)
 
 
-def rank(
-    index: Index,
-    queries: Sequence[str],
-    *,
-    k: int = 5,
-    method: Method = "hybrid",
-    alpha: float = 0.5,
-    where: Where | None = None,
-    candidates: int | None = None,
-    reranker: Reranker | None = None,
-    level: Level = "chunk",
-    cache_queries: bool = True,
-) -> list[list[Hit]]:
+class SearchOptions(TypedDict, total=False):
+    """How to search, as `rank` takes it (`KnowledgeBase.search`, `Index.search_many` pass it on): every
+    key may be left out, for `rank`'s default."""
+
+    k: int  # default 5
+    method: Method  # default "hybrid"
+    alpha: float  # default 0.5
+    where: Where | None
+    candidates: int | None
+    reranker: Reranker | None
+    level: Level  # default "chunk"
+    cache_queries: bool  # default True
+
+
+def rank(index: Index, queries: Sequence[str], **options: Unpack[SearchOptions]) -> list[list[Hit]]:
     """The `k` best chunks (or documents, at `level="doc"`: each as its best chunk) for each query, in
     trec_eval's order. Hybrid fuses the dense and BM25 rankings by reciprocal rank with weight `alpha` on
     dense (1 = dense only, 0 = BM25 only); a reranker reorders the whole pool before the cut to `k`.
     `cache_queries=False` embeds the queries afresh (the same vectors, the real cost: for timing)."""
+    k, method, alpha = options.get("k", 5), options.get("method", "hybrid"), options.get("alpha", 0.5)
+    where, candidates, reranker = options.get("where"), options.get("candidates"), options.get("reranker")
+    level, cache_queries = options.get("level", "chunk"), options.get("cache_queries", True)
     if k < 1:
         raise InvalidInputError(f"k must be at least 1, not {k}")
     if method not in ("dense", "bm25", "hybrid"):
