@@ -162,7 +162,7 @@ def list_all(store: Store, kinds: Sequence[str] = (PROMPT, CHAIN)) -> list[Summa
 
 
 def set_label(
-    store: Store, ref: str, label: str, *, by: str | None = None, expect: str | None | object = ANY
+    store: Store, ref: str, label: str, *, by: str | None = None, expect: str | object | None = ANY
 ) -> Version:
     """Point `label` at the version `NAME@REF` names (moving it from wherever it was). With `by`, the move
     is recorded in the audit log: who, and from which version to which. With `expect` (the hash the label

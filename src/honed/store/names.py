@@ -169,7 +169,7 @@ class NamedVersions:
         return version, self._store.objects.get(version.hash)
 
     def set_label(
-        self, kind: str, name: str, label: str, ref: str, *, expect: str | None | object = ANY
+        self, kind: str, name: str, label: str, ref: str, *, expect: str | object | None = ANY
     ) -> tuple[str | None, Version]:
         """Point `label` at the version `ref` names (moving it if it pointed elsewhere). Returns the hash
         it pointed at before (None: it was new), read in the same transaction as the move. With `expect`
