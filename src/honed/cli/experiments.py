@@ -100,6 +100,11 @@ def _run(
         raise typer.Exit(EXIT_ERRORS)
 
 
+def run_spec_file(spec: Path, *, json_out: bool = False) -> None:
+    """`honed experiments run SPEC` as another command runs it (`honed import ... --run`)."""
+    _run(load_spec(spec), spec.parent, new=False, force=False, no_cache=False, json_out=json_out)
+
+
 def _print_errors(report: RunReport, *, out: Console = err_console, retry: bool = True) -> None:
     """The run's errors (on stderr by default), grouped by message with counts, and how to see the cases
     (and, after a run, to retry the failed calls)."""

@@ -90,6 +90,12 @@ COMMANDS = (
         "Run a matrix of prompt versions x models x params over a dataset, and compare.",
     ),
     Entry(
+        "import",
+        "honed.cli.imports:app",
+        "Import suites from other tools (promptfoo, OpenAI Evals) as honed prompts, a dataset and an "
+        "experiment spec.",
+    ),
+    Entry(
         "eval",
         "honed.cli.evals:app",
         "Gate CI on evals: thresholds and significant regressions.",

@@ -407,6 +407,8 @@ def _eval_input(row: dict[str, Any], case: Case) -> EvalInput:
         id=case.id,
         tool_calls=row.get("tool_calls"),
         context=_context(row.get("retrieved")),
+        latency_s=row.get("latency_s"),
+        cost_usd=row.get("cost_usd"),
     )
 
 

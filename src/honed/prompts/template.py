@@ -5,10 +5,15 @@ pasted, so they are rendered in Jinja2's `SandboxedEnvironment`: `{{ ''.__class_
 instead of reaching Python internals. `StrictUndefined` makes a missing variable an error that names it;
 silently rendering an empty string would send a broken prompt to the model and spend money measuring it.
 Autoescaping is off (this is not HTML) and trailing newlines are kept (they can matter to a model).
+
+Beyond Jinja's own filters, templates have the few that prompts written for Nunjucks (promptfoo) use and
+Jinja lacks: `dump` (JSON text, as JavaScript's JSON.stringify; `json` is the same), `load` (parse JSON
+text) and `nl2br` (newlines as `<br />`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -20,7 +25,24 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from honed.errors import InvalidInputError
 
+
+def _dump(value: Any, indent: int | str | None = None) -> str:
+    # JSON.stringify's spacing: none between items unless an indent is given.
+    if indent in (None, 0, ""):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+
+
+def _load(text: str) -> Any:
+    return json.loads(text)
+
+
+def _nl2br(text: Any) -> str:
+    return str(text).replace("\r\n", "<br />\n").replace("\n", "<br />\n")
+
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV.filters.update({"dump": _dump, "json": _dump, "load": _load, "nl2br": _nl2br})
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'$")
 

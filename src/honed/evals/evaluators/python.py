@@ -1,11 +1,11 @@
 """Evaluators written as Python functions: `python` (a function in the user's file) and `as_evaluator(fn)`.
 
 The function receives what it names, by keyword: any of `output`, `reference`, `inputs`, `parsed`,
-`context`, `metadata`, `id`, `baseline`, `tool_calls`, or `item` (the whole EvalInput); a function of one
-other parameter gets the EvalInput. It may return a bool, a number, `(number or bool, reason)`, a
-`Score`, or a dict with `value`/`score`, `passed`, `reason`, `details`. An exception inside it becomes
-that item's error score with the exception's message, never a crash of the whole run. A missing file or
-function is an `InvalidInputError` at build time, naming it.
+`context`, `metadata`, `id`, `baseline`, `tool_calls`, `latency_s`, `cost_usd`, or `item` (the whole
+EvalInput); a function of one other parameter gets the EvalInput. It may return a bool, a number,
+`(number or bool, reason)`, a `Score`, or a dict with `value`/`score`, `passed`, `reason`, `details`.
+An exception inside it becomes that item's error score with the exception's message, never a crash of
+the whole run. A missing file or function is an `InvalidInputError` at build time, naming it.
 
 The version hashes the function's source as well as the spec, so editing the file makes a new version.
 """
@@ -39,6 +39,8 @@ PASSABLE = (
     "id",
     "baseline",
     "tool_calls",
+    "latency_s",
+    "cost_usd",
     "item",
 )
 _DICT_KEYS = frozenset({"value", "score", "passed", "reason", "details", "error"})
@@ -140,6 +142,46 @@ class _FunctionEvaluator(Evaluator):
         return coerce_result(result, self.threshold)
 
 
+def load_function(ref: str, root: Path | None, *, what: str) -> tuple[Callable[..., Any], str]:
+    """The function `ref` ("path/to/file.py:name", relative to `root`, default the current folder) names,
+    and the content hash of its file's source. Errors are `InvalidInputError`s that begin with `what`."""
+    file_part, sep, fn_name = ref.rpartition(":")
+    if not sep or not file_part.endswith(".py") or not fn_name.isidentifier():
+        raise InvalidInputError(
+            f"{what}: function {ref!r} is not PATH.py:NAME", hint="e.g. function: evals/checks.py:is_polite"
+        )
+    path = (root or Path.cwd()) / file_part
+    if not path.is_file():
+        raise InvalidInputError(
+            f"{what}: file {path} does not exist", hint="paths are relative to the workspace"
+        )
+    source = path.read_bytes()
+    module_name = f"honed_user_eval_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidInputError(f"{what}: cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"{what}: {path} failed to import: {type(exc).__name__}: {exc}",
+            hint="run the file with python to see the full error",
+        ) from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(path.parent))
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
+        raise InvalidInputError(
+            f"{what}: {path} has no function {fn_name!r}",
+            hint=f"functions there: {', '.join(found) or 'none'}",
+        )
+    return fn, content_hash(source.decode("utf-8", errors="replace"))
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class PythonFunction(_FunctionEvaluator):
     """`function: "path/to/file.py:name"`, resolved against the workspace (the build context's root)."""
@@ -149,44 +191,8 @@ class PythonFunction(_FunctionEvaluator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        file_part, sep, fn_name = self.function.rpartition(":")
-        if not sep or not file_part.endswith(".py") or not fn_name.isidentifier():
-            raise InvalidInputError(
-                f"evaluator 'python': function {self.function!r} is not PATH.py:NAME",
-                hint="e.g. function: evals/checks.py:is_polite",
-            )
-        path = (self.root or Path.cwd()) / file_part
-        if not path.is_file():
-            raise InvalidInputError(
-                f"evaluator 'python': file {path} does not exist", hint="paths are relative to the workspace"
-            )
-        source = path.read_bytes()
-        module_name = f"honed_user_eval_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise InvalidInputError(f"evaluator 'python': cannot load {path} as a module")
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise InvalidInputError(
-                f"evaluator 'python': {path} failed to import: {type(exc).__name__}: {exc}",
-                hint="run the file with python to see the full error",
-            ) from None
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(path.parent))
-        fn = getattr(module, fn_name, None)
-        if not callable(fn):
-            found = sorted(
-                n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")
-            )
-            raise InvalidInputError(
-                f"evaluator 'python': {path} has no function {fn_name!r}",
-                hint=f"functions there: {', '.join(found) or 'none'}",
-            )
-        self._bind(fn, content_hash(source.decode("utf-8", errors="replace")))
+        fn, source = load_function(self.function, self.root, what="evaluator 'python'")
+        self._bind(fn, source)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -180,3 +180,69 @@ class TokenF1(SyncEvaluator):
             reason,
             details={"precision": precision, "recall": recall, "reference": ref},
         )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class StartsWith(SyncEvaluator):
+    """The output starts with any of `prefixes`; without `prefixes`, with any of the case's references.
+    Nothing is stripped (a leading space is part of the output); `case_sensitive` defaults to true."""
+
+    kind = "starts_with"
+    prefixes: list[str] | None = None
+    case_sensitive: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prefixes is not None and not self.prefixes:
+            raise InvalidInputError(
+                "evaluator 'starts_with': 'prefixes' is empty", hint="list at least one prefix"
+            )
+
+    def score(self, item: EvalInput) -> Score:
+        prefixes = self.prefixes if self.prefixes is not None else item.references()
+        if prefixes is None:
+            return Score.failed(NO_REFERENCE, reason="no 'prefixes' configured and the case has no reference")
+
+        def fold(s: str) -> str:
+            return s if self.case_sensitive else s.casefold()
+
+        out = fold(item.output)
+        for prefix in prefixes:
+            if out.startswith(fold(prefix)):
+                return binary(True, f"output starts with {_show(prefix)}", prefix=prefix)
+        return binary(
+            False, f"output {_show(item.output)} starts with none of {', '.join(map(_show, prefixes))}"
+        )
+
+
+def _openai_normalize(text: str) -> str:
+    # OpenAI Evals' `normalize` exactly: lower, drop ASCII punctuation, drop articles, collapse spaces.
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _ASCII_PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class FuzzyMatch(SyncEvaluator):
+    """OpenAI Evals' fuzzy match: after normalising both (lower case, no punctuation or articles), the
+    output contains a reference or a reference contains the output; two empty texts match. The best
+    token F1 is kept in `details`."""
+
+    kind = "fuzzy_match"
+
+    def score(self, item: EvalInput) -> Score:
+        refs = item.references()
+        if refs is None:
+            return Score.failed(NO_REFERENCE)
+        out = _openai_normalize(item.output)
+        f1 = max(token_f1(item.output, ref)[0] for ref in refs)
+        for ref in refs:
+            norm = _openai_normalize(ref)
+            hit = out == norm if not out or not norm else norm in out or out in norm
+            if hit:
+                return binary(True, f"output and {_show(ref)} match after normalising", token_f1=f1)
+        return binary(False, f"normalised output {_show(out)} matches no reference", token_f1=f1)
