@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
 from honed.cli.common import JsonOption, err_console, open_honed, print_json
+from honed.cli.option_sets import OptionSet, unset
 from honed.importers import Imported, ModelMap, import_openai_evals, import_promptfoo
 from honed.importers.openai_evals import DEFAULT_MODEL
 
@@ -16,35 +18,66 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModelMapOption = typer.Option(
-    [],
-    "--model-map",
-    "-m",
-    metavar="PATTERN=ENDPOINT/MODEL",
-    help="Map the suite's providers to honed models, e.g. 'openai:*=local/smollm2-135m-instruct' (`*` "
-    "matches anything; the first matching rule wins; repeatable).",
-)
-OutOption = typer.Option(
-    None, "--out", "-o", help="Folder for the honed files (default: honed-import/ beside the suite's file)."
-)
-NameOption = typer.Option(
-    None, "--name", help="Name of the dataset and the experiment (default: from the suite)."
-)
-RunOption = typer.Option(
-    False,
-    "--run",
-    help="Then run the experiment, as `honed experiments run SPEC` does, and print its comparison.",
+
+@dataclass(frozen=True)
+class Target:
+    """What both importers take besides their suite: the model map, where the files go, the name, and
+    whether to run the experiment and print JSON."""
+
+    model_map: list[str]
+    out: Path | None
+    name: str | None
+    run: bool
+    json_out: bool
+
+    def models(self) -> ModelMap:
+        return ModelMap.parse(self.model_map)
+
+
+TARGET = OptionSet(
+    {
+        "model_map": (
+            list[str],
+            typer.Option(
+                [],
+                "--model-map",
+                "-m",
+                metavar="PATTERN=ENDPOINT/MODEL",
+                help="Map the suite's providers to honed models, e.g. 'openai:*=local/smollm2-135m-instruct' "
+                "(`*` matches anything; the first matching rule wins; repeatable).",
+            ),
+        ),
+        "out": (
+            Path | None,
+            typer.Option(
+                None,
+                "--out",
+                "-o",
+                help="Folder for the honed files (default: honed-import/ beside the suite's file).",
+            ),
+        ),
+        "name": unset("--name", "Name of the dataset and the experiment (default: from the suite)."),
+        "run": (
+            bool,
+            typer.Option(
+                False,
+                "--run",
+                help="Then run the experiment, as `honed experiments run SPEC` does, and print its "
+                "comparison.",
+            ),
+        ),
+        "json_out": (bool, JsonOption),
+    },
+    Target,
 )
 
 
 @app.command("promptfoo")
+@TARGET.into("target")
 def promptfoo(
     config: Path = typer.Argument(..., help="The promptfoo config (promptfooconfig.yaml)."),
-    model_map: list[str] = ModelMapOption,
-    out: Path | None = OutOption,
-    name: str | None = NameOption,
-    run: bool = RunOption,
-    json_out: bool = JsonOption,
+    *,
+    target: Target,
 ) -> None:
     """Import a promptfoo config: prompts, providers (via --model-map), tests and their assertions.
 
@@ -55,15 +88,21 @@ def promptfoo(
       honed import promptfoo promptfooconfig.yaml --model-map 'openai:*=local/smollm2-135m-instruct'
       honed import promptfoo evals/promptfooconfig.yaml -m "openai:*=openai/gpt-4o-mini" -o evals/h --run
     """
-    models = ModelMap.parse(model_map)
+    models = target.models()
     with open_honed() as h:
         done = import_promptfoo(
-            h.store, config, models=models, default_model=h.settings.default_model, out=out, name=name
+            h.store,
+            config,
+            models=models,
+            default_model=h.settings.default_model,
+            out=target.out,
+            name=target.name,
         )
-    _finish(done, run=run, json_out=json_out)
+    _finish(done, target)
 
 
 @app.command("openai-evals")
+@TARGET.into("target")
 def openai_evals(
     file: Path = typer.Argument(
         ..., help="An openai/evals registry YAML, or an Evals API definition (JSON)."
@@ -82,11 +121,8 @@ def openai_evals(
         "--model",
         help="The model under test where the file names none (mapped as openai:NAME with --model-map).",
     ),
-    model_map: list[str] = ModelMapOption,
-    out: Path | None = OutOption,
-    name: str | None = NameOption,
-    run: bool = RunOption,
-    json_out: bool = JsonOption,
+    *,
+    target: Target,
 ) -> None:
     """Import an OpenAI eval: an openai/evals registry eval (Match, Includes, FuzzyMatch, model-graded
     fact/closedqa) or a hosted Evals API definition (string_check, text_similarity, label_model,
@@ -96,15 +132,23 @@ def openai_evals(
       honed import openai-evals registry/evals/test-basic.yaml --eval test-match -m 'openai:*=local/m'
       honed import openai-evals eval.json --data items.jsonl -m 'openai:*=openai/gpt-4o-mini' --run
     """
-    models = ModelMap.parse(model_map)
+    models = target.models()
     with open_honed() as h:
         done = import_openai_evals(
-            h.store, file, models=models, data=data, eval_id=eval_id, model=model, out=out, name=name
+            h.store,
+            file,
+            models=models,
+            data=data,
+            eval_id=eval_id,
+            model=model,
+            out=target.out,
+            name=target.name,
         )
-    _finish(done, run=run, json_out=json_out)
+    _finish(done, target)
 
 
-def _finish(done: Imported, *, run: bool, json_out: bool) -> None:
+def _finish(done: Imported, target: Target) -> None:
+    run, json_out = target.run, target.json_out
     if json_out and not run:
         print_json(done.to_dict())
         return

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import (
-    BuildContext,
     EvalInput,
     Evaluator,
     Score,
@@ -37,8 +35,7 @@ from honed.evals.evaluators.base import (
     Trajectory,
     binary,
 )
-from honed.evals.evaluators.registry import build_evaluator
-from honed.models.client import ModelClient  # at run time: the evaluator registry reads the field types
+from honed.evals.evaluators.checks import Wrapper
 
 EXPECTED_KEY = "expected_tool_calls"
 NO_EXPECTED = "no expected tool calls (evaluator `expected`, case metadata expected_tool_calls)"
@@ -241,32 +238,14 @@ class TraceSteps(SyncEvaluator):
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class FinalAnswer(Evaluator):
+class FinalAnswer(Wrapper):
     """The evaluator `check` (a spec) applied to the trace's final answer."""
 
     kind = "final_answer"
-    check: dict[str, Any]
-    client: ModelClient | None = field(default=None, metadata={"context": "client"}, repr=False)
-    root: Path | None = field(default=None, metadata={"context": "root"}, repr=False)
-    _inner: Evaluator = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        inner = build_evaluator(self.check, context=BuildContext(client=self.client, root=self.root))
-        object.__setattr__(self, "_inner", inner)
-
-    def identity(self) -> dict[str, Any]:
-        return {"type": self.kind, "check": self._inner.identity()}
-
-    async def evaluate(self, item: EvalInput) -> Score:
-        return (await self.evaluate_many([item]))[0]
 
     async def evaluate_many(self, items: Sequence[EvalInput]) -> list[Score]:
         finals = [replace(i, output=trajectory_of(i).final_output, parsed=None) for i in items]
         return await self._inner.evaluate_many(finals)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 AGENT_EVALUATORS: tuple[type[Evaluator], ...] = (ToolCalls, TrajectoryMatch, TraceSteps, FinalAnswer)

@@ -43,10 +43,10 @@ _ENTRY_KEYS = frozenset({"name", "check", "reference", "weight", "transform"})
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class Not(Evaluator):
-    """Passes where the evaluator `check` (a spec) fails, and fails where it passes (value 1/0)."""
+class Wrapper(Evaluator):
+    """An evaluator around another, built from the spec `check` (its version covers the inner one's):
+    subclasses say in `evaluate_many` what they make of the inner evaluator's scores or what it sees."""
 
-    kind = "not"
     check: dict[str, Any]
     client: ModelClient | None = field(default=None, metadata={"context": "client"}, repr=False)
     root: Path | None = field(default=None, metadata={"context": "root"}, repr=False)
@@ -63,11 +63,18 @@ class Not(Evaluator):
     async def evaluate(self, item: EvalInput) -> Score:
         return (await self.evaluate_many([item]))[0]
 
-    async def evaluate_many(self, items: Sequence[EvalInput]) -> list[Score]:
-        return [negate(s, self._inner.kind) for s in await self._inner.evaluate_many(items)]
-
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Not(Wrapper):
+    """Passes where the evaluator `check` (a spec) fails, and fails where it passes (value 1/0)."""
+
+    kind = "not"
+
+    async def evaluate_many(self, items: Sequence[EvalInput]) -> list[Score]:
+        return [negate(s, self._inner.kind) for s in await self._inner.evaluate_many(items)]
 
 
 def negate(score: Score, kind: str) -> Score:
