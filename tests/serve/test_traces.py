@@ -287,3 +287,29 @@ def test_protobuf_in_protobuf_out_and_unreadable_bodies(served: tuple[Honed, str
     text = httpx.post(f"{base}/v1/traces", content=b"hello", headers={"Content-Type": "text/plain"})
     assert text.status_code == 415
     assert len(h.store.logs.query()) == 1  # nothing from the refused bodies
+
+
+def test_online_evaluation_rules_score_ingested_generations(served: tuple[Honed, str]) -> None:
+    import time
+
+    from honed.config import OnlineEvalRule
+    from honed.logs.online import OnlineEvaluation
+
+    h, base = served
+    online = OnlineEvaluation(
+        h.settings, [OnlineEvalRule(evaluator={"type": "contains", "strings": ["Hello"]})], interval_s=60
+    )
+    now = time.time_ns()
+    span = _span("e5" * 8, trace_id="e5" * 16, attributes={"gen_ai.request.model": "gpt-4o-mini"})
+    span["events"] = [
+        {
+            "name": "gen_ai.choice",
+            "attributes": [{"key": "message", "value": {"stringValue": '{"content": "Hello there."}'}}],
+        }
+    ]
+    span["startTimeUnixNano"], span["endTimeUnixNano"] = str(now), str(now + 300_000_000)
+    assert httpx.post(f"{base}/v1/traces", json=_otlp_json([span])).status_code == 200
+    [result] = online.run_once()
+    assert result.scored == 1 and result.mean == 1.0
+    scores = h.store.logs.scores_for([f"span-{'e5' * 16}-{'e5' * 8}"])
+    assert scores[f"span-{'e5' * 16}-{'e5' * 8}"]["contains"]["passed"] is True
