@@ -77,6 +77,95 @@ def run(
     _print(body, json_out=json_out, wide=wide)
 
 
+@app.command("prompt")
+def prompt(
+    spec: Path = typer.Argument(
+        ..., help="Search spec (YAML): start prompt, dataset splits, budget, strategies."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", "-o", help="Also write the self-contained HTML report (dev score per candidate)."
+    ),
+    no_cache: bool = NoCacheOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Search few-shot and instruction candidates under a budget, choose on dev, judge start vs chosen on
+    test. Every call is cached and every trial is an experiment: after Ctrl-C or a kill, the same command
+    continues without repeating a call. A budget too small for the search stops it before any call.
+
+    Examples:
+      honed optimize prompt search.yaml --report search.html
+      honed optimize prompt search.yaml --json | jq .diff
+    """
+    from honed.optimize.prompt import load_search, optimize_prompt
+    from honed.optimize.prompt.report import write_search_html
+
+    parsed = load_search(spec)
+    h = open_honed(no_cache=no_cache, require_workspace=True)
+    try:
+        with progress_bars(disable=json_out) as progress:
+            result = optimize_prompt(h, parsed, progress=progress, notify=_notify(json_out)).to_dict()
+    finally:
+        h.close()
+    if report is not None:
+        typer.echo(f"report written to {write_search_html(result, report)}", err=True)
+    if json_out:
+        print_json(result)
+    else:
+        _print_search(result)
+
+
+def _print_search(r: dict[str, Any]) -> None:
+    """The candidates, the verdict and the spend, in tables that fit 100 columns."""
+    primary = r["primary"]
+    splits = ", ".join(f"{k} {v['cases']}" for k, v in r["splits"].items())
+    _say(f"prompt search {r['name']} · {r['dataset']} ({splits}) · student {r['student']}")
+    chosen = r["best"]["version"]
+    print_table(
+        f"candidates, in search order: dev {primary} [95% CI]",
+        ["#", "version", "change", f"dev {primary}", "prompt tok"],
+        [
+            [
+                ("* " if c["version"] == chosen else "") + str(c["order"]),
+                c["version"],
+                c["change"],
+                _mean(c.get("dev"), 2),
+                _num(c.get("prompt_tokens")),
+            ]
+            for c in r["candidates"]
+        ],
+        no_wrap={"#", "version", f"dev {primary}"},
+        ratios={"change": 3},
+    )
+    d = r["diff"]
+    print_table(
+        f"on test ({r['splits']['test']['cases']} cases, never seen by the search): {primary} [95% CI]",
+        ["", "version", "test", "dev"],
+        [
+            ["start", r["start"]["version"], _mean(r["start"]["test"], 2), _mean(r["start"].get("dev"), 2)],
+            ["chosen", chosen, _mean(r["best"]["test"], 2), _mean(r["best"].get("dev"), 2)],
+        ],
+        no_wrap={"version"},
+    )
+    diff = {"diff": d["mean"], "ci": d["ci"]}
+    p = "-" if d["p"] is None else f"{d['p']:.2g}"
+    _say(f"chosen vs start on test: {verdict_mark(d['verdict'])} {_diff(diff, 3)} (p {p}, {d['verdict']})")
+    print_table(
+        "calls, tokens and cost by phase",
+        ["phase", "calls", "not cached", "in tok", "out tok", "cost"],
+        [
+            [k, p_["calls"], p_["fresh"], p_["input_tokens"], p_["output_tokens"], _cost(p_["cost_usd"])]
+            for k, p_ in r["phases"].items()
+        ],
+        no_wrap={"phase"},
+    )
+    b = r["budget"]
+    limits = ", ".join(
+        x for x in (f"{b['calls']} calls" if b["calls"] else "", _cost(b["usd"]) if b["usd"] else "") if x
+    )
+    line = f"budget {limits}: used {b['used_calls']} calls, {_cost(b['used_usd'])}"
+    _say(line + (f"; stopped early: {b['stopped']}" if b.get("stopped") else ""))
+
+
 @app.command("diagnose")
 def diagnose(
     plan: Path = typer.Argument(..., help="Ladder plan (YAML) with a `diagnose:` section."),
