@@ -143,6 +143,7 @@ def test_search_prints_a_table_or_json_and_filters_by_metadata(ws: Built) -> Non
     assert set(hit["scores"]) == {"dense"}
 
 
+@pytest.mark.slow
 def test_eval_measures_variants_over_a_dataset_with_context_ids(ws: Built) -> None:
     (ws.root / "qs.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES), encoding="utf-8")
     ok(ws.run("datasets", "import", "qs", "qs.jsonl"))
@@ -250,6 +251,7 @@ Returns of parcels are shipped back within 30 days at our cost.
 """
 
 
+@pytest.mark.slow
 def test_front_matter_is_metadata_a_where_filter_finds(tmp_path: Path) -> None:
     with stub_openai() as stub:
         root = init_workspace(tmp_path / "fm")

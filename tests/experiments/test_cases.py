@@ -133,6 +133,7 @@ def test_filters_select_the_cases_the_comparison_counted(shared: tuple[Path, str
     assert cli == same and _ids(cli) == ["c1"]  # improved under v1, failed exact, and errored
 
 
+@pytest.mark.slow
 def test_the_terminal_shows_one_block_per_case_and_cuts_long_outputs(workspace: Path) -> None:
     long = "word " * 300
     cases = [*CASES, {"id": "c4", "inputs": {"country": long}, "reference": "x"}]
@@ -156,6 +157,7 @@ def test_the_terminal_shows_one_block_per_case_and_cuts_long_outputs(workspace: 
     assert r.returncode == 0 and "no cases containing 'nothing like this'" in r.stdout
 
 
+@pytest.mark.slow
 def test_repeats_show_each_sample(workspace: Path) -> None:
     run_id = _run(workspace, repeats=2)
     c0 = _cases(workspace, run_id, "--limit", "1")["cases"][0]  # type: ignore[index]

@@ -188,6 +188,7 @@ def test_a_latency_limit_fails_with_the_p95_measured(workspace: Path) -> None:
     assert len(_failures(root)) == 1
 
 
+@pytest.mark.slow
 def test_errors_fail_the_gate_unless_a_limit_allows_them(workspace: Path) -> None:
     _prepare(workspace)
     (workspace / "checks.py").write_text(

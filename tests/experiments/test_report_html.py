@@ -184,6 +184,7 @@ def test_write_html_replaces_the_file_atomically(workspace: Path, tmp_path: Path
         write_html(report, tmp_path / "file" / "r.html")
 
 
+@pytest.mark.slow
 def test_cli_run_html_and_report_write_the_page(workspace: Path) -> None:
     h = setup(workspace, "scripted/echo", n_cases=3)
     h.close()

@@ -98,6 +98,7 @@ def test_kill_9_loses_at_most_the_calls_in_flight(workspace: Path) -> None:
         assert _repeated(stub) <= CONCURRENCY
 
 
+@pytest.mark.slow
 def test_ctrl_c_stores_the_calls_in_flight_and_the_resume_repeats_none(workspace: Path) -> None:
     with stub_openai() as stub:
         stub.default_delay_s = 0.3  # slow calls: some are always in flight when Ctrl-C comes
@@ -120,6 +121,7 @@ def test_ctrl_c_stores_the_calls_in_flight_and_the_resume_repeats_none(workspace
     assert f"resuming run {run_id}: {stopped_at} done, {40 - stopped_at} to go" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_run_whose_calls_fail_exits_non_zero_with_the_reasons_grouped(workspace: Path) -> None:
     spec = _workspace(workspace, f"http://127.0.0.1:{free_port()}/v1", n_cases=5)
     r = honed("experiments", "run", str(spec), "--json", cwd=workspace)

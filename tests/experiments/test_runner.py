@@ -246,6 +246,7 @@ def test_cli_run_killed_midway_resumes_with_no_repeated_calls(workspace: Path) -
     assert all(after[k] == v for k, v in before.items())  # finished calls were not made again
 
 
+@pytest.mark.slow
 def test_cli_list_show_compare_and_errors(workspace: Path) -> None:
     with scripted("unused", ["x"]):
         pass

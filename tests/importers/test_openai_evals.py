@@ -109,6 +109,7 @@ GRADER_MAP = ["-m", "openai:gpt-3.5-turbo=scripted/echo"]
         ),
     ],
 )
+@pytest.mark.slow
 def test_registry_basic_evals(tmp_path: Path, eval_id: str, expected: dict[str, float]) -> None:
     root = workspace(tmp_path)
     registry(root)
@@ -122,6 +123,7 @@ def test_registry_basic_evals(tmp_path: Path, eval_id: str, expected: dict[str, 
 @pytest.mark.parametrize(
     ("eval_id", "evaluator"), [("test-fact", "fact"), ("test-closedqa", "closedqa-relevance")]
 )
+@pytest.mark.slow
 def test_registry_model_graded_evals_run_a_judge(tmp_path: Path, eval_id: str, evaluator: str) -> None:
     root = workspace(tmp_path)
     registry(root)
@@ -246,6 +248,7 @@ ITEMS = [
 ]
 
 
+@pytest.mark.slow
 def test_hosted_definition_every_grader(tmp_path: Path) -> None:
     root = workspace(tmp_path)
     write(

@@ -120,6 +120,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 def test_every_assertion_maps_to_the_score_promptfoo_gives(tmp_path: Path) -> None:
     root = workspace(tmp_path)
     write(
@@ -325,6 +326,7 @@ def test_import_without_run_prints_what_it_wrote(tmp_path: Path) -> None:
     assert [d["name"] for d in listed] == [body["dataset"]["name"]]
 
 
+@pytest.mark.slow
 def test_similar_maps_to_embedding_similarity(tmp_path: Path) -> None:
     root = workspace(tmp_path)
     write(

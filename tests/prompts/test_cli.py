@@ -39,6 +39,7 @@ def ok(*args: str, cwd: Path) -> str:
     return r.stdout
 
 
+@pytest.mark.slow
 def test_push_list_show_label_diff(ws: Path) -> None:
     out = ok("push", "prompts", "--note", "first", cwd=ws)
     assert "qa" in out and "v1" in out and "new" in out
@@ -73,6 +74,7 @@ def test_push_list_show_label_diff(ws: Path) -> None:
     assert "Answer in detail." in ok("diff", "copy/qa.yaml", cwd=ws)
 
 
+@pytest.mark.slow
 def test_run_prompts_and_chains(ws: Path) -> None:
     (ws / "flows").mkdir()
     (ws / "flows" / "answer.yaml").write_text(CHAIN)

@@ -87,6 +87,7 @@ def test_a_beir_folder_becomes_a_knowledge_base_and_a_dataset_kb_eval_reads(work
     assert report["variants"][0]["aggregate"]["MRR"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_a_failed_import_or_ingest_leaves_no_knowledge_base(workspace: Path) -> None:
     beir(workspace / "bad", corpus_jsonl=jsonl(CORPUS[:1]) + "{broken\n")
     (workspace / "docs").mkdir()
@@ -149,6 +150,7 @@ def test_repeated_text_is_kept_by_default_and_dropped_with_dedupe(stubbed: Path)
     assert "duplicate skipped: d1-copy (same text as d1)" in imported.stderr
 
 
+@pytest.mark.slow
 def test_cranfield_converted_to_beir_imports_with_every_document_and_the_same_judgments(
     stubbed: Path,
 ) -> None:
@@ -180,6 +182,7 @@ def test_cranfield_converted_to_beir_imports_with_every_document_and_the_same_ju
     assert [c.inputs["query"] for c in cases] == list(original.queries.values())
 
 
+@pytest.mark.slow
 def test_ingest_collection_still_records_the_queries_with_train_and_test_splits(stubbed: Path) -> None:
     require("cisi", "CISI.ALL")
     ok(honed("kb", "create", "cisi", "--embedder", "stub/emb", cwd=stubbed))
