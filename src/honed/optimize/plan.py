@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from honed.errors import InvalidInputError
 from honed.experiments.spec import read_spec_file
-from honed.prompts.template import check_syntax
+from honed.prompts.template import TemplateText, check_syntax
 from honed.store.names import check_name
 from honed.userfiles import Lines, locate, validate
 
@@ -141,18 +141,12 @@ class _PlanSpec(_Strict):
     primary: str | None = None
     correct: str | None = None
     format: str | None = None
-    target: str = DEFAULT_TARGET
+    target: TemplateText = DEFAULT_TARGET
     evaluators: list[dict[str, Any]] = Field(min_length=1)
     diagnose: DiagnoseSpec | None = None
     latency_calls: int = Field(default=5, ge=0, le=1000)
     notional_prices: dict[str, NotionalPrice] = Field(default_factory=dict)
     steps: list[_StepSpec] = Field(min_length=1)
-
-    @field_validator("target")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        check_syntax(value)
-        return value
 
 
 @dataclass(frozen=True)

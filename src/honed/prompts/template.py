@@ -17,11 +17,12 @@ import json
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
+from pydantic import AfterValidator
 
 from honed.errors import InvalidInputError
 
@@ -53,6 +54,15 @@ def check_syntax(source: str) -> None:
         _compile(source)
     except TemplateSyntaxError as exc:
         raise ValueError(f"template syntax error: {exc.message} (template line {exc.lineno})") from None
+
+
+def _checked(source: str) -> str:
+    check_syntax(source)
+    return source
+
+
+#: A field of a pydantic model that holds a template: its syntax is checked when the model is read.
+TemplateText = Annotated[str, AfterValidator(_checked)]
 
 
 def template_variables(source: str) -> set[str]:

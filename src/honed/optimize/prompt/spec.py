@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from honed.errors import InvalidInputError
 from honed.experiments.spec import read_spec_file
-from honed.prompts.template import check_syntax
+from honed.prompts.template import TemplateText
 from honed.store.names import check_name
 from honed.userfiles import Lines, locate, validate
 
@@ -111,16 +111,10 @@ class _SearchSpec(_Strict):
     primary: str | None = None
     student: str | None = None
     proposer: str | None = None
-    target: str = "{{ reference }}"
+    target: TemplateText = "{{ reference }}"
     budget: Budget
     strategies: Strategies
     seed: int = 0
-
-    @field_validator("target")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        check_syntax(value)
-        return value
 
 
 @dataclass(frozen=True)
