@@ -292,17 +292,6 @@ spans = Table(
 )
 
 
-def insert_new(table: Table, key: Sequence[str], dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO NOTHING, in the dialect's own syntax: rows already stored stay."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(key))
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(key))
-
-
 #: Explicit feedback (thumbs, rating, correction, comment) and implicit signals (copied, regenerated,
 #: edited) on one logged generation. `value` is numeric where the kind has one (thumbs: 1 up / 0 down).
 feedback = Table(
@@ -402,19 +391,27 @@ def insert_ignore(table: Table, dialect_name: str) -> Insert:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column, in the dialect's own syntax."""
+def _insert(table: Table, dialect: str) -> Any:
+    """The dialect's own INSERT (PostgreSQL's or SQLite's: both have ON CONFLICT, with one API)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg = pg_insert(table)
-        cols = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in key}
-        return pg.on_conflict_do_update(index_elements=list(key), set_=cols)
+        return pg_insert(table)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    lite = sqlite_insert(table)
-    cols = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key}
-    return lite.on_conflict_do_update(index_elements=list(key), set_=cols)
+    return sqlite_insert(table)
+
+
+def upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column, in the dialect's own syntax."""
+    insert = _insert(table, dialect)
+    cols = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in key}
+    return insert.on_conflict_do_update(index_elements=list(key), set_=cols)  # type: ignore[no-any-return]
+
+
+def insert_new(table: Table, key: Sequence[str], dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO NOTHING, in the dialect's own syntax: rows already stored stay."""
+    return _insert(table, dialect).on_conflict_do_nothing(index_elements=list(key))  # type: ignore[no-any-return]
 
 
 def mask_errors(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
