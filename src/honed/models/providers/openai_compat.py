@@ -193,9 +193,13 @@ class OpenAICompatProvider(Provider):
                 raw = await response.read()  # gzip/deflate bodies arrive decoded
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self.failures.from_aiohttp(exc) from exc
+        return self._reply(status, reply_headers, raw, model)
+
+    def _reply(self, status: int, headers: Any, raw: bytes, model: str) -> ProviderResult:
+        """A whole (not streamed) reply: an error status, a body that is not JSON, or the result."""
         if status >= 400:
             detail = error_text(status, raw.decode("utf-8", "replace"))
-            raise self.failures.status(status, reply_headers, detail, model)
+            raise self.failures.status(status, headers, detail, model)
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -221,15 +225,9 @@ class OpenAICompatProvider(Provider):
             async with session.post(
                 self._url(model), data=json.dumps(body).encode(), headers=self._headers(), proxy=proxy
             ) as response:
-                if response.status >= 400:
-                    detail = error_text(response.status, (await response.read()).decode("utf-8", "replace"))
-                    raise self.failures.status(response.status, response.headers, detail, model)
-                if response.content_type != "text/event-stream":
-                    raw = await response.read()
-                    try:
-                        result = parse_chat_response(self.name, json.loads(raw))
-                    except ValueError as exc:
-                        raise self.failures.not_json(response.status) from exc
+                if response.status >= 400 or response.content_type != "text/event-stream":
+                    # An error, or a server that answered with one JSON reply: read as `complete` reads it.
+                    result = self._reply(response.status, response.headers, await response.read(), model)
                     if result.text:
                         yield result.text
                     yield result
