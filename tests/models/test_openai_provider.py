@@ -34,11 +34,13 @@ def stub() -> Iterator[StubServer]:
         yield s
 
 
-def client_for(workspace: Path, base_url: str, transport: str, extra: str = "") -> ModelClient:
+def client_for(
+    workspace: Path, base_url: str, transport: str, extra: str = "", attempts: int = 3
+) -> ModelClient:
     (workspace / "honed.toml").write_text(
         f'[endpoints.stub]\nprovider = "openai"\nbase_url = "{base_url}"\napi_key_env = "STUB_KEY"\n'
         f'transport = "{transport}"\ntimeout_s = 2\n{extra}'
-        "[retry]\nbase_delay_s = 0.01\nmax_delay_s = 0.05\nmax_attempts = 3\n"
+        f"[retry]\nbase_delay_s = 0.01\nmax_delay_s = 0.05\nmax_attempts = {attempts}\n"
     )
     return ModelClient(load_settings(start=workspace))
 
@@ -216,6 +218,20 @@ def test_dropped_connection_is_retried(
     stub.script = [Reply(drop=True), Reply(body=completion("after drop"))]
     out = client_for(workspace, stub.base_url, transport).run([ChatRequest.of("stub/m", "q")])
     assert texts(out) == ["after drop"] and len(stub.requests) == 2
+
+
+def test_a_stale_connection_is_resent_once_on_a_new_one(
+    workspace: Path, stub: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Even with no retries allowed: a connection the server closed before answering is resent at once on a
+    # new connection (a stale pooled connection fails so, racing the server's keep-alive close), once.
+    monkeypatch.setenv("STUB_KEY", "k")
+    stub.script = [Reply(drop=True), Reply(body=completion("resent")), Reply(drop=True), Reply(drop=True)]
+    client = client_for(workspace, stub.base_url, "aiohttp", attempts=1)
+    out = sequentially(client, [ChatRequest.of("stub/m", "q"), ChatRequest.of("stub/m", "again")])
+    assert texts(out[:1]) == ["resent"]
+    assert isinstance(out[1], HonedError) and "connection failed" in str(out[1])
+    assert len(stub.requests) == 4
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

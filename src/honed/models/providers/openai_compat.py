@@ -103,7 +103,7 @@ class OpenAICompatProvider(Provider):
         self._http_url = _scheme(self.base_url) in ("http", "https")
         # Connection pools belong to an event loop: one session (and SDK client) per loop that uses this
         # provider. Each entry holds its loop, so the loop's id cannot be reused while the entry lives.
-        self._sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, str | None]] = {}
+        self._sessions: dict[int, _Sessions] = {}
         self._sdk: dict[int, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]] = {}
 
     @classmethod
@@ -142,20 +142,38 @@ class OpenAICompatProvider(Provider):
         auth = {"api-key": key} if self.azure_api_version else {"Authorization": f"Bearer {key}"}
         return {"Content-Type": "application/json", **auth, **self.extra_headers}
 
-    def _session(self) -> tuple[aiohttp.ClientSession, str | None]:
+    def _sessions_here(self) -> _Sessions:
         loop = asyncio.get_running_loop()
         entry = self._sessions.get(id(loop))
         if entry is None:
-            import aiohttp  # here, not at the top: every command loads this plugin, few call an endpoint
+            entry = self._sessions[id(loop)] = _Sessions(loop, self.timeout_s, _env_proxy(self.base_url))
+        return entry
 
-            # No connection cap: the client's per-endpoint semaphore bounds concurrent calls. Timeouts are
-            # per phase, as httpx and the SDK apply them: connecting, and waiting for the reply's bytes.
-            proxy = _env_proxy(self.base_url)
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s)
-            session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-            entry = self._sessions[id(loop)] = (loop, session, proxy)
-        return entry[1], entry[2]
+    @contextlib.asynccontextmanager
+    async def _post(self, model: str, body: dict[str, Any]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST `body`, yielding the response once its status and headers are in.
+
+        A pooled connection the server closed while it sat idle (a keep-alive timeout, with no header
+        saying so) fails the POST before any reply, and can race the next call out of the pool whatever
+        the keep-alive setting. That one case is resent at once on a new connection, as browsers and
+        urllib3 resend on a stale reused connection; any other failure, and a second one, goes to the
+        client's retry loop (with backoff) as the endpoint's error.
+        """
+        import aiohttp
+
+        sessions = self._sessions_here()
+        data, headers, url = json.dumps(body).encode(), self._headers(), self._url(model)
+        try:
+            try:
+                response = await sessions.pooled().post(url, data=data, headers=headers, proxy=sessions.proxy)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    raise  # no connection was made at all: the server is down, not a stale connection
+                response = await sessions.fresh().post(url, data=data, headers=headers, proxy=sessions.proxy)
+            async with response:
+                yield response
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self.failures.from_aiohttp(exc) from exc
 
     def _sdk_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
@@ -181,18 +199,9 @@ class OpenAICompatProvider(Provider):
             return await self._complete_sdk(body)
         if not self._http_url:
             raise self.failures.bad_url()
-        headers = self._headers()
-        session, proxy = self._session()
-        import aiohttp
-
-        try:
-            async with session.post(
-                self._url(model), data=json.dumps(body).encode(), headers=headers, proxy=proxy
-            ) as response:
-                status, reply_headers = response.status, response.headers
-                raw = await response.read()  # gzip/deflate bodies arrive decoded
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self.failures.from_aiohttp(exc) from exc
+        async with self._post(model, body) as response:
+            status, reply_headers = response.status, response.headers
+            raw = await response.read()  # gzip/deflate bodies arrive decoded
         return self._reply(status, reply_headers, raw, model)
 
     def _reply(self, status: int, headers: Any, raw: bytes, model: str) -> ProviderResult:
@@ -217,32 +226,24 @@ class OpenAICompatProvider(Provider):
         if not self._http_url:
             raise self.failures.bad_url()
         body = {**request_body(model, request), "stream": True, "stream_options": {"include_usage": True}}
-        session, proxy = self._session()
-        import aiohttp
-
         assembler = ChunkAssembler()
-        try:
-            async with session.post(
-                self._url(model), data=json.dumps(body).encode(), headers=self._headers(), proxy=proxy
-            ) as response:
-                if response.status >= 400 or response.content_type != "text/event-stream":
-                    # An error, or a server that answered with one JSON reply: read as `complete` reads it.
-                    result = self._reply(response.status, response.headers, await response.read(), model)
-                    if result.text:
-                        yield result.text
-                    yield result
-                    return
-                async for line in response.content:
-                    if not line.startswith(b"data:"):
-                        continue  # blank separators, comments (keep-alives), `event:` lines
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        break
-                    piece = self._chunk(assembler, payload, response.status)
-                    if piece:
-                        yield piece
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self.failures.from_aiohttp(exc) from exc
+        async with self._post(model, body) as response:
+            if response.status >= 400 or response.content_type != "text/event-stream":
+                # An error, or a server that answered with one JSON reply: read as `complete` reads it.
+                result = self._reply(response.status, response.headers, await response.read(), model)
+                if result.text:
+                    yield result.text
+                yield result
+                return
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments (keep-alives), `event:` lines
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    break
+                piece = self._chunk(assembler, payload, response.status)
+                if piece:
+                    yield piece
         result = parse_chat_response(self.name, assembler.completion())
         if result.usage == Usage(0, 0):
             # A server that ignores include_usage: count offline, as for a prompt's budget estimate.
@@ -303,16 +304,51 @@ class OpenAICompatProvider(Provider):
         Another loop's, still open, can only be closed on that loop: it stays for an `aclose` there.
         """
         running = asyncio.get_running_loop()
-        for key, (loop, session, _) in list(self._sessions.items()):
-            if loop is running or loop.is_closed():  # aiohttp has nothing to wait for on a closed loop
+        for key, sessions in list(self._sessions.items()):
+            if sessions.loop is running or sessions.loop.is_closed():  # nothing to wait for on a closed loop
                 del self._sessions[key]
                 with contextlib.suppress(RuntimeError):
-                    await session.close()
+                    await sessions.close()
         for key, (loop, sdk) in list(self._sdk.items()):
             if loop is running or loop.is_closed():
                 del self._sdk[key]
                 with contextlib.suppress(RuntimeError):  # httpx raises it for a closed loop's client
                     await sdk.close()
+
+
+class _Sessions:
+    """One event loop's aiohttp sessions: the pooled one every call uses, and one that opens a new
+    connection per call (made on first need) for resending a call whose pooled connection had gone stale.
+
+    No connection cap: the client's per-endpoint semaphore bounds concurrent calls. Timeouts are per
+    phase, as httpx and the SDK apply them: connecting, and waiting for the reply's bytes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float, proxy: str | None) -> None:
+        self.loop, self.timeout_s, self.proxy = loop, timeout_s, proxy
+        self._pooled: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
+
+    def _new(self, **connector: Any) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at the top: every command loads this plugin, few call an endpoint
+
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s)
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, **connector), timeout=timeout)
+
+    def pooled(self) -> aiohttp.ClientSession:
+        if self._pooled is None:
+            self._pooled = self._new(keepalive_timeout=KEEPALIVE_S)
+        return self._pooled
+
+    def fresh(self) -> aiohttp.ClientSession:
+        if self._fresh is None:
+            self._fresh = self._new(force_close=True)
+        return self._fresh
+
+    async def close(self) -> None:
+        for session in (self._pooled, self._fresh):
+            if session is not None:
+                await session.close()
 
 
 def _env_proxy(url: str) -> str | None:
