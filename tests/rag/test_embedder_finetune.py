@@ -1,112 +1,21 @@
-"""Fine-tuning the local embedder on real (query, relevant passage) pairs from Cranfield.
+"""Fine-tuning the local embedder: batches, refusals, and determinism on a few pairs.
 
-The slow test trains all-MiniLM-L6-v2 for one epoch on 64 Cranfield pairs (each query with its most
-relevant abstract), then checks what training must do: the in-batch-negatives loss over the training
-pairs falls, and the saved model reloads through `build_embedder` as `local/NAME` with its own identity
-and its own vectors. It also prints (does not assert: 32 queries are too few to decide it) whether the
-fine-tuned model ranks the relevant abstracts of held-out queries higher than the base model does.
+Training on real Cranfield pairs (the loss falls, the saved model reloads by name with its own identity,
+and how it retrieves for held-out queries) is tested in test_cranfield.py, on the knowledge base that
+module builds once.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from honed.config import Settings
 from honed.errors import ConfigError, InvalidInputError
-from honed.rag.evaluate.collections import load_collection
 from honed.rag.index.embedders import build_embedder, finetune_embedder
-from honed.rag.index.embedders.finetune import SCALE, _batches
-from tests.support.realdata import require
-
-TRAIN_QUERIES = 64
-HELD_OUT_QUERIES = 32
-COLLECTION_SIZE = 128
-
-
-def in_batch_loss(queries: np.ndarray, passages: np.ndarray) -> float:
-    """MultipleNegativesRankingLoss over all pairs at once: cross-entropy of scaled cosines vs the diagonal"""
-    logits = SCALE * queries @ passages.T
-    logits -= logits.max(axis=1, keepdims=True)
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return float(-np.mean(np.diag(log_softmax)))
-
-
-def mean_reciprocal_rank(queries: np.ndarray, docs: np.ndarray, relevant: list[set[int]]) -> float:
-    """MRR of the first relevant document, ranking every document by exact cosine."""
-    ranks = []
-    for q, rel in zip(queries, relevant, strict=True):
-        order = np.argsort(-(docs @ q), kind="stable")
-        ranks.append(1.0 / (1 + next(i for i, d in enumerate(order) if int(d) in rel)))
-    return float(np.mean(ranks))
-
-
-@pytest.mark.slow
-def test_finetuning_on_cranfield_pairs_lowers_the_loss_and_saves_a_new_model(workspace: Path) -> None:
-    collection = load_collection("cranfield", require("cranfield").parent)
-    texts = {doc.id: doc.text for doc in collection.documents}
-    judged = [
-        (qid, sorted(gains.items(), key=lambda kv: (-kv[1], int(kv[0]))))
-        for qid, gains in sorted(collection.qrels.items(), key=lambda kv: int(kv[0]))
-        if any(texts.get(d, "").strip() for d in gains)
-    ]
-    judged = [(qid, [(d, g) for d, g in ranked if texts[d].strip()]) for qid, ranked in judged]
-    train = judged[:TRAIN_QUERIES]
-    held_out = judged[TRAIN_QUERIES : TRAIN_QUERIES + HELD_OUT_QUERIES]
-    pairs = [(collection.queries[qid], texts[ranked[0][0]]) for qid, ranked in train]
-
-    # The ranking collection: the passages trained on, the most relevant document of each held-out query,
-    # and other documents spread over the ids up to COLLECTION_SIZE (all 1,400 take a minute to embed).
-    chosen = list(dict.fromkeys(ranked[0][0] for _, ranked in train + held_out))
-    taken, room = set(chosen), COLLECTION_SIZE - len(chosen)
-    others = [doc.id for doc in collection.documents if doc.text.strip() and doc.id not in taken]
-    doc_ids = chosen + others[:: len(others) // room][:room]
-    position = {d: i for i, d in enumerate(doc_ids)}
-    relevant = [{position[d] for d, _ in ranked if d in position} for _, ranked in held_out]
-    settings = Settings(root=workspace)
-
-    steps: list[tuple[int, int, float]] = []
-    result = finetune_embedder(
-        pairs, name="cranfield-ft", settings=settings, progress=lambda *step: steps.append(step)
-    )
-    assert result.ref == "local/cranfield-ft"
-    assert result.path == workspace / ".honed" / "embedders" / "cranfield-ft"
-    assert result.steps == len(result.losses) == len(steps) >= TRAIN_QUERIES // 16
-    assert [s[:2] for s in steps] == [(i + 1, result.steps) for i in range(result.steps)]
-    assert all(np.isfinite(result.losses)) and result.pairs == TRAIN_QUERIES and result.tokens > 0
-
-    manifest = json.loads((result.path / "honed.json").read_text())
-    assert manifest["base"] == "local/all-MiniLM-L6-v2" and manifest["pairs"] == TRAIN_QUERIES
-    assert manifest["losses"] == result.losses and manifest["params"]["batch_size"] == 16
-
-    base = build_embedder("local/all-MiniLM-L6-v2", settings)
-    tuned = build_embedder("local/cranfield-ft", settings)
-    assert tuned.identity() == result.identity != base.identity()
-    assert tuned.identity().startswith("local:cranfield-ft@")
-
-    doc_texts = [texts[d] for d in doc_ids]
-    train_queries = [q for q, _ in pairs]
-    held_queries = [collection.queries[qid] for qid, _ in held_out]
-    train_rows = [position[ranked[0][0]] for _, ranked in train]
-    report = {}
-    for label, embedder in (("base", base), ("fine-tuned", tuned)):
-        docs = embedder.embed(doc_texts)
-        loss = in_batch_loss(embedder.embed(train_queries, query=True), docs[train_rows])
-        mrr = mean_reciprocal_rank(embedder.embed(held_queries, query=True), docs, relevant)
-        report[label] = (loss, mrr, docs)
-    assert report["fine-tuned"][0] < report["base"][0]  # the objective it was trained on went down
-    assert np.abs(report["fine-tuned"][2] - report["base"][2]).max() > 1e-3  # new weights, new vectors
-    print(
-        f"\nfine-tuned on {TRAIN_QUERIES} Cranfield pairs in {result.seconds:.1f} s "
-        f"({result.pairs_per_second:.1f} pairs/s, {result.tokens_per_second:.0f} tokens/s); "
-        f"training-pairs loss {report['base'][0]:.3f} -> {report['fine-tuned'][0]:.3f}; "
-        f"held-out MRR over {len(doc_ids)} docs: base {report['base'][1]:.3f}, "
-        f"fine-tuned {report['fine-tuned'][1]:.3f}"
-    )
+from honed.rag.index.embedders.finetune import _batches
 
 
 def test_batches_never_repeat_a_query_or_passage_and_drop_lonely_pairs() -> None:
