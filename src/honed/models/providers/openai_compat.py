@@ -149,31 +149,11 @@ class OpenAICompatProvider(Provider):
             entry = self._sessions[id(loop)] = _Sessions(loop, self.timeout_s, _env_proxy(self.base_url))
         return entry
 
-    @contextlib.asynccontextmanager
-    async def _post(self, model: str, body: dict[str, Any]) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST `body`, yielding the response once its status and headers are in.
-
-        A pooled connection the server closed while it sat idle (a keep-alive timeout, with no header
-        saying so) fails the POST before any reply, and can race the next call out of the pool whatever
-        the keep-alive setting. That one case is resent at once on a new connection, as browsers and
-        urllib3 resend on a stale reused connection; any other failure, and a second one, goes to the
-        client's retry loop (with backoff) as the endpoint's error.
-        """
-        import aiohttp
-
-        sessions = self._sessions_here()
-        data, headers, url = json.dumps(body).encode(), self._headers(), self._url(model)
-        try:
-            try:
-                response = await sessions.pooled().post(url, data=data, headers=headers, proxy=sessions.proxy)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if isinstance(exc, aiohttp.ClientConnectorError):
-                    raise  # no connection was made at all: the server is down, not a stale connection
-                response = await sessions.fresh().post(url, data=data, headers=headers, proxy=sessions.proxy)
-            async with response:
-                yield response
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self.failures.from_aiohttp(exc) from exc
+    def _post(self, model: str, body: dict[str, Any]) -> _Exchange:
+        """`async with self._post(model, body) as response:` POSTs `body` and yields the response once
+        its status and headers are in; aiohttp's errors, there or while the body is read, leave the block
+        as the endpoint's error."""
+        return _Exchange(self, model, body)
 
     def _sdk_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
@@ -314,6 +294,51 @@ class OpenAICompatProvider(Provider):
                 del self._sdk[key]
                 with contextlib.suppress(RuntimeError):  # httpx raises it for a closed loop's client
                     await sdk.close()
+
+
+class _Exchange:
+    """One POST and its reply (a class, not an `asynccontextmanager`: this is every call's path, and an
+    async generator costs each call a hook and a weak reference).
+
+    A pooled connection the server closed while it sat idle (a keep-alive timeout, with no header saying
+    so) fails the POST before any reply, and can race the next call out of the pool whatever the
+    keep-alive setting. That one case is resent at once on a new connection, as browsers and urllib3
+    resend on a stale reused connection; any other failure, and a second one, goes to the client's retry
+    loop (with backoff) as the endpoint's error.
+    """
+
+    def __init__(self, provider: OpenAICompatProvider, model: str, body: dict[str, Any]) -> None:
+        self.provider, self.model, self.body = provider, model, body
+        self.response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        import aiohttp
+
+        provider = self.provider
+        sessions = provider._sessions_here()
+        data, headers, url = json.dumps(self.body).encode(), provider._headers(), provider._url(self.model)
+        try:
+            try:
+                response = await sessions.pooled().post(url, data=data, headers=headers, proxy=sessions.proxy)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    raise  # no connection was made at all: the server is down, not a stale connection
+                response = await sessions.fresh().post(url, data=data, headers=headers, proxy=sessions.proxy)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise provider.failures.from_aiohttp(exc) from exc
+        self.response = response
+        return response
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        import aiohttp
+
+        assert self.response is not None
+        try:
+            await self.response.__aexit__(kind, exc, tb)  # releases the connection, as `async with` would
+        except (aiohttp.ClientError, TimeoutError) as error:
+            exc = exc or error
+        if isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+            raise self.provider.failures.from_aiohttp(exc) from exc
 
 
 class _Sessions:
