@@ -77,6 +77,9 @@ class LedgerStep:
     #: by the plan or honed.toml, and the cost of 1,000 calls at it; None when none is set
     notional_price: dict[str, Any] | None = None
     notional_cost_per_1k_usd: float | None = None
+    #: an `optimize` step's prompt search: the start and chosen versions, dev means, its spend (calls,
+    #: USD) and its own verdict on the ladder's split; None for other steps
+    search: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,17 +109,17 @@ class Ledger:
 
 
 def ladder_experiment(
-    h: Workspace, plan: LadderPlan, *, notify: Notify | None = None
+    h: Workspace, plan: LadderPlan, *, notify: Notify | None = None, n_boot: int = 10_000
 ) -> tuple[Experiment, list[Resolved]]:
-    """The plan as a resolved experiment: the dataset pinned, every step's prompt derived and pushed, its
-    fine-tuning done, evaluators built, before any step's call is made."""
+    """The plan as a resolved experiment: the dataset pinned, every step's prompt derived (or searched
+    for) and pushed, its fine-tuning done, evaluators built, before any step's own run."""
     pinned = get_dataset(h.store, plan.dataset)  # every step sees this version
     if plan.split is not None and not pinned.split(plan.split):
         raise InvalidInputError(
             f"{plan.source}: dataset {pinned.ref} has no cases in split {plan.split!r}",
             hint=f"splits: {', '.join(sorted(pinned.split_counts())) or 'none'}",
         )
-    resolved = resolve_steps(h, plan, pinned, notify=notify)
+    resolved = resolve_steps(h, plan, pinned, notify=notify, n_boot=n_boot)
     spec = parse_spec(
         {
             "name": plan.name,
@@ -162,7 +165,7 @@ def run_ladder(
         from honed.optimize.diagnose import diagnose_plan
 
         diagnosis = diagnose_plan(h, plan, new=new, progress=progress, n_boot=n_boot).to_dict()
-    exp, resolved = ladder_experiment(h, plan, notify=notify)
+    exp, resolved = ladder_experiment(h, plan, notify=notify, n_boot=n_boot)
     primary = plan.primary or exp.evaluators[0].name
     run = run_experiment(h, exp, new=new, progress=progress, latency_calls=0)
     probe = step_latencies(h, plan, exp, run.id, notify=notify)
@@ -310,6 +313,7 @@ def build_ledger(
                 failures=failures.get(v.id),
                 changes=by_step[v.id].changes,
                 finetune=by_step[v.id].finetune,
+                search=by_step[v.id].search,
             )
         )
     return Ledger(

@@ -17,6 +17,8 @@
       - {id: instructions, prompt: prompts/instructions.yaml}
       - {id: few-shot, few_shot: {split: train, k: 3}}          # demonstrations from the dataset
       - {id: rag, retrieve: {kb: catalogue, k: 3, into: facts}}  # retrieved context in the prompt
+      - {id: searched, optimize: {train: train, dev: dev, budget: {calls: 300},
+                                  strategies: {few_shot: {k: [3], select: [bootstrapped, similar]}}}}
       - {id: fine-tuned, finetune: {split: train}, few_shot: none}
 
 A step states only what it changes: every field it leaves out is the previous step's. `prompt`, `model`
@@ -24,11 +26,18 @@ and `params` replace the previous value whole (params are not merged, so a step 
 sits). `few_shot` and `retrieve` change the prompt the step inherits (see `honed.optimize.derive`), so
 "few-shot, then RAG" keeps the demonstrations; a step that names a new `prompt` file starts from that file.
 `finetune` trains the step's model on the step's own prompt, as rendered for the cases of a training
-split, and later steps inherit the fine-tuned model. Prompt files are relative to the plan file's folder.
+split, and later steps inherit the fine-tuned model. `optimize` runs the prompt search
+(`honed.optimize.prompt`, as `honed optimize prompt` does) from the prompt the step inherits (after its own
+`prompt`, `few_shot` and `retrieve` changes), with the step's model and params, the plan's evaluators,
+primary and target: candidates are built from `train` and chosen on `dev` under `budget`, its verdict is
+on the ladder's `split`, and the chosen prompt becomes the step's (and so the later steps'). The step is
+then measured like any other, so its ledger row shows what the search bought against the previous step;
+the search's own spend is in the row's `search`. Prompt files are relative to the plan file's folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from honed.errors import InvalidInputError
 from honed.experiments.spec import read_spec_file
+from honed.optimize.prompt.spec import Budget, Strategies
 from honed.prompts.template import TemplateText, check_syntax
 from honed.store.names import check_name
 from honed.userfiles import Lines, locate, validate
@@ -46,6 +56,7 @@ __all__ = [
     "FewShot",
     "FinetuneStep",
     "LadderPlan",
+    "OptimizeStep",
     "Retrieve",
     "Step",
     "load_plan",
@@ -106,6 +117,19 @@ class FinetuneStep(_Strict):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 
+class OptimizeStep(_Strict):
+    """A prompt search as a step (see `honed.optimize.prompt.search`): candidates from `train` (few-shot
+    demonstrations, GEPA's instructions), chosen on `dev`, judged on the ladder's split; `train` and
+    `dev` must both differ from it. `proposer` writes new instructions (default: the step's model)."""
+
+    train: str = "train"
+    dev: str = "dev"
+    budget: Budget
+    strategies: Strategies
+    proposer: str | None = None
+    seed: int = 0
+
+
 class DiagnoseSpec(_Strict):
     """The diagnosis run before the ladder (see `honed.optimize.diagnose`): the prompt of `step`
     (default: the first) with gold context from `kb`, and with `few_shot` demonstrations."""
@@ -131,6 +155,7 @@ class _StepSpec(_Strict):
     few_shot: FewShot | Literal["none"] | None = None
     retrieve: Retrieve | Literal["none"] | None = None
     finetune: FinetuneStep | None = None
+    optimize: OptimizeStep | None = None
 
 
 class _PlanSpec(_Strict):
@@ -163,6 +188,7 @@ class Step:
     retrieve: Retrieve | Literal["none"] | None = None
     finetune: FinetuneStep | None = None
     sets: frozenset[str] = frozenset()
+    optimize: OptimizeStep | None = None
 
 
 @dataclass(frozen=True)
@@ -235,11 +261,24 @@ def parse_plan(
                 "measured on",
                 hint="train on another split (e.g. train), or the fine-tuned step is graded on its own data",
             )
+        if s.optimize is not None:
+            _check_optimize(spec, s.optimize, i, at)
         model = s.model or model
         params = dict(s.params) if s.params is not None else params
         sets = frozenset(k for k in ("prompt", "model", "params") if getattr(s, k) is not None)
         steps.append(
-            Step(s.id, prompt, model, dict(params), s.note, s.few_shot, s.retrieve, s.finetune, sets)
+            Step(
+                s.id,
+                prompt,
+                model,
+                dict(params),
+                s.note,
+                s.few_shot,
+                s.retrieve,
+                s.finetune,
+                sets,
+                s.optimize,
+            )
         )
     names = [str(e.get("name") or e.get("type")) for e in spec.evaluators]
     for key in ("primary", "correct", "format"):
@@ -275,6 +314,39 @@ def parse_plan(
         latency_calls=spec.latency_calls,
         notional_prices={ref: (p.input, p.output) for ref, p in spec.notional_prices.items()},
     )
+
+
+def search_name(plan_name: str, step_id: str) -> str:
+    """The name an `optimize` step's search result is stored under (`prompt-search/NAME`)."""
+    return f"{plan_name}.{step_id}"
+
+
+def _check_optimize(spec: _PlanSpec, opt: OptimizeStep, i: int, at: Callable[..., str]) -> None:
+    """An `optimize` step's splits: the search judges on the ladder's split, so that split must be named
+    and apart from the ones the search builds candidates from and chooses on."""
+    step_id = spec.steps[i].id
+    if spec.split is None:
+        raise InvalidInputError(
+            f"{at('steps', i, 'optimize')}: needs the ladder's `split:`, the cases the step is measured on",
+            hint="e.g. split: test, with optimize: {train: train, dev: dev, ...}",
+        )
+    for key in ("train", "dev"):
+        if getattr(opt, key) == spec.split:
+            raise InvalidInputError(
+                f"{at('steps', i, 'optimize', key)}: {spec.split!r} is the split the ladder is measured on",
+                hint="search on other splits, or the step is graded on what chose it",
+            )
+    if opt.train == opt.dev:
+        raise InvalidInputError(
+            f"{at('steps', i, 'optimize', 'dev')}: {opt.dev!r} is also the train split",
+            hint="choose on a split the demonstrations do not come from",
+        )
+    try:
+        check_name("prompt-search", search_name(spec.name, step_id))
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            f"{at('steps', i, 'id')}: names the step's search: {exc.message}", hint=exc.hint
+        ) from None
 
 
 def up_to(plan: LadderPlan, step_id: str) -> LadderPlan:

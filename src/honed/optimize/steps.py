@@ -2,8 +2,9 @@
 and a `finetune` step's model trained (or a finished identical job reused) before any step is run.
 
 Steps are resolved in order because each builds on the one before: a step's prompt is the previous
-step's derived prompt (or the file it names) with its own `few_shot` / `retrieve` changes applied, and its
-model is the previous step's (or the one it names, or the model its fine-tuning produced).
+step's derived prompt (or the file it names) with its own `few_shot` / `retrieve` changes applied (or the
+prompt its `optimize` search chose from that; see `honed.optimize.search_step`), and its model is the
+previous step's (or the one it names, or the model its fine-tuning produced).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ Notify = Callable[[str], None]
 @dataclass(frozen=True)
 class Resolved:
     """A step ready to run: the stored prompt version (`ref`), the model and params, what the step
-    changed in words, and its fine-tuning job when it trained one."""
+    changed in words, its fine-tuning job when it trained one and its prompt search when it ran one."""
 
     step: Step
     prompt: Prompt
@@ -44,6 +45,7 @@ class Resolved:
     params: dict[str, Any]
     changes: list[str] = field(default_factory=list)
     finetune: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
 
 
 def apply_changes(
@@ -91,9 +93,15 @@ def apply_changes(
 
 
 def resolve_steps(
-    h: Workspace, plan: LadderPlan, dataset: DatasetVersion, *, notify: Notify | None = None
+    h: Workspace,
+    plan: LadderPlan,
+    dataset: DatasetVersion,
+    *,
+    notify: Notify | None = None,
+    n_boot: int = 10_000,
 ) -> list[Resolved]:
-    """Every step of `plan` resolved in order (see the module docstring); fine-tuning happens here."""
+    """Every step of `plan` resolved in order (see the module docstring); prompt searches and
+    fine-tuning happen here."""
     out: list[Resolved] = []
     prompt: Prompt | None = None
     model: str | None = None
@@ -116,8 +124,26 @@ def resolve_steps(
                 changes.append(f"model: {model}")
         if "params" in step.sets:
             changes.append("params: " + ", ".join(f"{k}={v}" for k, v in sorted(step.params.items())))
-        [pushed] = push(h.store, [prompt], note=f"ladder {plan.name}, step {step.id}")
-        ref = f"{prompt.name}@v{pushed.version.number}"
+        searched = None
+        if step.optimize is not None:
+            from honed.optimize.search_step import search_step
+
+            prompt, ref, change, searched = search_step(
+                h,
+                plan,
+                step,
+                step.optimize,
+                prompt,
+                model,
+                dataset,
+                where=where,
+                notify=notify,
+                n_boot=n_boot,
+            )
+            changes.append(change)
+        else:
+            [pushed] = push(h.store, [prompt], note=f"ladder {plan.name}, step {step.id}")
+            ref = f"{prompt.name}@v{pushed.version.number}"
         finetuned = None
         if step.finetune is not None:
             job, reused, n_train = _finetune(h, plan, step, step.finetune, prompt, model, dataset, notify)
@@ -130,7 +156,7 @@ def resolve_steps(
             }
             model = str(job.model)
             changes.append(f"fine-tuned on {step.finetune.split}: {model}")
-        out.append(Resolved(step, prompt, ref, model, dict(step.params), changes, finetuned))
+        out.append(Resolved(step, prompt, ref, model, dict(step.params), changes, finetuned, searched))
     return out
 
 

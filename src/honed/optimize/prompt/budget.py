@@ -24,8 +24,9 @@ __all__ = ["Ledger", "PhaseUsage"]
 
 @dataclass
 class PhaseUsage:
-    """What one phase spent: calls (distinct requests), those answered fresh (not from the response
-    cache) in this process, tokens and USD (None once a call had no price)."""
+    """What one phase spent: calls (distinct requests), those the model answered in this process (not
+    the response cache, nor a killed process whose run this one resumed), tokens and USD (None once a
+    call had no price)."""
 
     calls: int = 0
     fresh: int = 0

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from honed.optimize.derive import last_user, with_few_shot, without_few_shot
-from honed.optimize.plan import FewShot
 from honed.prompts.spec import Example, Prompt
 from honed.prompts.template import render
 
@@ -61,6 +60,10 @@ def similar(
 ) -> tuple[Prompt, str]:
     """`prompt` with the `k` train cases most similar to each case as demonstrations (replies from
     `target`)."""
+    # Imported here: the plan module imports the search's spec (a ladder step can be a search), so a
+    # module-level import would be circular.
+    from honed.optimize.plan import FewShot
+
     derived = with_few_shot(prompt, FewShot(split=split, k=k, select="similar"), dataset, target=target)
     return derived, f"few-shot: {k} similar demonstrations of {split}"
 

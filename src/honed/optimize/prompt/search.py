@@ -26,6 +26,7 @@ from honed.errors import BudgetExceededError, InvalidInputError
 from honed.evals.stats import summary
 from honed.experiments import analyse, parse_spec, resolve
 from honed.experiments.spec import prompt_for
+from honed.models.types import ChatRequest, Message
 from honed.optimize.prompt import fewshot
 from honed.optimize.prompt.budget import Ledger
 from honed.optimize.prompt.instructions import PROPOSER, InstructionSearch
@@ -142,13 +143,16 @@ class Search:
         if ledger.usd is not None:
             start_test = self.trials.plan_usd([self.start], self.test)[1]
             start_dev = self.trials.plan_usd([self.start], self.dev)[1]
+            boot_usd = self.trials.plan_usd([self.start], self.train[:boot])[1] if boot else 0.0
             ledger.reserve_usd = 2 * start_test
-            self.estimate["usd_least"] = 2 * start_test + 2 * start_dev
-            if self.estimate["usd_least"] > ledger.usd:
+            # A candidate's demonstrations make each of its calls dearer, on dev and in the test reserve.
+            extra = self._demonstrations_usd() * (len(self.dev) + 2 * len(self.test))
+            least = 2 * start_test + 2 * start_dev + boot_usd + extra
+            self.estimate["usd_least"] = least
+            if least > ledger.usd:
                 raise BudgetExceededError(
-                    f"{spec.source}: budget.usd ${ledger.usd:.4f} is below the "
-                    f"${self.estimate['usd_least']:.4f} "
-                    "the search needs at least (start and chosen on test, start and one candidate on dev)",
+                    f"{spec.source}: budget.usd ${ledger.usd:.4f} is below the ${least:.4f} the search needs "
+                    "at least (start and chosen on test, the bootstrap, start and one candidate on dev)",
                     hint="raise budget.usd or use smaller dev/test splits",
                 )
         if ledger.calls is not None and ledger.calls < need:
@@ -158,6 +162,27 @@ class Search:
                 f"least ({parts})",
                 hint=f"raise budget.calls to {need} or more, or use smaller dev/test splits",
             )
+
+    def _demonstrations_usd(self) -> float:
+        """What the smallest few-shot candidate adds to each call's cost at most: the prompt tokens of
+        its demonstrations (labelled ones from the first train cases, as a stand-in for whichever are
+        chosen). Left out of the least a search needs, a budget just above the start's own cost would pay
+        for no candidate at all, and the search would end comparing the start with itself."""
+        strategy = self.spec.few_shot
+        price = self.h.client.prices.price(self.student)
+        if strategy is None or not price or not self.train:
+            return 0.0
+        shown, _ = fewshot.bootstrapped(
+            self.start.prompt, min(strategy.k), self.train, {}, target=self.spec.target
+        )
+        turns: list[Message] = []
+        for example in shown.examples:
+            turns += [
+                Message(role="user", content=example.input),
+                Message(role="assistant", content=example.output),
+            ]
+        tokens = self.h.client.count_tokens(ChatRequest(self.student, tuple(turns)))
+        return tokens * price[0] / 1_000_000
 
     def _few_shot(self) -> None:
         strategy = self.spec.few_shot
@@ -208,8 +233,8 @@ class Search:
                 "dataset": self.dataset.ref,
                 "split": self.spec.test,
                 "variants": [
-                    {"id": "start", "prompt": self.start.ref, "model": self.student},
-                    {"id": "chosen", "prompt": best.version.ref, "model": self.student},
+                    {"id": v, "prompt": ref, "model": self.student, "params": dict(self.spec.params)}
+                    for v, ref in (("start", self.start.ref), ("chosen", best.version.ref))
                 ],
                 "evaluators": [dict(e) for e in self.spec.evaluators],
             },

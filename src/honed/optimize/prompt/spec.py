@@ -19,7 +19,7 @@ Unknown keys are errors, and every error names the file, the line and the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +137,8 @@ class SearchSpec:
     #: the folder a prompt file is read from (the spec file's); None for a spec built in code
     base: Path | None = None
     source: str = "search spec"
+    #: call parameters every trial sets over the prompts' own (a ladder step's `params`)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def load_search(path: Path) -> SearchSpec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +66,8 @@ class Trials:
     memo: dict[tuple[str, str], CaseScore] = field(default_factory=dict)
     #: experiment runs made, by phase, in order
     runs: list[tuple[str, str]] = field(default_factory=list)
+    #: when this process's search began: result rows stored before it were answered by an earlier one
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def plan_usd(self, versions: Sequence[Version], cases: Sequence[Case]) -> tuple[list[str], float]:
         """The request keys of running `versions` on `cases`, and at most what they would cost in USD
@@ -121,7 +124,10 @@ class Trials:
             {
                 "name": f"{self.spec.name[:150]}.{phase}.{what}",
                 "dataset": self.dataset.ref,
-                "variants": [{"id": v.hash, "prompt": v.ref, "model": self.student} for v in versions],
+                "variants": [
+                    {"id": v.hash, "prompt": v.ref, "model": self.student, "params": dict(self.spec.params)}
+                    for v in versions
+                ],
                 "evaluators": [dict(e) for e in self.spec.evaluators],
             },
             source=self.spec.source,
@@ -142,7 +148,9 @@ class Trials:
         for row in rows:
             # A row holds the response cache's key; the budget counts the request's own.
             key = key_of.get((row["variant"], row["case_id"]), "")
-            self.ledger.record(phase, row, new=key in fresh)
+            # A resumed run keeps the rows of the process that was killed: answered then, not now.
+            earlier = row.get("created_at") is not None and row["created_at"] < self.started
+            self.ledger.record(phase, {**row, "cached": bool(row["cached"]) or earlier}, new=key in fresh)
             fresh.discard(key)
         return run.id, rows
 
