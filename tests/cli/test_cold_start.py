@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
+import honed
 from honed.config import init_workspace
+from honed.rag.index.kb import KnowledgeBaseConfig, create_kb, get_kb
 from tests.support.stub_openai import stub_openai
 
 # Runs `honed ARGS` in this interpreter and writes the imported modules' names to the file named first.
@@ -121,9 +123,15 @@ def test_cached_answers_need_no_model(tmp_path: Path) -> None:
 
     (root / "docs").mkdir()
     (root / "docs" / "returns.md").write_text("# Returns\n\nReturns take 30 days.\n", encoding="utf-8")
-    for args in (("kb", "create", "docs"), ("kb", "ingest", "docs", "docs")):
-        done, _ = probe(tmp_path, root, *args)
-        assert done.returncode == 0, done.stderr
+    # The knowledge base is made here, in this process: only the searches are probed.
+    h = honed.connect(root)
+    try:
+        create_kb(h.store, "docs", KnowledgeBaseConfig())
+        kb = get_kb(h.store, h.settings, "docs")
+        assert kb.ingest([root / "docs"]).added
+        kb.close()
+    finally:
+        h.close()
     search = ("kb", "search", "docs", "how long do returns take", "--method", "dense", "--json")
     first, first_modules = probe(tmp_path, root, *search)
     assert first.returncode == 0, first.stderr
