@@ -42,15 +42,19 @@ def log_context(
         raise InvalidInputError(f"unknown log source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
     outer = _fields.get()
     merged = dict(outer)
-    given = {
-        "source": source,
-        "trace_id": trace_id,
-        "session_id": session_id,
-        "prompt": prompt,
-        "prompt_version": prompt_version,
-        "inputs": dict(inputs) if inputs is not None else None,
-    }
-    merged.update({k: v for k, v in given.items() if v is not None})
+    # Field by field rather than through a dict of all of them: every experiment call enters a block.
+    if source is not None:
+        merged["source"] = source
+    if trace_id is not None:
+        merged["trace_id"] = trace_id
+    if session_id is not None:
+        merged["session_id"] = session_id
+    if prompt is not None:
+        merged["prompt"] = prompt
+    if prompt_version is not None:
+        merged["prompt_version"] = prompt_version
+    if inputs is not None:
+        merged["inputs"] = dict(inputs)
     if metadata is not None:
         merged["metadata"] = {**outer.get("metadata", {}), **metadata}
     token = _fields.set(MappingProxyType(merged))

@@ -65,13 +65,15 @@ class Params:
     def to_dict(self) -> dict[str, Any]:
         """Only the parameters that were set, JSON-ready."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in _PARAM_NAMES:  # not dataclasses.fields(): this runs for every call, twice
+            value = getattr(self, name)
             if value is None or value == ():
                 continue
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
+
+_PARAM_NAMES = tuple(f.name for f in dataclasses.fields(Params))
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:

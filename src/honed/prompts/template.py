@@ -73,6 +73,9 @@ def template_variables(source: str) -> set[str]:
 def render(source: str, variables: Mapping[str, Any], *, where: str) -> str:
     """Render `source`; every failure is an `InvalidInputError` prefixed by `where` (e.g. "prompt 'qa'
     message 2 (user)") whose hint lists the variables that were given."""
+    if "{" not in source and "\r" not in source:
+        # Plain text (a fixed system message, say) renders to itself: Jinja would only normalise "\r".
+        return source
     given = ", ".join(sorted(variables)) or "none"
     try:
         return _compile(source).render(dict(variables))
