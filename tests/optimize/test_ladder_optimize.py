@@ -127,6 +127,16 @@ def test_the_step_searches_from_its_inherited_prompt_and_later_steps_inherit_the
     assert all(s["cached"] == s["calls"] == N_TEST for s in replay.values())
     assert replay["searched"]["vs_previous"] == searched["vs_previous"]
 
+    # The terminal ledger, at 100 columns, has a line for the search: where it started, what it chose,
+    # the dev means and what it spent.
+    table = honed("optimize", "show", "qa-ladder", cwd=ws, env={"COLUMNS": "100"})
+    assert table.returncode == 0, table.stderr
+    assert max(len(line) for line in table.stdout.splitlines()) <= 100
+    searches = table.stdout[table.stdout.index("prompt searches") :]
+    row = next(line for line in searches.splitlines() if line.split("│")[1:2] == [" searched "])
+    for shown in ("qa@v1", searched["prompt"], "0.000", "1.000", f"{search['calls']} of 300"):
+        assert shown in row, (shown, row)
+
 
 @pytest.mark.parametrize(
     ("step", "fragment"),

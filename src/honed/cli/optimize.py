@@ -282,6 +282,15 @@ def _print(ledger: dict[str, Any], *, json_out: bool, wide: bool = False) -> Non
             no_wrap={"step"},
             wide=wide,
         )
+    searched = [s for s in ledger["steps"] if s.get("search")]
+    if searched:
+        print_table(
+            f"prompt searches (chosen on dev by {primary}; spend includes the search's own test run)",
+            ["step", "start", "chosen", "dev start", "dev chosen", "candidates", "calls", "cost"],
+            [_search_row(s["id"], s["search"]) for s in searched],
+            no_wrap={"step", "start", "chosen"},
+            wide=wide,
+        )
     last = ledger["steps"][-1].get("vs_first")
     if last and last.get(primary):
         d = last[primary]
@@ -449,6 +458,26 @@ def _p(d: dict[str, Any]) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else fmt_latency(value)
+
+
+def _search_row(step: str, search: dict[str, Any]) -> list[str]:
+    budget = search.get("budget") or {}
+    calls = str(search["calls"]) + (f" of {budget['calls']}" if budget.get("calls") is not None else "")
+    dev = search.get("dev") or {}
+    return [
+        step,
+        search["start"],
+        search["chosen"] + ("" if search["chosen"] != search["start"] else " (kept)"),
+        _num3(dev.get("start")),
+        _num3(dev.get("chosen")),
+        str(search["candidates"]),
+        calls,
+        _cost(search.get("cost_usd")),
+    ]
+
+
+def _num3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _step_cost(s: dict[str, Any]) -> str:
