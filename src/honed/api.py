@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from honed.closing import Closing
 from honed.config import Settings, load_settings
 from honed.logs.context import current_view
 from honed.logs.record import FeedbackRecord, LogRecord
@@ -25,7 +26,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Honed:
+class Honed(Closing):
     """A workspace's settings, store and model client, opened lazily.
 
     Outside a workspace (no honed.toml, no HONED_DATABASE_URL) it still calls models, without a store and
@@ -192,12 +193,6 @@ class Honed:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def __enter__(self) -> Honed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def record_hint(what: str) -> str:

@@ -15,16 +15,18 @@ evaluator from a spec); the bookkeeping lives here once.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from honed.errors import ConfigError, InvalidInputError
 
-__all__ = ["Registry", "load_entry_points", "populated"]
+__all__ = ["Registry", "load_entry_points", "populated", "registries"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound="Registry[Any]")
+R_co = TypeVar("R_co", bound="Registry[Any]", covariant=True)
 
 
 def load_entry_points(group: str, what: str, registry: object) -> dict[str, ConfigError]:
@@ -107,3 +109,24 @@ def populated(registry: R, register: Callable[[R], None]) -> R:
     """`registry` after the built-ins' `register` ran on it (plugins, if it reads any, come on first use)."""
     register(registry)
     return registry
+
+
+class _Make(Protocol[R_co]):
+    """A registry class: `plugins=False` makes one that reads no entry points."""
+
+    def __call__(self, *, plugins: bool) -> R_co: ...
+
+
+def registries(make: _Make[R], register: Callable[[R], None]) -> tuple[Callable[[], R], Callable[[], R]]:
+    """A kind's `builtin_registry()` and `default_registry()`: a fresh registry with exactly the built-ins
+    (no plugins), and the process-wide one, made on first use: the built-ins, then whatever plugins are
+    installed. `register` adds the built-ins; it imports them when called, as they import their domain."""
+
+    def builtin_registry() -> R:
+        return populated(make(plugins=False), register)
+
+    @functools.cache
+    def default_registry() -> R:
+        return populated(make(plugins=True), register)
+
+    return builtin_registry, default_registry

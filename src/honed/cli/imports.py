@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import typer
 
@@ -30,8 +31,17 @@ class Target:
     run: bool
     json_out: bool
 
-    def models(self) -> ModelMap:
-        return ModelMap.parse(self.model_map)
+    def shared(self) -> Shared:
+        """The keywords both importers take from it (the model map parsed: a bad rule fails here)."""
+        return {"models": ModelMap.parse(self.model_map), "out": self.out, "name": self.name}
+
+
+class Shared(TypedDict):
+    """The keywords of `import_promptfoo` and `import_openai_evals` that `Target` gives."""
+
+    models: ModelMap
+    out: Path | None
+    name: str | None
 
 
 TARGET = OptionSet(
@@ -88,16 +98,9 @@ def promptfoo(
       honed import promptfoo promptfooconfig.yaml --model-map 'openai:*=local/smollm2-135m-instruct'
       honed import promptfoo evals/promptfooconfig.yaml -m "openai:*=openai/gpt-4o-mini" -o evals/h --run
     """
-    models = target.models()
+    shared = target.shared()
     with open_honed() as h:
-        done = import_promptfoo(
-            h.store,
-            config,
-            models=models,
-            default_model=h.settings.default_model,
-            out=target.out,
-            name=target.name,
-        )
+        done = import_promptfoo(h.store, config, default_model=h.settings.default_model, **shared)
     _finish(done, target)
 
 
@@ -132,18 +135,9 @@ def openai_evals(
       honed import openai-evals registry/evals/test-basic.yaml --eval test-match -m 'openai:*=local/m'
       honed import openai-evals eval.json --data items.jsonl -m 'openai:*=openai/gpt-4o-mini' --run
     """
-    models = target.models()
+    shared = target.shared()
     with open_honed() as h:
-        done = import_openai_evals(
-            h.store,
-            file,
-            models=models,
-            data=data,
-            eval_id=eval_id,
-            model=model,
-            out=target.out,
-            name=target.name,
-        )
+        done = import_openai_evals(h.store, file, data=data, eval_id=eval_id, model=model, **shared)
     _finish(done, target)
 
 

@@ -14,7 +14,7 @@ counted, never guessed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from honed.errors import InvalidInputError
@@ -44,19 +44,11 @@ class CalibrationReport:
     n_unjudged: int
 
     def to_dict(self) -> dict[str, Any]:
+        # JSON's arrays as lists; every other field as it is, in the order declared.
         return {
-            "scale": self.scale,
-            "n": self.n,
-            "accuracy": self.accuracy,
-            "kappa": self.kappa,
-            "weighted": self.weighted,
-            "unweighted_kappa": self.unweighted_kappa,
-            "mean_abs_error": self.mean_abs_error,
+            **asdict(self),
             "labels": list(self.labels),
             "confusion": [list(row) for row in self.confusion],
-            "n_judge_errors": self.n_judge_errors,
-            "n_unlabelled": self.n_unlabelled,
-            "n_unjudged": self.n_unjudged,
         }
 
     def summary(self) -> str:

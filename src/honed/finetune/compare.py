@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack, cast
 
 import numpy as np
 
@@ -35,7 +35,9 @@ __all__ = [
     "BASELINE",
     "CANDIDATE",
     "Comparison",
+    "FinetuneCompare",
     "FinetuneComparison",
+    "RunOptions",
     "Side",
     "compare_finetune",
     "comparison_experiment",
@@ -162,6 +164,23 @@ class Comparison(TypedDict, total=False):
     name: str | None
 
 
+class RunOptions(TypedDict, total=False):
+    """How to run a comparison, the keywords of `run_comparison` (and `compare_finetune`): `prices`
+    overrides per model (USD per million input, output tokens), `new` starts a new run instead of resuming,
+    `progress` is told of the calls, `n_boot` is the bootstrap's resamples (default 10,000) and
+    `latency_calls` the probe's calls per side (default 10; 0: no probe)."""
+
+    prices: Mapping[str, Price] | None
+    new: bool
+    progress: Progress | None
+    n_boot: int
+    latency_calls: int
+
+
+class FinetuneCompare(Comparison, RunOptions, total=False):
+    """The keywords of `compare_finetune`: what to compare and how to run it."""
+
+
 def comparison_experiment(h: Workspace, **what: Unpack[Comparison]) -> Experiment:
     """The comparison as a resolved experiment: the dataset pinned, the split (default: `test` when the
     dataset has one, else every case: an eval set kept apart needs no split), prompts and evaluators
@@ -195,19 +214,13 @@ def comparison_experiment(h: Workspace, **what: Unpack[Comparison]) -> Experimen
     return resolve(h, spec)
 
 
-def run_comparison(
-    h: Workspace,
-    exp: Experiment,
-    *,
-    prices: Mapping[str, Price] | None = None,
-    new: bool = False,
-    progress: Progress | None = None,
-    n_boot: int = 10_000,
-    latency_calls: int = 10,
-) -> FinetuneComparison:
+def run_comparison(h: Workspace, exp: Experiment, **options: Unpack[RunOptions]) -> FinetuneComparison:
     """Run (or resume) a `comparison_experiment` and report quality, tokens, latency and cost per side."""
-    run = run_experiment(h, exp, new=new, progress=progress, latency_calls=0)
-    report = analyse(h.store, run.id, baseline=BASELINE, n_boot=n_boot)
+    prices, latency_calls = options.get("prices"), options.get("latency_calls", 10)
+    run = run_experiment(
+        h, exp, new=options.get("new", False), progress=options.get("progress"), latency_calls=0
+    )
+    report = analyse(h.store, run.id, baseline=BASELINE, n_boot=options.get("n_boot", 10_000))
     rows = h.store.runs.results(run.id)
     probe = latency_probe(h, exp, latency_calls, run_id=run.id) if latency_calls > 0 else {}
     sides = {
@@ -226,21 +239,13 @@ def run_comparison(
     )
 
 
-def compare_finetune(
-    h: Workspace,
-    *,
-    prices: Mapping[str, Price] | None = None,
-    new: bool = False,
-    progress: Progress | None = None,
-    n_boot: int = 10_000,
-    latency_calls: int = 10,
-    **what: Unpack[Comparison],
-) -> FinetuneComparison:
-    """The fine-tuned model (candidate) against the base (baseline) on one frozen split: see the module."""
-    exp = comparison_experiment(h, **what)
-    return run_comparison(
-        h, exp, prices=prices, new=new, progress=progress, n_boot=n_boot, latency_calls=latency_calls
-    )
+def compare_finetune(h: Workspace, **given: Unpack[FinetuneCompare]) -> FinetuneComparison:
+    """The fine-tuned model (candidate) against the base (baseline) on one frozen split: see the module.
+    Takes the keywords of `comparison_experiment` (`Comparison`) and of `run_comparison` (`RunOptions`)."""
+    run_keys = RunOptions.__optional_keys__
+    what = cast(Comparison, {k: v for k, v in given.items() if k not in run_keys})
+    options = cast(RunOptions, {k: v for k, v in given.items() if k in run_keys})
+    return run_comparison(h, comparison_experiment(h, **what), **options)
 
 
 def _quality(report: RunReport) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,13 +52,7 @@ class ExportResult:
     splits: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "format": self.format,
-            "examples": self.examples,
-            "tokens": self.tokens,
-            "splits": self.splits,
-        }
+        return {**asdict(self), "path": str(self.path)}
 
 
 def chat_examples(

@@ -7,10 +7,8 @@ register the same way and are also added directly, so they work without package 
 
 from __future__ import annotations
 
-import functools
-
 from honed.finetune.backend import ENTRY_POINT_GROUP, TrainingBackend
-from honed.plugins import Registry, populated
+from honed.plugins import Registry, registries
 
 
 class TrainerRegistry(Registry[TrainingBackend]):
@@ -27,19 +25,13 @@ class TrainerRegistry(Registry[TrainingBackend]):
         self.register(backend.name, backend)
 
 
-def builtin_registry() -> TrainerRegistry:
-    """A registry with exactly the built-in training backends (no plugins)."""
+def _builtins(registry: TrainerRegistry) -> None:
     from honed.finetune import builtins
 
-    return populated(TrainerRegistry(plugins=False), builtins.register)
+    builtins.register(registry)
 
 
-@functools.cache
-def default_registry() -> TrainerRegistry:
-    """The process-wide registry: the built-in training backends, then whatever plugins are installed."""
-    from honed.finetune import builtins
-
-    return populated(TrainerRegistry(), builtins.register)
+builtin_registry, default_registry = registries(TrainerRegistry, _builtins)
 
 
 def get_backend(name: str, *, registry: TrainerRegistry | None = None) -> TrainingBackend:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from honed.datasets import Case
 from honed.errors import InvalidInputError
@@ -64,37 +64,37 @@ _HOSTED_KEYS = frozenset(
 )
 
 
+class EvalOptions(TypedDict, total=False):
+    """How to read an eval file, the keywords of `plan_openai_evals` and `import_openai_evals`: `models`
+    maps its model names (as `openai:NAME`); `data` is where its samples or items are (see the module);
+    `eval_id` picks one eval of a registry file; `model` is the model under test where the file names
+    none (default `DEFAULT_MODEL`); `name` names the prompt, dataset and experiment (default: the eval's)."""
+
+    models: Required[ModelMap]
+    data: Path | None
+    eval_id: str | None
+    model: str
+    name: str | None
+
+
 def import_openai_evals(
-    store: Store,
-    file: Path,
-    *,
-    models: ModelMap,
-    data: Path | None = None,
-    eval_id: str | None = None,
-    model: str = DEFAULT_MODEL,
-    out: Path | None = None,
-    name: str | None = None,
+    store: Store, file: Path, *, out: Path | None = None, **options: Unpack[EvalOptions]
 ) -> Imported:
     """Map `file` (refusing what cannot be mapped), write the honed files to `out` (default:
     `honed-import/` beside the file) and record the prompt and dataset versions."""
     folder = (out or file.parent / "honed-import").resolve()
-    plan = plan_openai_evals(file, models=models, data=data, eval_id=eval_id, model=model, name=name)
+    plan = plan_openai_evals(file, **options)
     return import_plan(store, plan, folder)
 
 
-def plan_openai_evals(
-    file: Path,
-    *,
-    models: ModelMap,
-    data: Path | None = None,
-    eval_id: str | None = None,
-    model: str = DEFAULT_MODEL,
-    name: str | None = None,
-) -> ImportPlan:
+def plan_openai_evals(file: Path, **options: Unpack[EvalOptions]) -> ImportPlan:
     source = read_file(file, "eval file")
+    models, data, name = options["models"], options.get("data"), options.get("name")
+    model = options.get("model", DEFAULT_MODEL)
     if isinstance(source.data, dict) and "testing_criteria" in source.data:
         return _hosted(file, source.data, models=models, data=data, model=model, name=name)
     if isinstance(source.data, dict):
+        eval_id = options.get("eval_id")
         return _registry(file, source.data, models=models, data=data, eval_id=eval_id, model=model, name=name)
     raise InvalidInputError(f"{file}:1: not an openai/evals registry file or an Evals API definition")
 
@@ -180,6 +180,23 @@ def _registry(
         evaluators = [{"type": "fuzzy_match", "name": "accuracy"}, {"type": "token_f1", "name": "f1_score"}]
     else:
         evaluators = _modelgraded(args, where, tested)
+    return _plan(
+        stem, prompt, cases, tested, params, evaluators, note=f"imported from openai/evals {spec_id}"
+    )
+
+
+def _plan(
+    stem: str,
+    prompt: Prompt,
+    cases: list[Case],
+    tested: str,
+    params: dict[str, Any],
+    evaluators: list[dict[str, Any]],
+    *,
+    note: str,
+    files: dict[str, str] | None = None,
+) -> ImportPlan:
+    """Either format's plan: one variant, the eval's prompt on the model under test with its params."""
     return ImportPlan(
         source="openai-evals",
         name=stem,
@@ -187,7 +204,8 @@ def _registry(
         cases=cases,
         variants=[{"prompt": prompt.name, "model": tested, **({"params": params} if params else {})}],
         evaluators=evaluators,
-        note=f"imported from openai/evals {spec_id}",
+        files=files or {},
+        note=note,
     )
 
 
@@ -318,16 +336,9 @@ def _hosted(
         cases.append(Case(id=f"i{n}", inputs=item, metadata={"source": origin, "checks": checks}))
     names = list(dict.fromkeys(e["name"] for e in cases[0].metadata["checks"])) if cases else []
     files = {GRADER_FILE: graders.text()} if graders.sources else {}
-    return ImportPlan(
-        source="openai-evals",
-        name=stem,
-        prompts=[prompt],
-        cases=cases,
-        variants=[{"prompt": prompt.name, "model": tested, **({"params": params} if params else {})}],
-        evaluators=[{"type": "case_checks", "name": n, "select": n} for n in names],
-        files=files,
-        note=f"imported from OpenAI eval {body.get('name') or file.name}",
-    )
+    evaluators = [{"type": "case_checks", "name": n, "select": n} for n in names]
+    note = f"imported from OpenAI eval {body.get('name') or file.name}"
+    return _plan(stem, prompt, cases, tested, params, evaluators, note=note, files=files)
 
 
 def _items(file: Path, run: Mapping[str, Any], data: Path | None) -> list[tuple[str, dict[str, Any]]]:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from honed.closing import Closing
 from honed.errors import StoreError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("honed.logs")
 
 
-class LogWriter:
+class LogWriter(Closing):
     """Writes `logs` rows (`LogRecord.row()` dicts) to `store` from a background thread. Thread-safe.
 
     `written` and `failed` count rows; `last_error` is the message of the latest failed row.
@@ -114,12 +115,6 @@ class LogWriter:
         if thread is not None:
             thread.join()
             atexit.unregister(self.close)
-
-    def __enter__(self) -> LogWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the thread --------------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class Params:
 
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(Params))
 
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One chat call. `model` is a reference such as `openai/gpt-4o-mini` or `local/smollm2-135m-instruct`.

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from honed.closing import Closing
 from honed.models.types import ChatRequest, Message, Params
 from honed.prompts.spec import Prompt
 
@@ -47,7 +47,7 @@ class Rendered:
         )
 
 
-class Renderer:
+class Renderer(Closing):
     """Renders prompts for a workspace; a context manager (it holds open what retrieving prompts read).
 
     `base` is the folder a prompt file's `file` and `sql` resources are relative to (the file's folder;
@@ -57,14 +57,6 @@ class Renderer:
         self._h = h
         self._base = base
         self._augmenter: Augmenter | None = None
-
-    def __enter__(self) -> Renderer:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._augmenter is not None:

@@ -8,13 +8,15 @@ insert-or-ignore: two runners caching the same request race harmlessly, first on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import delete, func, select
 
 from honed.store.schema import insert_ignore, response_cache, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Row, Table
+
     from honed.store.database import Store
 
 #: Keys per IN-list: far below SQLite's bound-parameter limit, and large enough that round trips are few.
@@ -24,11 +26,52 @@ CacheRow = tuple[str, str, dict[str, Any], dict[str, Any]]
 """(key, model, request, response), as `put_many` takes them."""
 
 
-class ResponseCache:
-    """The `response_cache` table. Safe to share between threads (it holds no connection)."""
+class KeyedCache:
+    """What the response and embedding caches share: a table keyed by a content hash (`key`) whose rows
+    each belong to a `model`, read in IN-lists of `CHUNK` keys and written insert-or-ignore. Safe to share
+    between threads (it holds no connection)."""
+
+    table: ClassVar[Table]
 
     def __init__(self, store: Store) -> None:
         self._store = store
+
+    def _rows(self, keys: Sequence[str], *columns: ColumnElement[Any]) -> list[Row[Any]]:
+        """`columns` of the rows of the distinct `keys` that are cached, one IN-list per `CHUNK` keys."""
+        unique = list(dict.fromkeys(keys))
+        rows: list[Row[Any]] = []
+        with self._store.read() as conn:
+            for start in range(0, len(unique), CHUNK):
+                chunk = unique[start : start + CHUNK]
+                rows.extend(conn.execute(select(*columns).where(self.table.c.key.in_(chunk))))
+        return rows
+
+    def _insert(self, params: list[dict[str, Any]]) -> None:
+        """Write `params` in one transaction (all or none), ignoring keys already cached."""
+        with self._store.write() as conn:
+            conn.execute(insert_ignore(self.table, conn.dialect.name), params)
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete the rows of `model` (all models if None); returns how many were deleted."""
+        stmt = delete(self.table)
+        if model is not None:
+            stmt = stmt.where(self.table.c.model == model)
+        with self._store.write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def count(self, model: str | None = None) -> int:
+        """How many rows are cached (of `model`, if given)."""
+        stmt = select(func.count()).select_from(self.table)
+        if model is not None:
+            stmt = stmt.where(self.table.c.model == model)
+        with self._store.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+
+class ResponseCache(KeyedCache):
+    """The `response_cache` table: request hash -> response, `model` the model that answered."""
+
+    table = response_cache
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The cached response for the request hash `key`, or None."""
@@ -46,16 +89,7 @@ class ResponseCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """`{key: response}` for those of `keys` that are cached; missing keys are simply absent."""
-        unique = list(dict.fromkeys(keys))
-        found: dict[str, dict[str, Any]] = {}
-        with self._store.read() as conn:
-            for start in range(0, len(unique), CHUNK):
-                chunk = unique[start : start + CHUNK]
-                stmt = select(response_cache.c.key, response_cache.c.response).where(
-                    response_cache.c.key.in_(chunk)
-                )
-                found.update((row.key, row.response) for row in conn.execute(stmt))
-        return found
+        return {row.key: row.response for row in self._rows(keys, self.table.c.key, self.table.c.response)}
 
     def put(self, key: str, model: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         """Cache `response` for `request`; if `key` is cached already, the first response is kept."""
@@ -70,17 +104,4 @@ class ResponseCache:
             {"key": key, "model": model, "request": request, "response": response, "created_at": now}
             for key, model, request, response in rows
         ]
-        with self._store.write() as conn:
-            conn.execute(insert_ignore(response_cache, conn.dialect.name), params)
-
-    def clear(self, model: str | None = None) -> int:
-        """Delete the cached responses of `model` (all models if None); returns how many were deleted."""
-        stmt = delete(response_cache)
-        if model is not None:
-            stmt = stmt.where(response_cache.c.model == model)
-        with self._store.write() as conn:
-            return conn.execute(stmt).rowcount
-
-    def count(self) -> int:
-        with self._store.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(response_cache)).scalar_one())
+        self._insert(params)

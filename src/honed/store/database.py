@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, Connection
 
+from honed.closing import Closing
 from honed.errors import StoreError
 from honed.store import migrate as migrations
 from honed.store.audit import AuditLog
@@ -31,7 +31,7 @@ from honed.store.spans import SpanRepository
 from honed.store.tokens import TokenRepository
 
 
-class Store:
+class Store(Closing):
     """An open honed database (SQLite file or PostgreSQL). Create it with `Store.open(url)`."""
 
     def __init__(self, engine: Engine, url: URL) -> None:
@@ -147,14 +147,6 @@ class Store:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store for {self.url} is closed", hint="open a new one with Store.open")
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"

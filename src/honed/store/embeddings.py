@@ -13,18 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
-
-from honed.store.schema import embedding_cache, insert_ignore, utcnow
+from honed.store.cache import CHUNK as CHUNK
+from honed.store.cache import KeyedCache
+from honed.store.schema import embedding_cache, utcnow
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from honed.store.database import Store
-
-#: Keys per IN-list: far below SQLite's bound-parameter limit, and large enough that round trips are few.
-CHUNK = 500
 
 #: The byte layout of a stored vector, the same on every machine (numpy is imported where vectors are
 #: read or written: every command opens the store, few touch embeddings).
@@ -34,11 +30,10 @@ EmbeddingRow = tuple[str, str, "npt.ArrayLike"]
 """(key, model identity, vector), as `put_many` takes them."""
 
 
-class EmbeddingCache:
-    """The `embedding_cache` table. Safe to share between threads (it holds no connection)."""
+class EmbeddingCache(KeyedCache):
+    """The `embedding_cache` table: key -> vector, `model` the embedder identity."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    table = embedding_cache
 
     def get_many(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         """`{key: vector}` for those of `keys` that are cached; missing keys are simply absent.
@@ -46,17 +41,12 @@ class EmbeddingCache:
         The vectors are read-only views of the stored bytes (copy one to change it)."""
         import numpy as np
 
-        unique = list(dict.fromkeys(keys))
         found: dict[str, npt.NDArray[np.float32]] = {}
-        table = embedding_cache
-        with self._store.read() as conn:
-            for start in range(0, len(unique), CHUNK):
-                chunk = unique[start : start + CHUNK]
-                stmt = select(table.c.key, table.c.dim, table.c.vector).where(table.c.key.in_(chunk))
-                for key, dim, blob in conn.execute(stmt):
-                    vector = np.frombuffer(blob, dtype=DTYPE)
-                    if vector.shape[0] == dim:  # a truncated row is a miss: it is embedded again
-                        found[key] = vector
+        table = self.table
+        for row in self._rows(keys, table.c.key, table.c.dim, table.c.vector):
+            vector = np.frombuffer(row.vector, dtype=DTYPE)
+            if vector.shape[0] == row.dim:  # a truncated row is a miss: it is embedded again
+                found[row.key] = vector
         return found
 
     def put_many(self, rows: Sequence[EmbeddingRow]) -> None:
@@ -78,21 +68,4 @@ class EmbeddingCache:
                     "created_at": now,
                 }
             )
-        with self._store.write() as conn:
-            conn.execute(insert_ignore(embedding_cache, conn.dialect.name), params)
-
-    def clear(self, model: str | None = None) -> int:
-        """Delete the vectors of embedder identity `model` (all if None); returns how many were deleted."""
-        stmt = delete(embedding_cache)
-        if model is not None:
-            stmt = stmt.where(embedding_cache.c.model == model)
-        with self._store.write() as conn:
-            return conn.execute(stmt).rowcount
-
-    def count(self, model: str | None = None) -> int:
-        """How many vectors are cached (of embedder identity `model`, if given)."""
-        stmt = select(func.count()).select_from(embedding_cache)
-        if model is not None:
-            stmt = stmt.where(embedding_cache.c.model == model)
-        with self._store.read() as conn:
-            return int(conn.execute(stmt).scalar_one())
+        self._insert(params)

@@ -8,14 +8,13 @@ import time. The built-ins register the same way (`honed.evals.evaluators.builti
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from honed.errors import InvalidInputError
 from honed.evals.evaluators.base import BuildContext, Evaluator
-from honed.plugins import Registry, populated
+from honed.plugins import Registry, registries
 
 ENTRY_POINT_GROUP = "honed.evaluators"
 
@@ -61,19 +60,13 @@ class EvaluatorRegistry(Registry[EvaluatorSpec]):
         return self.spec(kind).factory(config, context or BuildContext())
 
 
-def builtin_registry() -> EvaluatorRegistry:
-    """A registry with exactly the built-in evaluators (no plugins)."""
+def _builtins(registry: EvaluatorRegistry) -> None:
     from honed.evals.evaluators import builtins
 
-    return populated(EvaluatorRegistry(plugins=False), builtins.register)
+    builtins.register(registry)
 
 
-@functools.cache
-def default_registry() -> EvaluatorRegistry:
-    """The process-wide registry: the built-in evaluators, then whatever plugins are installed."""
-    from honed.evals.evaluators import builtins
-
-    return populated(EvaluatorRegistry(), builtins.register)
+builtin_registry, default_registry = registries(EvaluatorRegistry, _builtins)
 
 
 def build_evaluator(

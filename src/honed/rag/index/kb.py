@@ -37,7 +37,7 @@ from honed.userfiles import Lines, validate
 if TYPE_CHECKING:
     from honed.config import Settings
     from honed.rag.index.lexical import BM25Index
-    from honed.rag.ingest.loaders import LoadLimits, LoadResult
+    from honed.rag.ingest.loaders import LoadOptions, LoadResult
     from honed.rag.retrieve.rank import SearchOptions
     from honed.store import Store
     from honed.store.kb import IndexRow
@@ -242,27 +242,17 @@ class KnowledgeBase:
         paths: Sequence[str | Path],
         *,
         prune: bool = False,
-        text_field: str = "text",
-        id_field: str = "id",
-        title_field: str = "title",
-        follow_links: bool = False,
-        limits: LoadLimits | None = None,
         dedupe: bool = False,
         progress: Progress | None = None,
+        **load: Unpack[LoadOptions],
     ) -> IngestReport:
         """Load files, folders and globs into the knowledge base (see `honed.rag.ingest.loaders`): only
         regular files inside the folders named, each within `limits`; `follow_links` also reads links
-        that lead out of them (each reported in `followed`). `dedupe` as for `ingest_documents`."""
+        that lead out of them (each reported in `followed`); the other `load` options as for
+        `load_documents`. `dedupe` as for `ingest_documents`."""
         from honed.rag.ingest.loaders import load_documents
 
-        loaded = load_documents(
-            paths,
-            text_field=text_field,
-            id_field=id_field,
-            title_field=title_field,
-            follow_links=follow_links,
-            limits=limits,
-        )
+        loaded = load_documents(paths, **load)
         report = self.ingest_documents(loaded.documents, prune=prune, dedupe=dedupe, progress=progress)
         return report.with_load(loaded)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from honed.errors import ConfigError, InvalidInputError, NotFoundError
 from honed.userfiles import validate
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from honed.datasets import Case, SplitPlan
     from honed.rag.evaluate.collections import Collection
     from honed.rag.index.kb import IngestReport, KnowledgeBase, Progress
-    from honed.rag.ingest.loaders import LoadLimits
+    from honed.rag.ingest.loaders import LoadOptions
     from honed.store import Store
     from honed.workspace import Workspace
 
@@ -227,19 +227,15 @@ def ingest(
     create: bool = False,
     prune: bool = False,
     dedupe: bool = False,
-    text_field: str = "text",
-    id_field: str = "id",
-    title_field: str = "title",
-    follow_links: bool = False,
-    limits: LoadLimits | None = None,
     progress: Progress | None = None,
+    **load: Unpack[LoadOptions],
 ) -> tuple[IngestReport, str | None]:
     """`honed kb ingest`: documents from `paths` (or the test collection `collection` with its queries,
     or, with neither, the stored documents again, e.g. after a config change) into knowledge base `name`.
     Everything that depends on the input is read and checked before `create` creates the knowledge base,
-    so a failed ingest leaves none behind. Returns the ingest's report and the dataset recorded (for a
-    collection)."""
-    from honed.rag.ingest.loaders import LoadLimits, LoadResult, load_documents
+    so a failed ingest leaves none behind. `load` says how `paths` are read (`LoadOptions`). Returns the
+    ingest's report and the dataset recorded (for a collection)."""
+    from honed.rag.ingest.loaders import LoadResult, load_documents
 
     exists = check_kb(h.store, name, create=create)
     if collection is not None and paths:
@@ -253,14 +249,7 @@ def ingest(
         coll = read_named_collection(collection, h.settings)
         checked = check_import(name, coll, source=collection, plan=SplitPlan(ratios=COLLECTION_SPLITS))
     elif paths:
-        loaded = load_documents(
-            paths,
-            text_field=text_field,
-            id_field=id_field,
-            title_field=title_field,
-            follow_links=follow_links,
-            limits=limits or LoadLimits(),
-        )
+        loaded = load_documents(paths, **load)
     elif not exists or h.store.kb.document_count(name) == 0:
         raise InvalidInputError("nothing to ingest", hint=f"honed kb ingest {name} PATH...")
     elif dedupe:

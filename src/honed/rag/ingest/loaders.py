@@ -36,14 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from honed.datasets.readers import loads_strict
 from honed.errors import InvalidInputError
 from honed.rag.ingest.paths import Refused, extension, find, read, shown
 from honed.rag.types import Document
 
-__all__ = ["FORMATS", "LoadLimits", "LoadResult", "drop_repeats", "load_documents"]
+__all__ = ["FORMATS", "LoadLimits", "LoadOptions", "LoadResult", "drop_repeats", "load_documents"]
 
 FORMATS: dict[str, str] = {
     ".txt": "text",
@@ -76,6 +76,20 @@ class LoadLimits:
     PDF's extraction, for other formats once the text is decoded, and per record for JSONL."""
 
 
+class LoadOptions(TypedDict, total=False):
+    """How to read files, the keywords `load_documents` takes and `KnowledgeBase.ingest` and `honed kb
+    ingest` pass on: `text_field`, `id_field` and `title_field` (default "text", "id", "title") name the
+    JSONL fields holding each record's text, id and title; `follow_links` reads links that lead out of
+    the folder they were found in (see `honed.rag.ingest.paths`); `limits` caps what one file may cost
+    (default `LoadLimits()`)."""
+
+    text_field: str
+    id_field: str
+    title_field: str
+    follow_links: bool
+    limits: LoadLimits | None
+
+
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     """What `load_documents` read. `duplicates` holds (dropped document id, id of the document it
@@ -94,22 +108,16 @@ def load_documents(
     paths: Sequence[str | Path],
     *,
     root: Path | None = None,
-    text_field: str = "text",
-    id_field: str = "id",
-    title_field: str = "title",
-    follow_links: bool = False,
-    limits: LoadLimits | None = None,
     dedupe: bool = False,
+    **options: Unpack[LoadOptions],
 ) -> LoadResult:
     """Read `paths` (files, folders, glob patterns such as `docs/**/*.md`) into documents whose ids are
-    their paths relative to `root` (default: the common parent of `paths`). `text_field`, `id_field` and
-    `title_field` name the JSONL fields holding each record's text, id and title. `follow_links` reads
-    links that lead out of the folder they were found in (see `honed.rag.ingest.paths`); `limits` caps
-    what one file may cost; `dedupe` drops documents whose text repeats an earlier one's (see
-    `drop_repeats`)."""
+    their paths relative to `root` (default: the common parent of `paths`), as `options` say (see
+    `LoadOptions`); `dedupe` drops documents whose text repeats an earlier one's (see `drop_repeats`)."""
     if isinstance(paths, str | Path):
         paths = [paths]
-    limits = limits or LoadLimits()
+    limits = options.get("limits") or LoadLimits()
+    follow_links = options.get("follow_links", False)
     found = find(list(paths), FORMATS, follow_links=follow_links)
     skipped = found.skipped
     followed = found.followed
@@ -120,7 +128,9 @@ def load_documents(
     documents: list[Document] = []
     notes: list[tuple[str, str]] = []
     where: dict[str, str] = {}  # document id -> where it came from, for duplicate-id errors
-    fields = _Fields(text_field, id_field, title_field)
+    fields = _Fields(
+        options.get("text_field", "text"), options.get("id_field", "id"), options.get("title_field", "title")
+    )
     for rel, path in named:
         fmt = FORMATS.get(path.suffix.lower())
         at = shown(path)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from honed.closing import Closing
 from honed.config import mask_url
 from honed.errors import InvalidInputError, RetrievalError
 from honed.rag.sql import lexer
@@ -34,7 +35,7 @@ class _Backend(Protocol):
     def close(self) -> None: ...
 
 
-class SqlSource:
+class SqlSource(Closing):
     """A read-only connection to a SQLite file (`sqlite:///path`) or a PostgreSQL database
     (`postgresql://user:pass@host/db`, psycopg 3). Safe to share between threads (queries take turns).
 
@@ -97,12 +98,6 @@ class SqlSource:
 
     def __repr__(self) -> str:
         return f"SqlSource({self._scrub(self.url)!r})"
-
-    def __enter__(self) -> SqlSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _scrub(self, text: str) -> str:
         """`text` with the password masked (inside a URL, and anywhere a driver might have echoed it)."""

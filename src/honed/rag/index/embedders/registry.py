@@ -14,14 +14,13 @@ metadata.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from honed.config import EndpointConfig
 from honed.errors import InvalidInputError, UnknownModelError
-from honed.plugins import Registry, populated
+from honed.plugins import Registry, registries
 
 if TYPE_CHECKING:
     from honed.config import Settings
@@ -144,19 +143,13 @@ class EmbedderRegistry(Registry[EmbedderSpec]):
         return self.get(resolved.config.provider).factory(resolved, settings)
 
 
-def builtin_registry() -> EmbedderRegistry:
-    """A registry with exactly the built-in embedders (no plugins)."""
+def _builtins(registry: EmbedderRegistry) -> None:
     from honed.rag.index.embedders import builtins
 
-    return populated(EmbedderRegistry(plugins=False), builtins.register)
+    builtins.register(registry)
 
 
-@functools.cache
-def default_registry() -> EmbedderRegistry:
-    """The process-wide registry: the built-in embedders, then whatever plugins are installed."""
-    from honed.rag.index.embedders import builtins
-
-    return populated(EmbedderRegistry(), builtins.register)
+builtin_registry, default_registry = registries(EmbedderRegistry, _builtins)
 
 
 def build_embedder(

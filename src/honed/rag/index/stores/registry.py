@@ -11,7 +11,6 @@ store can hold, vector shapes), so that switching store types never changes what
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from honed.errors import InvalidInputError, RetrievalError
-from honed.plugins import Registry, populated
+from honed.plugins import Registry, registries
 from honed.rag.types import Chunk, Vectors, VectorStore
 
 ENTRY_POINT_GROUP = "honed.vector_stores"
@@ -103,19 +102,13 @@ class VectorStoreRegistry(Registry[VectorStoreSpec]):
         return spec.factory(options, collection=collection, dimension=dimension, root=root)
 
 
-def builtin_registry() -> VectorStoreRegistry:
-    """A registry with exactly the built-in vector stores (no plugins)."""
+def _builtins(registry: VectorStoreRegistry) -> None:
     from honed.rag.index.stores import builtins
 
-    return populated(VectorStoreRegistry(plugins=False), builtins.register)
+    builtins.register(registry)
 
 
-@functools.cache
-def default_registry() -> VectorStoreRegistry:
-    """The process-wide registry: the built-in vector stores, then whatever plugins are installed."""
-    from honed.rag.index.stores import builtins
-
-    return populated(VectorStoreRegistry(), builtins.register)
+builtin_registry, default_registry = registries(VectorStoreRegistry, _builtins)
 
 
 def open_vector_store(
