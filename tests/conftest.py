@@ -24,27 +24,6 @@ if os.environ.get("PYTEST_XDIST_WORKER") and int(os.environ.get("PYTEST_XDIST_WO
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-# The test files that take longest (minutes each, on one worker: a file stays on one under
-# `--dist loadfile`), started first. Collected in path order, the Cranfield module (about six minutes)
-# came near the end and ran alone while the other workers had finished; started first, it runs beside them.
-LONGEST_FIRST = (
-    "tests/rag/test_cranfield.py",
-    "tests/optimize/test_ladder_local.py",
-    "tests/rag/test_rag_experiment.py",
-    "tests/cli/test_kb_finetune_cli.py",
-    "tests/finetune/test_resume.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-
-    def order(item: pytest.Item) -> int:
-        return rank.get(Path(item.path).relative_to(PROJECT_ROOT).as_posix(), len(rank))
-
-    items.sort(key=order)  # stable: the rest keep their order
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     keep = {"HONED_MODEL_CACHE"}
