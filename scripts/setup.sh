@@ -16,7 +16,7 @@ fi
 # had. uv reads no pip.conf: the wheel folders pip is pointed at (a local CPU build of torch, say) are
 # passed on. Bytecode is compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set, every
 # process would otherwise compile torch's sources again (`import torch` took 7.2 s instead of 3.9 s).
-.venv/bin/python -m pip install --quiet uv || true
+.venv/bin/python -m pip install --quiet uv 2>/dev/null || true  # its failure is handled below
 if [ -x .venv/bin/uv ]; then
     export UV_FIND_LINKS="${UV_FIND_LINKS:-${PIP_FIND_LINKS:-}}"
     [ -n "$UV_FIND_LINKS" ] || unset UV_FIND_LINKS
