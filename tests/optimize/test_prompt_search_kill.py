@@ -26,7 +26,7 @@ from honed.config import load_settings
 from honed.datasets import record_cases
 from tests.optimize.test_prompt_search import START, cases, spec
 from tests.support.cli import HONED, honed
-from tests.support.stub_openai import Reply, StubServer, _handler, completion
+from tests.support.stub_openai import Reply, StubServer, completion, stub_openai
 
 pytestmark = pytest.mark.slow  # three `honed` processes and about 200 calls over HTTP
 
@@ -68,20 +68,12 @@ class Student(StubServer):
 
 @pytest.fixture
 def student() -> Iterator[Student]:
-    import http.server
-
-    server = Student()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
-    httpd.daemon_threads = True
-    server.httpd = httpd
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        httpd.shutdown()
-        httpd.server_close()
+    with stub_openai(Student()) as server:
+        assert isinstance(server, Student)
+        try:
+            yield server
+        finally:
+            server.release.set()  # held requests end before the server stops, whatever the test did
 
 
 def workspace_at(root: Path, student: Student) -> Path:

@@ -218,8 +218,9 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def stub_openai() -> Iterator[StubServer]:
-    stub = StubServer()
+def stub_openai(stub: StubServer | None = None) -> Iterator[StubServer]:
+    """`stub` (a new `StubServer` by default; a subclass may script its replies) serving on 127.0.0.1."""
+    stub = stub if stub is not None else StubServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
     httpd.daemon_threads = True
     stub.httpd = httpd
