@@ -334,7 +334,7 @@ def _check_optimize(spec: _PlanSpec, opt: OptimizeStep, i: int, at: Callable[...
         if getattr(opt, key) == spec.split:
             raise InvalidInputError(
                 f"{at('steps', i, 'optimize', key)}: {spec.split!r} is the split the ladder is measured on",
-                hint="search on other splits, or the step is graded on what chose it",
+                hint="search on other splits (e.g. train, dev): no step is graded on the cases that chose it",
             )
     if opt.train == opt.dev:
         raise InvalidInputError(
