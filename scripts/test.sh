@@ -25,6 +25,9 @@ need postgresql "the store tests start a throwaway server" "/usr/lib/postgresql/
 need chromium "the HTML report tests render pages in it" /usr/bin/chromium
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The tests start ~500 Python processes: let each one keep the bytecode it compiles (pytest's rewritten
+# test modules included) for the next, where the machine says otherwise.
+unset PYTHONDONTWRITEBYTECODE
 echo "== ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
@@ -39,11 +42,12 @@ mypy_pid=$!
 echo "== pytest"
 # One worker per core plus one (at most 4): many tests wait on a subprocess or a server, and a third worker
 # fills those waits (the quick loop took 4:43 with two workers on 2 cores, 4:02 with three). A test file
-# stays on one worker, so its module fixtures are built once.
+# stays on one worker, so its module fixtures are built once; files go out longest first, in the order
+# tests/conftest.py sets (pytest-xdist's own reordering would undo it).
 workers=$(( $(nproc) + 1 ))
 workers=$(( workers > 4 ? 4 : workers ))
 status=0
-.venv/bin/pytest -n "$workers" --dist loadfile "$@" || status=$?
+.venv/bin/pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@" || status=$?
 if ! wait "$mypy_pid"; then
     echo "== mypy --strict found errors:"
     cat "$mypy_log"

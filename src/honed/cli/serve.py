@@ -235,10 +235,14 @@ def _warm_embedder(settings: Settings) -> None:
     wait for it (requests that need it meanwhile wait for the load, not for a second one)."""
     import threading
 
-    def load() -> None:
-        from honed.rag.index.embedders.local import DEFAULT_MODEL, create
-        from honed.rag.index.embedders.registry import default_registry
+    # honed's own modules are imported here, before the thread starts, never in it: the main thread goes on
+    # to import the web UI, which imports the evaluators package, and the thread's import of the similarity
+    # evaluator (the packaged model's home) raced it into Python's import deadlock (a failed `honed serve`).
+    import honed.evals.evaluators.similarity  # noqa: F401
+    from honed.rag.index.embedders.local import DEFAULT_MODEL, create
+    from honed.rag.index.embedders.registry import default_registry
 
+    def load() -> None:
         try:
             create(default_registry().resolve(f"local/{DEFAULT_MODEL}", settings), settings).model  # noqa: B018
         except Exception as exc:  # the first request reports it properly
