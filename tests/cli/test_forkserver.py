@@ -27,7 +27,7 @@ def fresh(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
     ],
 )
 def test_a_forked_command_prints_and_exits_as_the_console_script_does(
-    workspace: Path, args: tuple[str]
+    workspace: Path, args: tuple[str, ...]
 ) -> None:
     env = {"HONED_CACHE": "false", "COLUMNS": "100"}  # the child's own environment, read at run time
     forked = honed(*args, cwd=workspace, env=env)
