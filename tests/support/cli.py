@@ -39,13 +39,13 @@ def honed(
     full_env.pop("OPENAI_API_KEY", None)
     full_env["COLUMNS"] = "200"  # wide enough for any table, unless the test sets COLUMNS itself
     full_env.update(env or {})
+    argv = [HONED, *args]
     server = _server()
-    if server is None or _startup(full_env) != _startup(server.env):
-        argv = [HONED, *args]
+    if server is None or _startup(full_env) != server.startup:
         return subprocess.run(
             argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input
         )
-    return server.run([HONED, *args], cwd=cwd, env=full_env, input=input, timeout=timeout)
+    return server.run(argv, cwd=cwd, env=full_env, input=input, timeout=timeout)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -72,6 +72,7 @@ class _ForkServer:
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith(("HONED_", "OPENAI_")) and k != "COLUMNS"
         }
+        self.startup = _startup(self.env)
         self.log = open(os.path.join(self.folder, "server.log"), "w+b")  # noqa: SIM115  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, _SERVER_PY, self.path],
