@@ -87,10 +87,11 @@ def test_a_snapshot_sums_usage_and_finds_absent_scores(store: Store) -> None:
         assert snap.timings() == {"a": ([0.5, 0.5], [0.1]), "b": ([1.5], [])}
         assert snap.score_values("exact", "a") == [("c1", 0, 1.0, None)]
         assert snap.score_values("exact", "b") == [("c1", 0, 0.0, False)]
-        assert sorted(snap.answered("a")) == [("c1", 0), ("c2", 0)]  # c3's call timed out
-        # a score error that says "absent by design" is no failure; any other is
-        assert snap.score_failures("exact", "a", {"no reference"}) == []
-        assert snap.score_failures("exact", "a", set()) == [("c2", 0)]
+        # c1 has a value, c3's call timed out; c2's score error says "absent by design", so it is unscored
+        assert snap.unscored("exact", "a", {"no reference"}) == [("c2", 0)]
+        assert snap.unscored("exact", "a", set()) == []  # any other score error is the evaluator's failure
+        assert snap.unscored("human", "a", set()) == [("c1", 0), ("c2", 0)]  # no score row at all
+        assert snap.unscored("exact", "b", set()) == []
 
 
 def test_score_evaluators_and_deleting_one_score(store: Store) -> None:

@@ -240,8 +240,8 @@ def score_matrix(
     values = np.full((len(case_ids), repeats), np.nan)
     passed = np.full((len(case_ids), repeats), np.nan)
     any_pass = False
+    index = {c: i for i, c in enumerate(case_ids)}
     if rows:
-        index = {c: i for i, c in enumerate(case_ids)}
         case_of, sample_of, value_of, passed_of = zip(*rows, strict=True)
         at = (np.array([index[c] for c in case_of], dtype=np.int64), np.array(sample_of, dtype=np.int64))
         values[at] = np.array(value_of, dtype=np.float64)
@@ -250,10 +250,7 @@ def score_matrix(
     # No score by design is no error: a score row that says so (not labelled, no reference), or a result
     # that answered but has no score row at all from this evaluator (a human label not given yet, or a
     # run stopped before scoring). A failed call or evaluator stays an error.
-    index = {c: i for i, c in enumerate(case_ids)}
-    answered = _mask(snapshot.answered(variant), index, repeats)
-    failed = _mask(snapshot.score_failures(evaluator, variant, ABSENT), index, repeats)
-    absent = np.isnan(values) & answered & ~failed
+    absent = np.isnan(values) & _mask(snapshot.unscored(evaluator, variant, ABSENT), index, repeats)
     return ScoreMatrix(values, tuple(case_ids), passed if any_pass else None, absent)
 
 

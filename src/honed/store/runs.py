@@ -192,11 +192,13 @@ class RunRepository:
         if not rows:
             return
         now = utcnow()
-        rows = mask_errors(rows)
+        rows = mask_errors(rows)  # copies: adding the time below leaves the caller's rows as they were
+        for r in rows:
+            r.setdefault("created_at", now)
         with self._store.write() as conn:
-            stmt = upsert(table, key, conn.dialect.name)
+            stmt = upsert(table, tuple(key), conn.dialect.name)
             for start in range(0, len(rows), _CHUNK):
-                conn.execute(stmt, [{"created_at": now, **r} for r in rows[start : start + _CHUNK]])
+                conn.execute(stmt, rows[start : start + _CHUNK])
 
     def done_keys(self, run_id: str) -> set[tuple[str, str, int]]:
         """(variant, case_id, sample_index) of the calls this run finished without an error."""

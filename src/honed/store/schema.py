@@ -6,6 +6,7 @@ schema test compares the migrated database against, so the two cannot drift apar
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -402,14 +403,19 @@ def _insert(table: Table, dialect: str) -> Any:
     return sqlite_insert(table)
 
 
-def upsert(table: Table, key: Sequence[str], dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column, in the dialect's own syntax."""
+@functools.cache
+def upsert(table: Table, key: tuple[str, ...], dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column, in the dialect's own syntax.
+
+    Built once per (table, key, dialect): statements are immutable, and building this one (a proxy of
+    every column) took most of a small batch's write time, which a run's calls wait for."""
     insert = _insert(table, dialect)
     cols = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in key}
     return insert.on_conflict_do_update(index_elements=list(key), set_=cols)  # type: ignore[no-any-return]
 
 
-def insert_new(table: Table, key: Sequence[str], dialect: str) -> Insert:
+@functools.cache
+def insert_new(table: Table, key: tuple[str, ...], dialect: str) -> Insert:
     """INSERT ... ON CONFLICT (key) DO NOTHING, in the dialect's own syntax: rows already stored stay."""
     return _insert(table, dialect).on_conflict_do_nothing(index_elements=list(key))  # type: ignore[no-any-return]
 
