@@ -484,10 +484,12 @@ async def arun(
     # The planned calls (their rendered messages, one request each) live until the run ends. Frozen, the
     # collector's full passes during the call phase stop walking them again and again (with 20,000 calls
     # those passes took more CPU than honed's own per-call work); they return to it afterwards.
-    gc.freeze()
     try:
-        outcome = await _call_all(h, exp, run, calls, progress)
-        gc.unfreeze()
+        gc.freeze()
+        try:
+            outcome = await _call_all(h, exp, run, calls, progress)
+        finally:
+            gc.unfreeze()
         if not outcome.within_budget:
             finished = True
             store.runs.set_status(run.id, "budget_exceeded")
@@ -503,7 +505,6 @@ async def arun(
         await _probe_latency(h, exp, run, calls_each, progress)
         finished = True
     finally:
-        gc.unfreeze()  # again, harmlessly, unless the call phase failed
         if not finished:
             store.runs.set_status(run.id, "stopped")
     store.runs.set_status(run.id, "completed" if outcome.errors == 0 else "failed")

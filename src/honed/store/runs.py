@@ -188,7 +188,7 @@ class RunRepository:
     def put_scores(self, rows: Sequence[dict[str, Any]]) -> None:
         self._put(scores, SCORE_KEY, rows)
 
-    def _put(self, table: Table, key: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    def _put(self, table: Table, key: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         now = utcnow()
@@ -196,7 +196,7 @@ class RunRepository:
         for r in rows:
             r.setdefault("created_at", now)
         with self._store.write() as conn:
-            stmt = upsert(table, tuple(key), conn.dialect.name)
+            stmt = upsert(table, key, conn.dialect.name)
             for start in range(0, len(rows), _CHUNK):
                 conn.execute(stmt, rows[start : start + _CHUNK])
 
