@@ -85,11 +85,14 @@ class _ForkServer:
         deadline = time.monotonic() + 60
         while not os.path.exists(self.path):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.log.seek(0)
-                said = self.log.read().decode()[-2000:]
-                raise RuntimeError(f"the tests' fork server did not start: {said}")
+                raise RuntimeError(f"the tests' fork server did not start: {self._said()}")
             time.sleep(0.02)
         atexit.register(self.stop)
+
+    def _said(self) -> str:
+        """The end of what the server printed (its log), for an error about it."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
 
     def stop(self) -> None:
         if os.getpid() != self.owner:
@@ -114,10 +117,9 @@ class _ForkServer:
             try:
                 conn.connect(self.path)
             except OSError as exc:
-                self.log.seek(0)
-                said = self.log.read().decode(errors="replace")[-3000:]
+                status = self.process.poll()
                 raise RuntimeError(
-                    f"the tests' fork server is gone ({exc}; exit status {self.process.poll()}): {said}"
+                    f"the tests' fork server is gone ({exc}; exit status {status}): {self._said()}"
                 ) from None
             request = {"argv": argv, "env": env, "cwd": str(cwd)}
             socket.send_fds(conn, [json.dumps(request).encode()], [stdin_r, stdout_w, stderr_w])
